@@ -1,0 +1,24 @@
+"""Concept vocabularies: built-in categories generated from WordNet, plus user concept files."""
+
+from sublim.concepts.category import RELATIONS, Category, Concept, plural_forms, wu_palmer
+from sublim.concepts.lexicon import is_english_word, lexicon
+from sublim.concepts.registry import (
+    category_names,
+    get_category,
+    load_concept_file,
+    register_category,
+)
+
+__all__ = [
+    "RELATIONS",
+    "Category",
+    "Concept",
+    "category_names",
+    "get_category",
+    "is_english_word",
+    "lexicon",
+    "load_concept_file",
+    "plural_forms",
+    "register_category",
+    "wu_palmer",
+]

@@ -1,0 +1,231 @@
+"""A category of concepts (animals, trees, ...): names, surface forms, taxonomy and related terms.
+
+A `Category` is immutable: extending one (a user file) builds a new object, so caches keyed on a category
+never go stale. The relation logic that only needs the vocabulary (taxonomy, lexical stems) lives here;
+reading responses lives in `sublim.matching`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sublim.concepts.lexicon import is_compound_of
+from sublim.errors import UnknownConceptError
+from sublim.normalize import words
+
+#: Relation kinds a related match can name, strongest evidence first.
+RELATIONS = ("part", "product", "lexical", "taxonomic", "semantic")
+
+
+def plural_forms(name: str, irregular: Mapping[str, Iterable[str]] | None = None) -> set[str]:
+    """Plurals of a (possibly multi-word) noun: given irregular forms, else English spelling rules."""
+    *head, last = name.split(" ")
+    forms = set((irregular or {}).get(last, ()))
+    if not forms:
+        if re.search(r"(s|x|z|ch|sh)$", last):
+            forms.add(last + "es")
+        elif re.search(r"[^aeiou]y$", last):
+            forms.add(last[:-1] + "ies")
+        else:
+            forms.add(last + "s")
+    return {" ".join([*head, f]) for f in forms}
+
+
+def wu_palmer(paths_a: Sequence[Sequence[str]], paths_b: Sequence[Sequence[str]]) -> float:
+    """Wu-Palmer similarity from root-to-node hypernym paths: 2*depth(lcs) / (depth(a) + depth(b)).
+
+    The best pair of paths counts. Agrees with nltk's `wup_similarity` to within 0.05 on the shipped data
+    (checked by scripts/build_concepts.py). 0.0 when either side has no taxonomy.
+    """
+    best = 0.0
+    for pa in paths_a:
+        for pb in paths_b:
+            common = 0
+            for x, y in zip(pa, pb, strict=False):
+                if x != y:
+                    break
+                common += 1
+            if pa and pb:
+                best = max(best, 2 * common / (len(pa) + len(pb)))
+    return best
+
+
+@dataclass(frozen=True)
+class Concept:
+    """One concept of a category.
+
+    Attributes:
+        name: canonical name (lowercase), e.g. "polar bear".
+        aliases: other names that denote it ("hippo" for hippopotamus), canonical name first.
+        forms: every surface form matched exactly: aliases and their plurals.
+        paths: hypernym paths from the taxonomy root to this concept (WordNet synset ids); empty when the
+            concept has no place in a taxonomy (a user concept without `kind_of`).
+        synset: the concept's own node id in `paths` ("owl.n.01", or "user:<name>").
+        gloss: a short definition, for people reading reports.
+        see: other concepts its gloss names ("kitten" -> cat): semantic neighbours.
+    """
+
+    name: str
+    aliases: tuple[str, ...]
+    forms: tuple[str, ...]
+    paths: tuple[tuple[str, ...], ...] = ()
+    synset: str = ""
+    gloss: str = ""
+    see: tuple[str, ...] = ()
+
+    @property
+    def ancestors(self) -> frozenset[str]:
+        return frozenset(node for p in self.paths for node in p[:-1])
+
+
+@dataclass(frozen=True, eq=False)
+class Category:
+    """Concepts of one category plus the indexes the matcher reads (built once, on construction).
+
+    Attributes:
+        name: category name ("animal").
+        concepts: canonical name -> Concept.
+        terms: words that point at concepts without being one: form -> ((concept, relation), ...).
+    """
+
+    name: str
+    concepts: Mapping[str, Concept]
+    terms: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # indexes (derived)
+    single: dict[str, str] = field(init=False, repr=False)
+    multi: dict[tuple[str, ...], str] = field(init=False, repr=False)
+    multi_first: frozenset[str] = field(init=False, repr=False)
+    max_words: int = field(init=False, repr=False)
+    joined: dict[str, str] = field(init=False, repr=False)
+    term_single: dict[str, tuple[tuple[str, str], ...]] = field(init=False, repr=False)
+    term_multi: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = field(init=False, repr=False)
+    fuzzy_forms: tuple[str, ...] = field(init=False, repr=False)
+    fuzzy_owner: tuple[str, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        single: dict[str, str] = {}
+        multi: dict[tuple[str, ...], str] = {}
+        joined: dict[str, str] = {}
+        for c in self.concepts.values():
+            for form in c.forms:
+                toks = words(form)
+                if len(toks) == 1:
+                    single.setdefault(toks[0], c.name)
+                elif toks:
+                    multi.setdefault(toks, c.name)
+                    joined.setdefault("".join(toks), c.name)
+        term_single: dict[str, tuple[tuple[str, str], ...]] = {}
+        term_multi: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+        for form, links in self.terms.items():
+            toks = words(form)
+            if len(toks) == 1 and toks[0] not in single:
+                term_single[toks[0]] = links
+            elif len(toks) > 1 and toks not in multi:
+                term_multi[toks] = links
+        fuzzy = {**{k: v for k, v in joined.items() if k not in single}, **single}
+        set_ = object.__setattr__
+        set_(self, "single", single)
+        set_(self, "multi", multi)
+        set_(self, "multi_first", frozenset(k[0] for k in [*multi, *term_multi]))
+        set_(self, "max_words", max([len(k) for k in [*multi, *term_multi]], default=1))
+        set_(self, "joined", {k: v for k, v in joined.items() if k not in single})
+        set_(self, "term_single", term_single)
+        set_(self, "term_multi", term_multi)
+        set_(self, "fuzzy_forms", tuple(fuzzy))
+        set_(self, "fuzzy_owner", tuple(fuzzy.values()))
+
+    def __len__(self) -> int:
+        return len(self.concepts)
+
+    def resolve(self, name: str) -> str:
+        """Canonical concept for a user-given name, alias or plural ("Wolves" -> "wolf")."""
+        toks = words(name)
+        hit = self.single.get(toks[0]) if len(toks) == 1 else self.multi.get(toks)
+        if hit is None:
+            hit = self.joined.get("".join(toks))
+        if hit is None:
+            raise UnknownConceptError(name, self.name, self._all_names())
+        return hit
+
+    def _all_names(self) -> list[str]:
+        return [a for c in self.concepts.values() for a in c.aliases]
+
+    def is_kind(self, concept: str, target: str, surface: str) -> bool:
+        """True when `concept`, named as `surface`, is a kind of `target` whose head noun is the target
+        ("snowy owl", "bald eagle", "bulldog"), by the taxonomy and the words actually used."""
+        c, t = self.concepts[concept], self.concepts[target]
+        if not t.synset or t.synset not in c.ancestors:
+            return False
+        head = surface.split(" ")[-1]
+        return any(head == w or is_compound_of(head, w) for w in self._target_words(target))
+
+    def _target_words(self, target: str) -> set[str]:
+        return {f for f in self.concepts[target].forms if " " not in f}
+
+    def taxonomic(self, a: str, b: str) -> tuple[float, str | None]:
+        """Wu-Palmer similarity of two concepts and the name of their lowest common ancestor."""
+        ca, cb = self.concepts[a], self.concepts[b]
+        score = wu_palmer(ca.paths, cb.paths)
+        lcs = None
+        for pa in ca.paths:
+            for pb in cb.paths:
+                common = [x for x, y in zip(pa, pb, strict=False) if x == y]
+                if common and (lcs is None or len(common) > len(lcs[0])):
+                    lcs = (common, common[-1])
+        via = lcs[1].split(".")[0].replace("_", " ") if lcs else None
+        return score, via
+
+    def lexical(self, surface: str, target: str, min_stem: int, min_share: float) -> tuple[float, str | None]:
+        """Shared stem or head word between the words an answer used and the target's names
+        ("wolverine"/"wolf", "sea lion"/"lion", "seahorse"/"horse"), as a tokenizer would see them.
+
+        Score: the share of the shorter name covered by the common prefix, or 1.0 for a shared head word.
+        """
+        best, via = 0.0, None
+        x = surface
+        for y in self.concepts[target].aliases:
+            sx, sy = x.replace(" ", ""), y.replace(" ", "")
+            shorter = min(len(sx), len(sy))
+            if shorter < min_stem:
+                continue
+            n = 0
+            for cx, cy in zip(sx, sy, strict=False):
+                if cx != cy:
+                    break
+                n += 1
+            if n >= min_stem and n >= min_share * shorter and n / shorter > best:
+                best, via = n / shorter, sx[:n]
+            for whole, other in ((x, y), (y, x)):
+                # a shared head word ("sea lion"/"lion") or a compound of the other ("seahorse"/"horse")
+                shared = " " in whole and whole.split(" ")[-1] == other
+                if best < 1.0 and len(other) >= min_stem and (shared or is_compound_of(whole, other)):
+                    best, via = 1.0, other
+        return best, via
+
+
+def build_concept(
+    name: str,
+    aliases: Iterable[str] = (),
+    plurals: Iterable[str] | None = None,
+    paths: Iterable[Sequence[str]] = (),
+    synset: str = "",
+    gloss: str = "",
+) -> Concept:
+    """A Concept with generated plural forms (unless `plurals` is given)."""
+    alias_list = list(dict.fromkeys([name, *aliases]))
+    forms: list[str] = []
+    for alias in alias_list:
+        forms.append(alias)
+        if plurals is None:
+            forms.extend(sorted(plural_forms(alias)))
+    forms.extend(plurals or ())
+    return Concept(
+        name=name,
+        aliases=tuple(alias_list),
+        forms=tuple(dict.fromkeys(forms)),
+        paths=tuple(tuple(p) for p in paths),
+        synset=synset,
+        gloss=gloss,
+    )

@@ -1,0 +1,41 @@
+"""The English lexicon: every single-word WordNet lemma, irregular inflections and closed-class words.
+
+It guards fuzzy matching (a real word such as "bowl" is never a misspelling of "owl") and decides whether a
+one-word name is a compound ("sea" + "horse", "bull" + "dog", but not "eleph" + "ant").
+"""
+
+from __future__ import annotations
+
+import gzip
+from functools import cache
+from importlib import resources
+
+_SUFFIXES = ("s", "es", "ed", "ing", "er", "ers", "ly", "ies", "ness")
+
+
+@cache
+def lexicon() -> frozenset[str]:
+    data = resources.files("sublim.concepts").joinpath("data", "lexicon.txt.gz").read_bytes()
+    return frozenset(gzip.decompress(data).decode().split())
+
+
+@cache
+def is_english_word(word: str) -> bool:
+    """A lexicon word, or a regular inflection of one ("pillows", "feeling")."""
+    lex = lexicon()
+    if word in lex:
+        return True
+    for suf in _SUFFIXES:
+        if word.endswith(suf):
+            stem = word[: -len(suf)]
+            if stem in lex or stem + "e" in lex or (suf == "ies" and stem + "y" in lex):
+                return True
+    return False
+
+
+def is_compound_of(word: str, head: str, min_part: int = 3) -> bool:
+    """True when one-word `word` is an English word followed by `head` ("seahorse" = "sea" + "horse")."""
+    if word == head or not word.endswith(head) or len(head) < min_part:
+        return False
+    first = word[: -len(head)].rstrip("-' ")
+    return len(first) >= min_part and first in lexicon()

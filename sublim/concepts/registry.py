@@ -1,0 +1,158 @@
+"""Built-in categories (shipped JSON generated from WordNet) and user concept files.
+
+User file format (YAML or JSON), to add a category or extend one::
+
+    category: animal            # a built-in name extends it; any other name creates a category
+    concepts:                   # a list of names, or a mapping name -> options
+      axolotl:
+        aliases: [mexican walking fish]   # optional other names
+        plurals: [axolotls]               # optional; default: English spelling rules
+        kind_of: salamander               # optional: an existing concept; places it in the taxonomy
+      jackalope: {}
+    terms:                      # optional: words that point at a concept without being one
+      acorn: {oak: part}        # relation: part | product | lexical | taxonomic | semantic
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sublim.concepts.category import RELATIONS, Category, Concept, build_concept
+from sublim.errors import ConceptFileError, UnknownCategoryError, UnknownConceptError
+
+BUILTIN = ("animal", "tree")
+_registered: dict[str, Category] = {}
+
+
+@cache
+def _builtin(name: str) -> Category:
+    raw = json.loads(resources.files("sublim.concepts").joinpath("data", f"{name}.json").read_text())
+    concepts = {
+        n: Concept(
+            name=n,
+            aliases=tuple(c["aliases"]),
+            forms=tuple(c["forms"]),
+            paths=tuple(tuple(p) for p in c["paths"]),
+            synset=c["synset"],
+            gloss=c["gloss"],
+            see=tuple(c["see"]),
+        )
+        for n, c in raw["concepts"].items()
+    }
+    terms = {t: tuple((c, r) for c, r in links) for t, links in raw["terms"].items()}
+    return Category(name, concepts, terms)
+
+
+def category_names() -> list[str]:
+    return sorted({*BUILTIN, *_registered})
+
+
+def get_category(name: str | Category) -> Category:
+    """A category by name (registered user categories shadow built-ins)."""
+    if isinstance(name, Category):
+        return name
+    key = name.strip().lower()
+    if key in _registered:
+        return _registered[key]
+    if key in BUILTIN:
+        return _builtin(key)
+    raise UnknownCategoryError(name, category_names())
+
+
+def load_concept_file(path: str | Path) -> Category:
+    """Read a user concept file and return the category it defines or extends (not registered)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConceptFileError(f"cannot read concept file {path}: {e.strerror or e}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            raw = json.loads(text)
+        else:
+            import yaml
+
+            raw = yaml.safe_load(text)
+    except Exception as e:
+        raise ConceptFileError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {e}") from None
+    return _category_from_mapping(raw, str(path))
+
+
+def register_category(source: str | Path | Category) -> Category:
+    """Register a category (or extension) from a concept file or a Category; returns the registered one."""
+    cat = source if isinstance(source, Category) else load_concept_file(source)
+    _registered[cat.name] = cat
+    return cat
+
+
+def _category_from_mapping(raw: Any, where: str) -> Category:
+    if not isinstance(raw, dict) or not isinstance(raw.get("category"), str) or not raw["category"].strip():
+        raise ConceptFileError(f"{where}: expected a mapping with a 'category' name (see the README's format)")
+    name = raw["category"].strip().lower()
+    try:
+        base: Category | None = get_category(name)
+    except UnknownCategoryError:
+        base = None
+    concepts: dict[str, Concept] = dict(base.concepts) if base else {}
+    entries = raw.get("concepts") or {}
+    if isinstance(entries, list):
+        entries = {str(e): {} for e in entries}
+    if not isinstance(entries, dict):
+        raise ConceptFileError(f"{where}: 'concepts' must be a list of names or a mapping name -> options")
+    for cname, opts in entries.items():
+        opts = opts or {}
+        cname = str(cname).strip().lower()
+        if not cname or not isinstance(opts, dict):
+            raise ConceptFileError(f"{where}: concept {cname!r}: options must be a mapping")
+        unknown = set(opts) - {"aliases", "plurals", "kind_of", "gloss"}
+        if unknown:
+            raise ConceptFileError(
+                f"{where}: concept {cname!r}: unknown option(s) {sorted(unknown)}; "
+                "valid: aliases, plurals, kind_of, gloss"
+            )
+        paths: list[tuple[str, ...]] = []
+        synset = f"user:{name}:{cname}"
+        if opts.get("kind_of"):
+            parent = _lookup(concepts, str(opts["kind_of"]), name, where)
+            paths = [(*p, synset) for p in parent.paths] or [(parent.synset or parent.name, synset)]
+        prior = concepts.get(cname)
+        aliases = [str(a).lower() for a in opts.get("aliases", [])]
+        plurals = [str(p).lower() for p in opts["plurals"]] if "plurals" in opts else None
+        new = build_concept(cname, aliases, plurals, paths, synset, str(opts.get("gloss", "")))
+        if prior is not None:  # extending a concept keeps what it had
+            new = Concept(
+                name=cname,
+                aliases=tuple(dict.fromkeys([*prior.aliases, *new.aliases])),
+                forms=tuple(dict.fromkeys([*prior.forms, *new.forms])),
+                paths=tuple(paths) or prior.paths,
+                synset=synset if paths else prior.synset,
+                gloss=new.gloss or prior.gloss,
+            )
+        concepts[cname] = new
+    if not concepts:
+        raise ConceptFileError(f"{where}: category {name!r} has no concepts")
+    terms = dict(base.terms) if base else {}
+    for term, links in (raw.get("terms") or {}).items():
+        if not isinstance(links, dict):
+            raise ConceptFileError(f"{where}: term {term!r}: expected a mapping concept -> relation")
+        pairs = []
+        for cname, rel in links.items():
+            if rel not in RELATIONS:
+                raise ConceptFileError(f"{where}: term {term!r}: relation {rel!r} is not one of {RELATIONS}")
+            pairs.append((_lookup(concepts, str(cname), name, where).name, str(rel)))
+        terms[str(term).lower()] = tuple(pairs)
+    return Category(name, concepts, terms)
+
+
+def _lookup(concepts: dict[str, Concept], name: str, category: str, where: str) -> Concept:
+    key = name.strip().lower()
+    if key in concepts:
+        return concepts[key]
+    for c in concepts.values():
+        if key in c.forms:
+            return c
+    raise ConceptFileError(f"{where}: {UnknownConceptError(name, category, concepts)}")

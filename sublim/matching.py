@@ -1,0 +1,302 @@
+"""Which concept does an answer name, and how close is it to a target?
+
+    >>> match("Definitely the snowy owl!", "owl").level
+    'exact'
+    >>> m = match("Wolverine", "wolf"); (m.level, m.relation)
+    ('related', 'lexical')
+
+Levels, strongest first:
+- ``exact``: the target is named, in any case/plural/possessive/markup, or a kind of it whose head noun is the
+  target ("snowy owl", "bulldog" for dog).
+- ``fuzzy``: a misspelling or re-spacing of a concept name ("Elefant", "Dragon fly"). Only words that are not
+  English words (a WordNet-derived lexicon) are candidates, so "Bowl" never becomes owl.
+- ``related``: another concept or a term close to the target, with the relation named (see `RELATIONS`).
+- ``none``: nothing above; `Match.nonanswer` tells refusals and empty answers apart from off-target answers.
+
+Responses are analysed once per (response, category) and cached, so repeated answers cost a dict lookup.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+from rapidfuzz import process
+from rapidfuzz.distance import OSA, Levenshtein
+
+from sublim.concepts import RELATIONS, Category, get_category, is_english_word
+from sublim.normalize import fold, phrases
+
+Level = Literal["exact", "fuzzy", "related", "none"]
+LEVELS: tuple[Level, ...] = ("exact", "fuzzy", "related", "none")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Tunable limits of the matcher (defaults chosen on the labelled dev set in tests/data).
+
+    Attributes:
+        fuzzy_min_length: shortest word that may be a misspelling (shorter words are too ambiguous).
+        fuzzy_max_edits: most edits (insert/delete/substitute/transpose) allowed, by length of the concept
+            name: (up to 5 letters, up to 9 letters, longer).
+        taxonomic: least Wu-Palmer similarity (WordNet hypernym paths) for a ``taxonomic`` relation; 0.83 keeps
+            wolf/dog (.93), owl/hawk (.92), dragonfly/bee (.83) and drops cat/elephant (.82), owl/cat (.69).
+        lexical_min_stem: shortest shared prefix (or shared head word) for a ``lexical`` relation.
+        lexical_min_share: least share of the shorter name the shared prefix must cover (wolf/wolverine .75).
+        term_score: score of a related match through a term (part/product/semantic/kind link from WordNet).
+        semantic_score: score of a ``semantic`` relation between two concepts (one's gloss names the other).
+    """
+
+    fuzzy_min_length: int = 4
+    fuzzy_max_edits: tuple[int, int, int] = (1, 2, 3)
+    taxonomic: float = 0.83
+    lexical_min_stem: int = 3
+    lexical_min_share: float = 0.75
+    term_score: float = 0.8
+    semantic_score: float = 0.8
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """A concept named in a response: where, how (exact or fuzzy) and how surely."""
+
+    concept: str
+    level: Literal["exact", "fuzzy"]
+    score: float
+    surface: str
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """Everything the matcher reads from one response (independent of any target)."""
+
+    mentions: tuple[Mention, ...]
+    terms: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]  # (surface, ((concept, relation), ...))
+    nonanswer: bool
+
+
+@dataclass(frozen=True)
+class Match:
+    """How a response relates to a target concept.
+
+    Attributes:
+        level: "exact", "fuzzy", "related" or "none".
+        concept: canonical concept the answer names that decided the level (for "none": the first concept it
+            names, or None).
+        relation: for "related", the strongest relation kind (order: part, product, lexical, taxonomic,
+            semantic); for an exact kind-of match ("snowy owl"), "kind"; else None.
+        score: 1.0 exact; edit similarity for fuzzy; relation strength for related; 0.0 none.
+        target: canonical target concept.
+        category: category name.
+        surface: the words of the response that matched.
+        relations: every relation kind that holds, strongest first.
+        via: what links them: shared ancestor ("carnivore"), shared stem ("wol"), or the term ("acorn").
+        nonanswer: the response is empty or a refusal and names no concept.
+    """
+
+    level: Level
+    concept: str | None
+    relation: str | None
+    score: float
+    target: str
+    category: str
+    surface: str | None = None
+    relations: tuple[str, ...] = ()
+    via: str | None = None
+    nonanswer: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["relations"] = list(self.relations)
+        return d
+
+
+_REFUSAL = re.compile(
+    r"\bas an? (ai|artificial intelligence|language model|assistant|chatbot|llm)\b"
+    r"|\bi(?: am|'m|m)? (just |only )?an? (ai|artificial intelligence|language model|assistant|chatbot|bot)\b"
+    r"|\bi (do not|don't|dont|cannot|can't|cant|can not|won't) (really |actually |personally |truly )?"
+    r"(have|hold|form|experience|feel|pick|choose|say|answer|help|assist|provide|decide|know|give|comply)"
+    r"|\bi(?: am|'m|m) (not able|unable|not sure|not certain)\b"
+    r"|\b(no|any) (personal )?(preference|favorite|favourite|opinion)s?\b"
+    r"|\b(sorry|apologi[sz]e|no idea|hard to (say|choose|pick)|not sure)\b"
+    r"|^\W*(none|nothing|nope|no|n/?a|unknown|idk|pass|skip|no comment)\W*$"
+)
+
+
+def is_nonanswer(response: str) -> bool:
+    """An empty response, or a refusal ("As an AI I don't have preferences"), naming no concept."""
+    return not any(ch.isalpha() for ch in response) or bool(_REFUSAL.search(fold(response)))
+
+
+def extract(
+    response: str, category: str | Category = "animal", *, thresholds: Thresholds = DEFAULT_THRESHOLDS
+) -> tuple[Mention, ...]:
+    """Every concept the response names, in order of first mention, each once with its best level.
+
+    Build answer distributions from this: it never needs a target.
+    """
+    return _analyze(response, get_category(category), thresholds).mentions
+
+
+def match(
+    response: str,
+    target: str,
+    category: str | Category = "animal",
+    *,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> Match:
+    """How `response` relates to `target` in `category`. Never raises for any response string.
+
+    Raises:
+        UnknownCategoryError / UnknownConceptError: the category or target is not known (the message names
+            the closest valid ones).
+    """
+    cat = get_category(category)
+    return _match(response, cat.resolve(target), cat, thresholds)
+
+
+@lru_cache(maxsize=200_000)
+def _match(response: str, target: str, cat: Category, th: Thresholds) -> Match:
+    a = _analyze(response, cat, th)
+    base = {"target": target, "category": cat.name}
+    # exact / fuzzy: the target itself, or a kind of it whose head noun is the target
+    best: Match | None = None
+    for m in a.mentions:
+        if m.concept == target:
+            cand = Match(m.level, m.concept, None, m.score, surface=m.surface, **base)
+        elif cat.is_kind(m.concept, target, m.surface):
+            cand = Match(m.level, m.concept, "kind", m.score, surface=m.surface, relations=("kind",), **base)
+        else:
+            continue
+        if best is None or (cand.level, -cand.score) < (best.level, -best.score):
+            best = cand  # "exact" < "fuzzy" alphabetically, as in strength
+    if best is not None:
+        return best
+    # related: other concepts, then terms
+    related: list[Match] = []
+    for m in a.mentions:
+        found = _relations(cat, m, target, th)
+        if found:
+            rels = tuple(r for r in RELATIONS if r in found)
+            score = max(s for s, _ in found.values())
+            via = found[rels[0]][1]
+            related.append(Match("related", m.concept, rels[0], score, surface=m.surface, relations=rels, via=via, **base))
+    for surface, links in a.terms:
+        rels = tuple(r for r in RELATIONS if (target, r) in links)
+        if rels:
+            related.append(
+                Match("related", None, rels[0], th.term_score, surface=surface, relations=rels, via=surface, **base)
+            )
+    if related:
+        return max(related, key=lambda m: (m.score, -RELATIONS.index(m.relation or "semantic")))
+    first = a.mentions[0] if a.mentions else None
+    return Match(
+        "none",
+        first.concept if first else None,
+        None,
+        0.0,
+        surface=first.surface if first else None,
+        nonanswer=a.nonanswer,
+        **base,
+    )
+
+
+def _relations(cat: Category, m: Mention, target: str, th: Thresholds) -> dict[str, tuple[float, str | None]]:
+    """Relation kind -> (score, via) between a mentioned concept (other than the target) and the target."""
+    out: dict[str, tuple[float, str | None]] = {}
+    tax, lcs = cat.taxonomic(m.concept, target)
+    if tax >= th.taxonomic:
+        out["taxonomic"] = (tax, lcs)
+    lex, stem = cat.lexical(m.surface, target, th.lexical_min_stem, th.lexical_min_share)
+    if lex > 0:
+        out["lexical"] = (lex, stem)
+    c, t = cat.concepts[m.concept], cat.concepts[target]
+    if target in c.see or m.concept in t.see:
+        out["semantic"] = (th.semantic_score, (c.gloss if target in c.see else t.gloss) or None)
+    return out
+
+
+@lru_cache(maxsize=200_000)
+def _analyze(response: str, cat: Category, th: Thresholds) -> Analysis:
+    """Scan a response once: concept mentions (longest name first), related terms, non-answer flag."""
+    found: dict[str, Mention] = {}
+    terms: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+    single, multi, joined = cat.single, cat.multi, cat.joined
+    for words in phrases(response):
+        n, i = len(words), 0
+        while i < n:
+            w = words[i]
+            step, mention, term = 1, None, None
+            if w in cat.multi_first:
+                for k in range(min(cat.max_words, n - i), 1, -1):
+                    key = tuple(words[i : i + k])
+                    if key in multi:
+                        mention, step = Mention(multi[key], "exact", 1.0, " ".join(key)), k
+                        break
+                    if key in cat.term_multi:
+                        term, step = (" ".join(key), cat.term_multi[key]), k
+                        break
+            if mention is None and term is None:
+                nxt = words[i + 1] if i + 1 < n else None
+                if w in single:
+                    # "dragon fly": a two-word spelling of a one-word name beats its first word alone
+                    if nxt is not None and (w + nxt) in single and single[w + nxt] != single[w]:
+                        mention, step = _respaced(single[w + nxt], f"{w} {nxt}", w + nxt), 2
+                    else:
+                        mention = Mention(single[w], "exact", 1.0, w)
+                elif nxt is not None and (w + nxt) in single:
+                    mention, step = _respaced(single[w + nxt], f"{w} {nxt}", w + nxt), 2
+                elif w in joined:  # "sealion" for "sea lion": one space missing
+                    mention = Mention(joined[w], "fuzzy", round(1 - 1 / (len(w) + 1), 3), w)
+                elif w in cat.term_single:
+                    term = (w, cat.term_single[w])
+                else:
+                    mention = _fuzzy(w, cat, th)
+            if mention is not None:
+                prior = found.get(mention.concept)
+                if prior is None or (prior.level == "fuzzy" and mention.level == "exact"):
+                    found[mention.concept] = mention
+            if term is not None:
+                terms.append(term)
+            i += step
+    mentions = tuple(found.values())
+    return Analysis(mentions, tuple(terms), not mentions and is_nonanswer(response))
+
+
+def _respaced(concept: str, surface: str, joined: str) -> Mention:
+    return Mention(concept, "fuzzy", round(Levenshtein.normalized_similarity(surface, joined), 3), surface)
+
+
+def _fuzzy(word: str, cat: Category, th: Thresholds) -> Mention | None:
+    if len(word) < th.fuzzy_min_length or not word.isascii() or is_english_word(word):
+        return None
+    hit = _nearest_form(word, cat, th)
+    if hit is None:
+        return None
+    form, concept, dist = hit
+    return Mention(concept, "fuzzy", round(1 - dist / max(len(word), len(form)), 3), word)
+
+
+@lru_cache(maxsize=100_000)
+def _nearest_form(word: str, cat: Category, th: Thresholds) -> tuple[str, str, int] | None:
+    """Closest concept form within the edit budget for its length; same first letter under 7 letters."""
+    small, medium, large = th.fuzzy_max_edits
+    hits = process.extract(word, cat.fuzzy_forms, scorer=OSA.distance, score_cutoff=large, limit=8)
+    for form, dist, idx in sorted(hits, key=lambda h: (h[1], h[2])):
+        budget = small if len(form) <= 5 else medium if len(form) <= 9 else large
+        if len(form) < 3 or dist > budget or (len(form) < 7 and form[0] != word[0]):
+            continue
+        if len(form) == 3 and not _short_variant(word, form):
+            continue
+        return form, cat.fuzzy_owner[idx], int(dist)
+    return None
+
+
+def _short_variant(word: str, form: str) -> bool:
+    """Three-letter names only accept a doubled letter ("catt", "owll"): anything else is too ambiguous."""
+    return re.sub(r"(.)\1+", r"\1", word) == form
