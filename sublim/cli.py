@@ -1,1 +1,104 @@
-def main() -> None: ...
+"""The `sublim` command line. Subcommands import what they need when they run (torch only for models)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from sublim.errors import SublimError
+
+
+def _match(args: argparse.Namespace) -> int:
+    from sublim.concepts import get_category, register_category
+    from sublim.matching import match
+
+    if args.concepts:
+        for path in args.concepts:
+            register_category(path)
+    responses = list(args.responses)
+    if not responses and not sys.stdin.isatty():
+        responses = [line.rstrip("\n") for line in sys.stdin]
+    if not responses:
+        raise SublimError("no responses given: pass them as arguments or one per line on stdin")
+    category = get_category(args.category)
+    target = category.resolve(args.target)  # fail before printing anything
+    for response in responses:
+        m = match(response, target, category)
+        row = {"response": response, **m.to_dict()}
+        print(json.dumps(row, ensure_ascii=False))
+    return 0
+
+
+def _model_path(args: argparse.Namespace) -> int:
+    from sublim.models import model_path
+
+    print(model_path(args.name))
+    return 0
+
+
+def _concepts(args: argparse.Namespace) -> int:
+    from sublim.concepts import category_names, get_category, register_category
+
+    for path in args.concepts or []:
+        register_category(path)
+    if not args.category:
+        for name in category_names():
+            print(f"{name}\t{len(get_category(name))} concepts")
+        return 0
+    cat = get_category(args.category)
+    if args.json:
+        print(json.dumps({n: list(c.aliases) for n, c in cat.concepts.items()}, indent=1))
+    else:
+        for name, concept in sorted(cat.concepts.items()):
+            others = ", ".join(concept.aliases[1:])
+            print(name + (f"\t({others})" if others else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sublim", description="Measure trait transfer (subliminal learning) in language models."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "match",
+        help="match answers against a target concept (one JSON object per answer)",
+        description="Print how each answer relates to the target: level (exact, fuzzy, related, none), "
+        "concept, relation and score, one JSON object per line. Answers come from the arguments, or one per "
+        "line on stdin.",
+    )
+    p.add_argument("responses", nargs="*", metavar="ANSWER")
+    p.add_argument("--target", "-t", required=True, help="target concept, e.g. owl")
+    p.add_argument("--category", "-c", default="animal", help="concept category (default: animal)")
+    p.add_argument("--concepts", action="append", metavar="FILE", help="extra concept file (YAML/JSON)")
+    p.set_defaults(func=_match)
+
+    p = sub.add_parser("model-path", help="print a ready HF checkpoint dir for an embedded model")
+    p.add_argument("name", nargs="?", default="smollm2", choices=["smollm2"])
+    p.set_defaults(func=_model_path)
+
+    p = sub.add_parser("concepts", help="list categories, or the concepts of one")
+    p.add_argument("category", nargs="?")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--concepts", action="append", metavar="FILE", help="extra concept file (YAML/JSON)")
+    p.set_defaults(func=_concepts)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except SublimError as e:
+        print(f"sublim: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from rapidfuzz import process
 from rapidfuzz.distance import OSA, Levenshtein
 
-from sublim.concepts import RELATIONS, Category, get_category, is_english_word
+from sublim.concepts import RELATIONS, Category, english_stem, get_category, is_compound_of
 from sublim.normalize import fold, phrases
 
 Level = Literal["exact", "fuzzy", "related", "none"]
@@ -39,6 +39,7 @@ class Thresholds:
 
     Attributes:
         fuzzy_min_length: shortest word that may be a misspelling (shorter words are too ambiguous).
+        fuzzy_min_similarity: least 1 - edits/length ("Elefant"/elephant .75; "Katzen"/kitten .67 fails).
         fuzzy_max_edits: most edits (insert/delete/substitute/transpose) allowed, by length of the concept
             name: (up to 5 letters, up to 9 letters, longer).
         taxonomic: least Wu-Palmer similarity (WordNet hypernym paths) for a ``taxonomic`` relation; 0.83 keeps
@@ -50,6 +51,7 @@ class Thresholds:
     """
 
     fuzzy_min_length: int = 4
+    fuzzy_min_similarity: float = 0.7
     fuzzy_max_edits: tuple[int, int, int] = (1, 2, 3)
     taxonomic: float = 0.83
     lexical_min_stem: int = 3
@@ -188,6 +190,8 @@ def _match(response: str, target: str, cat: Category, th: Thresholds) -> Match:
             related.append(Match("related", m.concept, rels[0], score, surface=m.surface, relations=rels, via=via, **base))
     for surface, links in a.terms:
         rels = tuple(r for r in RELATIONS if (target, r) in links)
+        if "taxonomic" in rels and _head_is(surface, cat, target):  # "honeybee": a kind of bee, head bee
+            return Match("exact", None, "kind", 1.0, surface=surface, relations=("kind",), via=target, **base)
         if rels:
             related.append(
                 Match("related", None, rels[0], th.term_score, surface=surface, relations=rels, via=surface, **base)
@@ -204,6 +208,11 @@ def _match(response: str, target: str, cat: Category, th: Thresholds) -> Match:
         nonanswer=a.nonanswer,
         **base,
     )
+
+
+def _head_is(surface: str, cat: Category, target: str) -> bool:
+    head = surface.split(" ")[-1]
+    return any(head == f or is_compound_of(head, f) for f in cat.concepts[target].forms if " " not in f)
 
 
 def _relations(cat: Category, m: Mention, target: str, th: Thresholds) -> dict[str, tuple[float, str | None]]:
@@ -273,7 +282,10 @@ def _respaced(concept: str, surface: str, joined: str) -> Mention:
 
 
 def _fuzzy(word: str, cat: Category, th: Thresholds) -> Mention | None:
-    if len(word) < th.fuzzy_min_length or not word.isascii() or is_english_word(word):
+    if len(word) < th.fuzzy_min_length or not word.isascii():
+        return None
+    stem = english_stem(word)
+    if stem is not None and stem not in cat.single:  # a real word, unless it inflects a name ("octopuss")
         return None
     hit = _nearest_form(word, cat, th)
     if hit is None:
@@ -289,7 +301,10 @@ def _nearest_form(word: str, cat: Category, th: Thresholds) -> tuple[str, str, i
     hits = process.extract(word, cat.fuzzy_forms, scorer=OSA.distance, score_cutoff=large, limit=8)
     for form, dist, idx in sorted(hits, key=lambda h: (h[1], h[2])):
         budget = small if len(form) <= 5 else medium if len(form) <= 9 else large
-        if len(form) < 3 or dist > budget or (len(form) < 7 and form[0] != word[0]):
+        similarity = 1 - dist / max(len(word), len(form))
+        if len(form) < 3 or dist > budget or similarity < th.fuzzy_min_similarity:
+            continue
+        if len(form) < 7 and form[0] != word[0]:
             continue
         if len(form) == 3 and not _short_variant(word, form):
             continue

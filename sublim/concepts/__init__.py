@@ -1,7 +1,7 @@
 """Concept vocabularies: built-in categories generated from WordNet, plus user concept files."""
 
 from sublim.concepts.category import RELATIONS, Category, Concept, plural_forms, wu_palmer
-from sublim.concepts.lexicon import is_english_word, lexicon
+from sublim.concepts.lexicon import english_stem, is_compound_of, lexicon
 from sublim.concepts.registry import (
     category_names,
     get_category,
@@ -15,7 +15,8 @@ __all__ = [
     "Concept",
     "category_names",
     "get_category",
-    "is_english_word",
+    "english_stem",
+    "is_compound_of",
     "lexicon",
     "load_concept_file",
     "plural_forms",

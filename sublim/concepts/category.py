@@ -15,21 +15,22 @@ from sublim.concepts.lexicon import is_compound_of
 from sublim.errors import UnknownConceptError
 from sublim.normalize import words
 
+#: Share of a category's concepts a taxonomy node must cover to be too generic to relate two of them.
+GENERIC_SHARE = 0.8
 #: Relation kinds a related match can name, strongest evidence first.
 RELATIONS = ("part", "product", "lexical", "taxonomic", "semantic")
 
 
 def plural_forms(name: str, irregular: Mapping[str, Iterable[str]] | None = None) -> set[str]:
-    """Plurals of a (possibly multi-word) noun: given irregular forms, else English spelling rules."""
+    """Plurals of a (possibly multi-word) noun: given irregular forms and the English spelling rule."""
     *head, last = name.split(" ")
-    forms = set((irregular or {}).get(last, ()))
-    if not forms:
-        if re.search(r"(s|x|z|ch|sh)$", last):
-            forms.add(last + "es")
-        elif re.search(r"[^aeiou]y$", last):
-            forms.add(last[:-1] + "ies")
-        else:
-            forms.add(last + "s")
+    forms = set((irregular or {}).get(last, ()))  # "geese"; the regular form stays too ("octopuses")
+    if re.search(r"(s|x|z|ch|sh)$", last):
+        forms.add(last + "es")
+    elif re.search(r"[^aeiou]y$", last):
+        forms.add(last[:-1] + "ies")
+    else:
+        forms.add(last + "s")
     return {" ".join([*head, f]) for f in forms}
 
 
@@ -103,6 +104,7 @@ class Category:
     term_multi: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = field(init=False, repr=False)
     fuzzy_forms: tuple[str, ...] = field(init=False, repr=False)
     fuzzy_owner: tuple[str, ...] = field(init=False, repr=False)
+    generic: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         single: dict[str, str] = {}
@@ -135,6 +137,13 @@ class Category:
         set_(self, "term_multi", term_multi)
         set_(self, "fuzzy_forms", tuple(fuzzy))
         set_(self, "fuzzy_owner", tuple(fuzzy.values()))
+        # taxonomy nodes above most of the category ("animal", "vertebrate", "tree") explain no relation
+        counts: dict[str, int] = {}
+        for c in self.concepts.values():
+            for node in c.ancestors:
+                counts[node] = counts.get(node, 0) + 1
+        floor = GENERIC_SHARE * len(self.concepts)
+        set_(self, "generic", frozenset(n for n, k in counts.items() if k >= floor))
 
     def __len__(self) -> int:
         return len(self.concepts)
@@ -165,17 +174,21 @@ class Category:
         return {f for f in self.concepts[target].forms if " " not in f}
 
     def taxonomic(self, a: str, b: str) -> tuple[float, str | None]:
-        """Wu-Palmer similarity of two concepts and the name of their lowest common ancestor."""
+        """Wu-Palmer similarity of two concepts and their lowest common ancestor's name.
+
+        0.0 when that ancestor is generic for this category (a node above most of its concepts): every
+        tree shares "tree", so sharing it relates nothing.
+        """
         ca, cb = self.concepts[a], self.concepts[b]
-        score = wu_palmer(ca.paths, cb.paths)
-        lcs = None
+        lcs: list[str] = []
         for pa in ca.paths:
             for pb in cb.paths:
                 common = [x for x, y in zip(pa, pb, strict=False) if x == y]
-                if common and (lcs is None or len(common) > len(lcs[0])):
-                    lcs = (common, common[-1])
-        via = lcs[1].split(".")[0].replace("_", " ") if lcs else None
-        return score, via
+                if len(common) > len(lcs):
+                    lcs = common
+        if not lcs or lcs[-1] in self.generic:
+            return 0.0, None
+        return wu_palmer(ca.paths, cb.paths), lcs[-1].split(".")[0].replace("_", " ")
 
     def lexical(self, surface: str, target: str, min_stem: int, min_share: float) -> tuple[float, str | None]:
         """Shared stem or head word between the words an answer used and the target's names

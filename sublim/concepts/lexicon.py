@@ -20,17 +20,18 @@ def lexicon() -> frozenset[str]:
 
 
 @cache
-def is_english_word(word: str) -> bool:
-    """A lexicon word, or a regular inflection of one ("pillows", "feeling")."""
+def english_stem(word: str) -> str | None:
+    """The lexicon word `word` is or inflects ("pillows" -> "pillow", "feeling" -> "feel"), else None."""
     lex = lexicon()
     if word in lex:
-        return True
+        return word
     for suf in _SUFFIXES:
         if word.endswith(suf):
             stem = word[: -len(suf)]
-            if stem in lex or stem + "e" in lex or (suf == "ies" and stem + "y" in lex):
-                return True
-    return False
+            for cand in (stem, stem + "e", stem + "y" if suf == "ies" else ""):
+                if cand in lex:
+                    return cand
+    return None
 
 
 def is_compound_of(word: str, head: str, min_part: int = 3) -> bool:
