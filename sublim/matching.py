@@ -26,7 +26,7 @@ from typing import Any, Literal
 from rapidfuzz import process
 from rapidfuzz.distance import OSA, Levenshtein
 
-from sublim.concepts import RELATIONS, Category, english_stem, get_category, is_compound_of
+from sublim.concepts import RELATIONS, Category, english_stem, get_category
 from sublim.normalize import fold, phrases
 
 Level = Literal["exact", "fuzzy", "related", "none"]
@@ -41,9 +41,11 @@ class Thresholds:
         fuzzy_min_length: shortest word that may be a misspelling (shorter words are too ambiguous).
         fuzzy_min_similarity: least 1 - edits/length ("Elefant"/elephant .75; "Katzen"/kitten .67 fails).
         fuzzy_max_edits: most edits (insert/delete/substitute/transpose) allowed, by length of the concept
-            name: (up to 5 letters, up to 9 letters, longer).
-        taxonomic: least Wu-Palmer similarity (WordNet hypernym paths) for a ``taxonomic`` relation; 0.83 keeps
-            wolf/dog (.93), owl/hawk (.92), dragonfly/bee (.83) and drops cat/elephant (.82), owl/cat (.69).
+            name: (up to 5 letters, up to 9 letters, longer). Candidates always share the word's first letter
+            and are within `FUZZY_LENGTH_WINDOW` (3) letters of its length.
+        taxonomic: least Wu-Palmer similarity (WordNet hypernym paths) for a ``taxonomic`` relation; 0.83
+            keeps wolf/dog (.93), owl/hawk (.92), dragonfly/bee (.83) and drops cat/elephant (.82) and
+            owl/cat (.69). Ancestors shared by most of the category ("tree") never count.
         lexical_min_stem: shortest shared prefix (or shared head word) for a ``lexical`` relation.
         lexical_min_share: least share of the shorter name the shared prefix must cover (wolf/wolverine .75).
         term_score: score of a related match through a term (part/product/semantic/kind link from WordNet).
@@ -115,6 +117,7 @@ class Match:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["relations"] = list(self.relations)
+        d["score"] = round(self.score, 4)
         return d
 
 
@@ -165,56 +168,54 @@ def match(
 @lru_cache(maxsize=200_000)
 def _match(response: str, target: str, cat: Category, th: Thresholds) -> Match:
     a = _analyze(response, cat, th)
-    base = {"target": target, "category": cat.name}
+
+    def hit(level: Level, concept: str | None, relation: str | None, score: float, **kw: Any) -> Match:
+        return Match(level, concept, relation, score, target, cat.name, **kw)
+
     # exact / fuzzy: the target itself, or a kind of it whose head noun is the target
-    best: Match | None = None
-    for m in a.mentions:
-        if m.concept == target:
-            cand = Match(m.level, m.concept, None, m.score, surface=m.surface, **base)
-        elif cat.is_kind(m.concept, target, m.surface):
-            cand = Match(m.level, m.concept, "kind", m.score, surface=m.surface, relations=("kind",), **base)
-        else:
-            continue
-        if best is None or (cand.level, -cand.score) < (best.level, -best.score):
-            best = cand  # "exact" < "fuzzy" alphabetically, as in strength
-    if best is not None:
-        return best
-    # related: other concepts, then terms
+    named = [m for m in a.mentions if m.concept == target or cat.is_kind(m.concept, target, m.surface)]
+    if named:
+        m = min(named, key=lambda m: (m.level != "exact", -m.score))
+        kind = "kind" if m.concept != target else None
+        return hit(m.level, m.concept, kind, m.score, surface=m.surface, relations=(kind,) if kind else ())
+    # related: other concepts, then terms ("honey" is a bee product)
     related: list[Match] = []
     for m in a.mentions:
         found = _relations(cat, m, target, th)
         if found:
             rels = tuple(r for r in RELATIONS if r in found)
             score = max(s for s, _ in found.values())
-            via = found[rels[0]][1]
-            related.append(Match("related", m.concept, rels[0], score, surface=m.surface, relations=rels, via=via, **base))
+            related.append(
+                hit(
+                    "related",
+                    m.concept,
+                    rels[0],
+                    score,
+                    surface=m.surface,
+                    relations=rels,
+                    via=found[rels[0]][1],
+                )
+            )
     for surface, links in a.terms:
         rels = tuple(r for r in RELATIONS if (target, r) in links)
-        if "taxonomic" in rels and _head_is(surface, cat, target):  # "honeybee": a kind of bee, head bee
-            return Match("exact", None, "kind", 1.0, surface=surface, relations=("kind",), via=target, **base)
         if rels:
             related.append(
-                Match("related", None, rels[0], th.term_score, surface=surface, relations=rels, via=surface, **base)
+                hit("related", None, rels[0], th.term_score, surface=surface, relations=rels, via=surface)
             )
     if related:
         return max(related, key=lambda m: (m.score, -RELATIONS.index(m.relation or "semantic")))
     first = a.mentions[0] if a.mentions else None
-    return Match(
+    return hit(
         "none",
         first.concept if first else None,
         None,
         0.0,
         surface=first.surface if first else None,
         nonanswer=a.nonanswer,
-        **base,
     )
 
 
-def _head_is(surface: str, cat: Category, target: str) -> bool:
-    head = surface.split(" ")[-1]
-    return any(head == f or is_compound_of(head, f) for f in cat.concepts[target].forms if " " not in f)
-
-
+@lru_cache(maxsize=100_000)
 def _relations(cat: Category, m: Mention, target: str, th: Thresholds) -> dict[str, tuple[float, str | None]]:
     """Relation kind -> (score, via) between a mentioned concept (other than the target) and the target."""
     out: dict[str, tuple[float, str | None]] = {}
@@ -296,19 +297,18 @@ def _fuzzy(word: str, cat: Category, th: Thresholds) -> Mention | None:
 
 @lru_cache(maxsize=100_000)
 def _nearest_form(word: str, cat: Category, th: Thresholds) -> tuple[str, str, int] | None:
-    """Closest concept form within the edit budget for its length; same first letter under 7 letters."""
+    """Closest concept form within the edit budget for its length (candidates share the first letter)."""
     small, medium, large = th.fuzzy_max_edits
-    hits = process.extract(word, cat.fuzzy_forms, scorer=OSA.distance, score_cutoff=large, limit=8)
+    forms, owners = cat.fuzzy_candidates(word)
+    hits = process.extract(word, forms, scorer=OSA.distance, score_cutoff=large, limit=8)
     for form, dist, idx in sorted(hits, key=lambda h: (h[1], h[2])):
         budget = small if len(form) <= 5 else medium if len(form) <= 9 else large
         similarity = 1 - dist / max(len(word), len(form))
         if len(form) < 3 or dist > budget or similarity < th.fuzzy_min_similarity:
             continue
-        if len(form) < 7 and form[0] != word[0]:
-            continue
         if len(form) == 3 and not _short_variant(word, form):
             continue
-        return form, cat.fuzzy_owner[idx], int(dist)
+        return form, owners[idx], int(dist)
     return None
 
 

@@ -71,7 +71,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     # a GGUF-loaded model refuses save_pretrained while it carries a quantization config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    fresh = AutoModelForCausalLM.from_config(config)
+    fresh = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
     fresh.load_state_dict(loaded.state_dict())
     fresh.generation_config = loaded.generation_config
     fresh.save_pretrained(out)

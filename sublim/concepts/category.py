@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sublim.concepts.lexicon import is_compound_of
 from sublim.errors import UnknownConceptError
@@ -17,6 +18,8 @@ from sublim.normalize import words
 
 #: Share of a category's concepts a taxonomy node must cover to be too generic to relate two of them.
 GENERIC_SHARE = 0.8
+#: Fuzzy matching considers forms at most this many letters longer or shorter than the word.
+FUZZY_LENGTH_WINDOW = 3
 #: Relation kinds a related match can name, strongest evidence first.
 RELATIONS = ("part", "product", "lexical", "taxonomic", "semantic")
 
@@ -76,7 +79,7 @@ class Concept:
     gloss: str = ""
     see: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def ancestors(self) -> frozenset[str]:
         return frozenset(node for p in self.paths for node in p[:-1])
 
@@ -102,8 +105,9 @@ class Category:
     joined: dict[str, str] = field(init=False, repr=False)
     term_single: dict[str, tuple[tuple[str, str], ...]] = field(init=False, repr=False)
     term_multi: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = field(init=False, repr=False)
-    fuzzy_forms: tuple[str, ...] = field(init=False, repr=False)
-    fuzzy_owner: tuple[str, ...] = field(init=False, repr=False)
+    fuzzy_buckets: dict[tuple[str, int], tuple[tuple[str, ...], tuple[str, ...]]] = field(
+        init=False, repr=False
+    )
     generic: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -118,6 +122,16 @@ class Category:
                 elif toks:
                     multi.setdefault(toks, c.name)
                     joined.setdefault("".join(toks), c.name)
+        # a kind of a concept compounded on its name ("honeybee", "sheepdog") names that concept
+        for form, links in self.terms.items():
+            toks = words(form)
+            if len(toks) != 1 or toks[0] in single:
+                continue
+            for concept, relation in links:
+                heads = [f for f in self.concepts[concept].forms if " " not in f]
+                if relation == "taxonomic" and any(is_compound_of(toks[0], h) for h in heads):
+                    single[toks[0]] = concept
+                    break
         term_single: dict[str, tuple[tuple[str, str], ...]] = {}
         term_multi: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
         for form, links in self.terms.items():
@@ -135,8 +149,17 @@ class Category:
         set_(self, "joined", {k: v for k, v in joined.items() if k not in single})
         set_(self, "term_single", term_single)
         set_(self, "term_multi", term_multi)
-        set_(self, "fuzzy_forms", tuple(fuzzy))
-        set_(self, "fuzzy_owner", tuple(fuzzy.values()))
+        # fuzzy candidates bucketed by (first letter, length): misspellings keep the first letter and the
+        # length within a few letters, so each lookup scores a few dozen forms, not thousands
+        buckets: dict[tuple[str, int], list[tuple[str, str]]] = {}
+        for form, owner in fuzzy.items():
+            for n in range(len(form) - FUZZY_LENGTH_WINDOW, len(form) + FUZZY_LENGTH_WINDOW + 1):
+                buckets.setdefault((form[0], n), []).append((form, owner))
+        set_(
+            self,
+            "fuzzy_buckets",
+            {k: (tuple(f for f, _ in v), tuple(o for _, o in v)) for k, v in buckets.items()},
+        )
         # taxonomy nodes above most of the category ("animal", "vertebrate", "tree") explain no relation
         counts: dict[str, int] = {}
         for c in self.concepts.values():
@@ -144,6 +167,10 @@ class Category:
                 counts[node] = counts.get(node, 0) + 1
         floor = GENERIC_SHARE * len(self.concepts)
         set_(self, "generic", frozenset(n for n, k in counts.items() if k >= floor))
+
+    def fuzzy_candidates(self, word: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Forms (and their concepts) a misspelled `word` could stand for, before edit-distance scoring."""
+        return self.fuzzy_buckets.get((word[0], len(word)), ((), ()))
 
     def __len__(self) -> int:
         return len(self.concepts)

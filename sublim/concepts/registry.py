@@ -91,7 +91,9 @@ def register_category(source: str | Path | Category) -> Category:
 
 def _category_from_mapping(raw: Any, where: str) -> Category:
     if not isinstance(raw, dict) or not isinstance(raw.get("category"), str) or not raw["category"].strip():
-        raise ConceptFileError(f"{where}: expected a mapping with a 'category' name (see the README's format)")
+        raise ConceptFileError(
+            f"{where}: expected a mapping with a 'category' name (see the README's format)"
+        )
     name = raw["category"].strip().lower()
     try:
         base: Category | None = get_category(name)

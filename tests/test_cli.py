@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sublim.cli import main
+
+SUBLIM = str(Path(sys.executable).with_name("sublim"))
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SUBLIM, *args], input=stdin, capture_output=True, text=True, timeout=120, env=os.environ.copy()
+    )
+
+
+def test_match_prints_one_json_object_per_answer() -> None:
+    out = run("match", "--category", "animal", "--target", "wolf", "Wolverine", "Dog")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["response"] for r in rows] == ["Wolverine", "Dog"]
+    assert [(r["level"], r["concept"], r["relation"]) for r in rows] == [
+        ("related", "wolverine", "lexical"),
+        ("related", "dog", "taxonomic"),
+    ]
+    assert all({"level", "concept", "relation", "score"} <= set(r) for r in rows)
+
+
+def test_match_reads_answers_from_stdin() -> None:
+    out = run("match", "-t", "owl", stdin="Owls!\nBowl\n")
+    assert [json.loads(x)["level"] for x in out.stdout.splitlines()] == ["exact", "none"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["match", "-t", "wolff", "x"], "closest valid: 'wolf'"),
+        (["match", "-c", "animl", "-t", "owl", "x"], "did you mean 'animal'"),
+        (["match", "-t", "owl", "--concepts", "/nonexistent.yaml", "x"], "cannot read concept file"),
+    ],
+)
+def test_user_mistakes_exit_2_with_a_message_and_no_traceback(args: list[str], message: str) -> None:
+    out = run(*args)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+    assert out.stdout == ""
+
+
+def test_concepts_lists_categories_and_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["concepts"]) == 0
+    assert "animal\t" in capsys.readouterr().out
+    assert main(["concepts", "tree", "--json"]) == 0
+    assert "oak" in json.loads(capsys.readouterr().out)
+
+
+def test_neither_import_nor_match_loads_torch() -> None:
+    code = (
+        "import sys, sublim\n"
+        "from sublim.cli import main\n"
+        "main(['match', '-t', 'owl', 'owl'])\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "assert 'transformers' not in sys.modules, 'transformers imported'\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+
+
+def test_inspect_entry_point_is_registered() -> None:
+    from importlib.metadata import entry_points
+
+    eps = {ep.name: ep.value for ep in entry_points(group="inspect_ai")}
+    assert eps.get("sublim") == "sublim._registry"
+    __import__("sublim._registry")

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sublim import get_category, match
+from sublim.concepts import load_concept_file, register_category, wu_palmer
+from sublim.concepts.registry import _registered
+from sublim.errors import ConceptFileError
+
+
+@pytest.fixture(autouse=True)
+def _clean_registry() -> None:
+    _registered.clear()
+
+
+def test_builtin_categories_are_large_enough_and_have_plurals() -> None:
+    animal, tree = get_category("animal"), get_category("tree")
+    assert len(animal) >= 300
+    assert len(tree) >= 60
+    for cat in (animal, tree):
+        for concept in cat.concepts.values():
+            assert concept.name in concept.forms
+            assert concept.paths, f"{concept.name} has no place in the taxonomy"
+    assert {"geese", "goose"} <= set(animal.concepts["goose"].forms)
+    assert "oak tree" in tree.concepts["oak"].aliases
+
+
+def test_no_surface_form_names_two_concepts() -> None:
+    for name in ("animal", "tree"):
+        cat = get_category(name)
+        seen: dict[str, str] = {}
+        for concept in cat.concepts.values():
+            for form in concept.forms:
+                assert seen.setdefault(form, concept.name) == concept.name, form
+
+
+def test_wu_palmer_from_paths() -> None:
+    a = [["entity", "animal", "bird", "owl"]]
+    b = [["entity", "animal", "bird", "hawk"]]
+    c = [["entity", "table"]]
+    assert wu_palmer(a, a) == 1.0
+    assert wu_palmer(a, b) == pytest.approx(2 * 3 / 8)
+    assert wu_palmer(a, c) == pytest.approx(2 * 1 / 6)
+    assert wu_palmer(a, []) == 0.0
+
+
+def test_shipped_data_carries_the_wordnet_license() -> None:
+    data = Path(__file__).parent.parent / "sublim" / "concepts" / "data"
+    assert "Princeton University" in (data / "WORDNET_LICENSE").read_text()
+    assert "WordNet" in json.loads((data / "animal.json").read_text())["source"]
+
+
+def test_user_file_extends_a_builtin_category(tmp_path: Path) -> None:
+    f = tmp_path / "more.yaml"
+    f.write_text(
+        "category: animal\n"
+        "concepts:\n"
+        "  jackalope: {aliases: [horned rabbit], kind_of: rabbit}\n"
+        "  owl: {aliases: [hooter]}\n"
+        "terms:\n"
+        "  pellet: {owl: part}\n"
+    )
+    assert match("jackalope", "owl").level == "none"  # not registered yet: unknown word
+    builtin = len(get_category("animal"))
+    register_category(f)
+    assert len(get_category("animal")) == builtin + 1
+    assert match("Jackalopes", "jackalope").level == "exact"
+    assert match("horned rabbit", "rabbit").level == "exact"  # a kind of rabbit, head noun rabbit
+    assert match("jackalope", "hare").relation == "taxonomic"  # inherits the rabbit's place
+    assert match("hooters", "owl").level == "exact"
+    assert match("owl", "owl").level == "exact"  # extending keeps what the concept had
+    assert match("a pellet", "owl").relation == "part"
+
+
+def test_user_file_creates_a_category(tmp_path: Path) -> None:
+    f = tmp_path / "fruit.json"
+    f.write_text(json.dumps({"category": "fruit", "concepts": ["apple", "banana", "cherry"]}))
+    cat = load_concept_file(f)
+    assert sorted(cat.concepts) == ["apple", "banana", "cherry"]
+    register_category(f)
+    assert match("Bananas!", "banana", "fruit").level == "exact"
+    assert match("Bananna", "banana", "fruit").level == "fuzzy"
+    assert match("apple", "banana", "fruit").level == "none"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("concepts: [a]", "'category'"),
+        ("category: fruit\nconcepts: 3", "list of names"),
+        ("category: fruit\nconcepts: {kiwi: {colour: green}}", "unknown option"),
+        ("category: fruit\nconcepts: {kiwi: {kind_of: banan}}", "unknown fruit concept 'banan'"),
+        ("category: animal\nterms: {pellet: {owl: friend}}", "relation 'friend'"),
+        ("category: fruit\n", "no concepts"),
+        ("category: [unclosed", "not valid"),
+    ],
+)
+def test_bad_concept_files_say_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    with pytest.raises(ConceptFileError, match=message):
+        load_concept_file(f)
+
+
+def test_missing_concept_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConceptFileError, match="cannot read"):
+        load_concept_file(tmp_path / "nope.yaml")
