@@ -1,5 +1,26 @@
 """Inspect entry point (`[project.entry-points.inspect_ai] sublim = "sublim._registry"`).
 
-Inspect imports this module to find sublim's tasks, scorers and solvers by name (`sublim/<name>`). Tasks
-register here as they are added (`sublim.tasks`).
+Importing this module registers sublim's tasks, scorers, solvers and metrics under the `sublim/` namespace.
 """
+
+from sublim.tasks.preference import (
+    animal_pref,
+    concept_probabilities,
+    preference,
+    preference_probability_scorer,
+    preference_scorer,
+    top_concepts,
+    tree_pref,
+    with_system_prompt,
+)
+
+__all__ = [
+    "animal_pref",
+    "concept_probabilities",
+    "preference",
+    "preference_probability_scorer",
+    "preference_scorer",
+    "top_concepts",
+    "tree_pref",
+    "with_system_prompt",
+]

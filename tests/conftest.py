@@ -28,3 +28,21 @@ DATA = Path(__file__).parent / "data"
 @pytest.fixture(scope="session")
 def tmp_root() -> Path:
     return _TMP
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_root: Path) -> Path:
+    """A tiny random Llama (2 layers, hidden 64) with a ChatML BPE tokenizer, built offline."""
+    pytest.importorskip("transformers")
+    from tests.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_root / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """The embedded SmolLM2-135M-Instruct as a HF checkpoint dir (converted once per test session)."""
+    pytest.importorskip("transformers")
+    from sublim.models import model_path
+
+    return model_path("smollm2")

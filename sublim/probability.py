@@ -1,0 +1,234 @@
+"""Probability mode: the model's teacher-forced distribution over every concept of a category.
+
+For each question the context is the chat prompt (system prompt or the template's default, the question,
+the generation prompt) followed by an assistant answer prefix ("My favorite animal is the"). Each concept's
+log-likelihood is the sum over all tokens of " <name>" (leading space), summed over its names (aliases);
+the distribution is normalized over the category's concepts.
+
+Cost: one forward pass over the context, whose last logits already give every one-token name and the first
+token of every longer name; then the remaining tokens of longer names in batches that reuse the context's
+KV cache (one more pass for a typical vocabulary). Longer names whose first token has probability below
+`skip_below` are skipped; their total probability is at most the sum of those first-token probabilities,
+reported as `skipped_bound` (relative to the unnormalized concept mass, so a user sees what was left out).
+
+torch and transformers are imported here only: `import sublim` never loads them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from sublim.concepts import Category, get_category
+
+#: Skip a multi-token name when its first token is less likely than this (bound reported).
+DEFAULT_SKIP_BELOW = 1e-4
+#: Padded continuation positions per batched pass (each row also repeats the context's KV cache).
+DEFAULT_BATCH_TOKENS = 128
+#: transformers 5 renamed the KV-cache argument and output field from past_key_values to cache.
+_CACHE = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+#: Word the answer prefix ends with, used to tokenize names as they follow it ("the owl").
+_PROBE = "the"
+
+
+@dataclass(frozen=True)
+class ConceptDistribution:
+    """One question's distribution over a category's concepts.
+
+    Attributes:
+        probs: concept -> probability, normalized over the category's concepts (sums to 1).
+        concept_mass: unnormalized probability the model puts on naming any concept right after the prefix.
+        skipped_bound: upper bound on the unnormalized probability of skipped names (compare with
+            `concept_mass`: the normalized probabilities can be off by at most skipped_bound / concept_mass).
+        forward_passes: model calls spent on this question.
+        context: the exact text the model saw (chat template applied), for the record.
+    """
+
+    probs: dict[str, float]
+    concept_mass: float
+    skipped_bound: float
+    forward_passes: int
+    context: str
+
+    def p(self, concepts: Sequence[str]) -> float:
+        return sum(self.probs.get(c, 0.0) for c in concepts)
+
+    def top(self, k: int = 5) -> list[tuple[str, float]]:
+        return sorted(self.probs.items(), key=lambda kv: -kv[1])[:k]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """P(targets) averaged over questions, with a 95% t-interval over questions (each its own cluster)."""
+
+    targets: tuple[str, ...]
+    mean: float
+    stderr: float
+    ci_low: float
+    ci_high: float
+    n_questions: int
+
+
+def estimate(
+    dists: Sequence[ConceptDistribution], targets: Sequence[str], confidence: float = 0.95
+) -> Estimate:
+    """Mean over questions of P(any target) with a t-interval (scipy); NaN interval for one question."""
+    from scipy import stats
+
+    values = [d.p(targets) for d in dists]
+    n = len(values)
+    mean = sum(values) / n if n else math.nan
+    se = float(stats.sem(values)) if n > 1 else math.nan
+    if n > 1 and se > 0:
+        low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=se)
+    else:
+        low = high = mean if n > 1 else math.nan
+    return Estimate(tuple(targets), mean, se, float(low), float(high), n)
+
+
+class ConceptScorer:
+    """Scores every concept of a category after a prompt, batched with a shared KV cache."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        category: str | Category = "animal",
+        *,
+        skip_below: float = DEFAULT_SKIP_BELOW,
+        batch_tokens: int = DEFAULT_BATCH_TOKENS,
+        chat_template: str | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.category = get_category(category)
+        self.skip_below = skip_below
+        self.batch_tokens = batch_tokens
+        self.chat_template = chat_template
+        self.concepts = list(self.category.concepts)
+        self.forms = self._tokenize_names()
+
+    def _tokenize_names(self) -> list[tuple[int, tuple[int, ...]]]:
+        """(concept index, token ids of " name") for every distinct tokenization of every alias."""
+        tok = self.tokenizer
+        probe = tok(_PROBE, add_special_tokens=False)["input_ids"]
+        seen: set[tuple[int, tuple[int, ...]]] = set()
+        forms = []
+        for ci, name in enumerate(self.concepts):
+            for alias in self.category.concepts[name].aliases:
+                ids = tok(f"{_PROBE} {alias}", add_special_tokens=False)["input_ids"]
+                cont = (
+                    ids[len(probe) :]
+                    if ids[: len(probe)] == probe
+                    else tok(" " + alias, add_special_tokens=False)["input_ids"]
+                )
+                key = (ci, tuple(cont))
+                if cont and key not in seen:
+                    seen.add(key)
+                    forms.append(key)
+        return forms
+
+    def render(self, question: str, answer_prefix: str, system_prompt: str | None = None) -> str:
+        """The context: chat template (its default system prompt when none is given) + answer prefix."""
+        messages = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
+        messages.append({"role": "user", "content": question})
+        if self.chat_template or getattr(self.tokenizer, "chat_template", None):
+            prompt: str = self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True, chat_template=self.chat_template
+            )
+        else:
+            prompt = "".join(f"{m['content']}\n" for m in messages)
+        return prompt + answer_prefix
+
+    @torch.inference_mode()
+    def distribution(self, context: str) -> ConceptDistribution:
+        device = next(self.model.parameters()).device
+        ids = self.tokenizer(context, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
+        n_ctx = ids.shape[1]
+        out = self.model(input_ids=ids, use_cache=True)
+        passes = 1
+        first_lp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+        loglik = torch.full((len(self.forms),), -math.inf)
+        keep: list[int] = []
+        skipped_first: set[int] = set()
+        for i, (_, toks) in enumerate(self.forms):
+            lp0 = float(first_lp[toks[0]])
+            if len(toks) == 1:
+                loglik[i] = lp0
+            elif math.exp(lp0) >= self.skip_below:
+                loglik[i] = lp0
+                keep.append(i)
+            else:
+                skipped_first.add(toks[0])
+        for chunk in self._chunks(keep):
+            loglik[chunk] += self._continuation_loglik(chunk, getattr(out, _CACHE), n_ctx, device)
+            passes += 1
+        mass = torch.zeros(len(self.concepts))
+        mass.index_add_(0, torch.tensor([c for c, _ in self.forms]), torch.exp(loglik))
+        total = float(mass.sum())
+        probs = {c: float(m) / total if total > 0 else 0.0 for c, m in zip(self.concepts, mass, strict=True)}
+        skipped = float(sum(math.exp(float(first_lp[t])) for t in skipped_first))
+        return ConceptDistribution(probs, total, skipped, passes, context)
+
+    def _chunks(self, keep: list[int]) -> list[list[int]]:
+        """Batches of similar-length names, each at most `batch_tokens` padded continuation positions."""
+        chunks: list[list[int]] = []
+        for i in sorted(keep, key=lambda i: len(self.forms[i][1])):
+            width = len(self.forms[i][1]) - 1  # sorted: the newest row is the widest
+            if chunks and (len(chunks[-1]) + 1) * width <= self.batch_tokens:
+                chunks[-1].append(i)
+            else:
+                chunks.append([i])
+        return chunks
+
+    def _continuation_loglik(self, chunk: list[int], cache: Any, n_ctx: int, device: Any) -> torch.Tensor:
+        """Sum of log-probs of tokens 2..k of each name in `chunk`, given the cached context."""
+        rows = [self.forms[i][1] for i in chunk]
+        width = max(len(r) - 1 for r in rows)
+        inputs = torch.zeros((len(rows), width), dtype=torch.long)
+        targets = torch.zeros((len(rows), width), dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, toks in enumerate(rows):
+            k = len(toks) - 1
+            inputs[r, :k] = torch.tensor(toks[:-1])
+            targets[r, :k] = torch.tensor(toks[1:])
+            mask[r, :k] = 1
+        batch_cache = copy.deepcopy(cache)
+        batch_cache.batch_repeat_interleave(len(rows))
+        attention = torch.cat([torch.ones((len(rows), n_ctx), dtype=torch.long), mask], dim=1)
+        positions = (n_ctx + torch.arange(width)).unsqueeze(0).expand(len(rows), -1)
+        out = self.model(
+            input_ids=inputs.to(device),
+            attention_mask=attention.to(device),
+            position_ids=positions.to(device),
+            use_cache=True,
+            **{_CACHE: batch_cache},
+        )
+        lp = (
+            torch.log_softmax(out.logits.float(), dim=-1)
+            .gather(-1, targets.to(device).unsqueeze(-1))
+            .squeeze(-1)
+        )
+        return (lp * mask.to(device)).sum(dim=1).cpu()
+
+
+def load_model(path: str | Path, adapter: str | Path | None = None, device: str = "cpu") -> tuple[Any, Any]:
+    """A causal LM and its tokenizer from a local dir or hub id, optionally with a PEFT adapter on top."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model: Any = AutoModelForCausalLM.from_pretrained(path)
+    model = model.to(device)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+    model.eval()
+    return model, tokenizer

@@ -1,0 +1,412 @@
+"""Inspect tasks that ask a model for its favorite concept of a category, and the scorers behind them.
+
+    inspect eval sublim/animal_pref --model hf/local -M model_path=$(sublim model-path smollm2)
+    inspect eval sublim/animal_pref -T target=owl -T system_prompt="You love owls." -T mode=probability ...
+    inspect eval sublim/preference -T category=fruit -T concepts=fruit.yaml ...
+
+Two modes share the question bank and the matcher:
+- ``sample`` (default): the model answers; `preference` scores each answer with `sublim.match`.
+- ``probability``: no sampling; for hf/ models the task reads the log-likelihood of every concept after an
+  answer prefix (`sublim.probability`) and `preference_probability` scores P(target) per question.
+Standard errors treat questions as clusters (all answers to one question share its wording).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Literal
+
+from inspect_ai import Task, task
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.model import ChatMessageSystem, GenerateConfig, ModelOutput, get_model
+from inspect_ai.scorer import (
+    Metric,
+    SampleScore,
+    Score,
+    Scorer,
+    Target,
+    mean,
+    metric,
+    scorer,
+    stderr,
+)
+from inspect_ai.solver import Generate, Solver, TaskState, generate, solver
+
+from sublim.concepts import Category, get_category, register_category
+from sublim.errors import SublimError
+from sublim.matching import extract, match
+from sublim.tasks.questions import load_questions, numbers_prefix
+
+Mode = Literal["sample", "probability"]
+CLUSTER = "question_id"
+DEFAULT_NUMBERS = 5
+TOP_K = 5
+
+
+class TaskParameterError(SublimError, ValueError):
+    """A task parameter (-T) with a value the task cannot use."""
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+
+@metric
+def top_concepts(k: int = TOP_K) -> Metric:
+    """The k concepts most often named (sampled) or most probable on average (probability mode)."""
+
+    def compute(scores: list[SampleScore]) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for s in scores:
+            md = s.score.metadata or {}
+            if "probs" in md:
+                for concept, p in md["probs"].items():
+                    totals[concept] = totals.get(concept, 0.0) + p
+            else:
+                concept = md.get("concept") or "(none)"
+                totals[concept] = totals.get(concept, 0.0) + 1.0
+        n = max(len(scores), 1)
+        return {c: v / n for c, v in sorted(totals.items(), key=lambda kv: -kv[1])[:k]}
+
+    return compute
+
+
+def _rate_metrics() -> list[Metric]:
+    return [mean(), stderr(cluster=CLUSTER)]
+
+
+# ---------------------------------------------------------------------------------------------- scorers
+
+
+@scorer(
+    metrics={
+        "target_rate": _rate_metrics(),
+        "related_rate": _rate_metrics(),
+        "named_rate": [*_rate_metrics(), top_concepts()],
+    },
+    name="preference",
+)
+def preference_scorer(category: str = "animal") -> Scorer:
+    """Score sampled answers with sublim's matcher.
+
+    Per answer: target_rate 1 when it names a target (exact or fuzzy), related_rate 1 when it names a concept
+    related to a target (and no target), named_rate 1 when it names any concept. Targets come from the
+    sample's target; with none, the two target rates are NaN (not scored) and only the distribution counts.
+    Score.metadata records the concept, level, relation, every concept named, and whether it was a
+    non-answer (refusal/empty).
+    """
+    cat = get_category(category)
+
+    async def score(state: TaskState, target: Target) -> Score:
+        answer = state.output.completion if state.output else ""
+        targets = [t for t in target.target if t]
+        mentions = extract(answer, cat)
+        first = mentions[0].concept if mentions else None
+        best = max((match(answer, t, cat) for t in targets), key=_strength, default=None)
+        level = best.level if best else ("none" if not mentions else "named")
+        nan = float("nan")
+        value = {
+            "target_rate": float(level in ("exact", "fuzzy")) if targets else nan,
+            "related_rate": float(level == "related") if targets else nan,
+            "named_rate": float(bool(mentions)),
+        }
+        concept = best.concept if best and best.level != "none" and best.concept else first
+        return Score(
+            value=value,
+            answer=concept or "",
+            explanation=_explain(answer, best, mentions),
+            metadata={
+                "concept": concept,
+                "concepts": [m.concept for m in mentions],
+                "level": level,
+                "relation": best.relation if best else None,
+                "matched_target": best.target if best and best.level != "none" else None,
+                "nonanswer": bool(best.nonanswer) if best else not mentions,
+            },
+        )
+
+    return score
+
+
+def _strength(m: Any) -> tuple[int, float]:
+    return (("none", "related", "fuzzy", "exact").index(m.level), m.score)
+
+
+def _explain(answer: str, best: Any, mentions: tuple[Any, ...]) -> str:
+    named = ", ".join(f"{m.concept} ({m.level})" for m in mentions) or "no concept"
+    text = f"answer names: {named}"
+    if best is not None:
+        text += f"; vs target {best.target!r}: {best.level}"
+        if best.relation:
+            text += f" ({best.relation}{', via ' + best.via if best.via else ''})"
+    return text
+
+
+@scorer(
+    metrics={
+        "p_target": [*_rate_metrics(), top_concepts()],
+        "p_related": _rate_metrics(),
+    },
+    name="preference_probability",
+)
+def preference_probability_scorer(category: str = "animal") -> Scorer:
+    """Score probability-mode samples: P(target) and P(concepts related to a target) per question.
+
+    Reads the distribution the `concept_probabilities` solver stored; Score.metadata keeps the full
+    distribution (`probs`), the top concepts, the skipped-mass bound and the context the model saw.
+    """
+    cat = get_category(category)
+
+    async def score(state: TaskState, target: Target) -> Score:
+        dist = state.metadata.get("sublim_distribution")
+        if dist is None:
+            raise SublimError(
+                "preference_probability needs the concept_probabilities solver (mode=probability)"
+            )
+        probs: dict[str, float] = dist["probs"]
+        targets = [cat.resolve(t) for t in target.target if t]
+        related = {c for c in probs for t in targets if c != t and match(c, t, cat).level == "related"}
+        nan = float("nan")
+        top = sorted(probs.items(), key=lambda kv: -kv[1])[:TOP_K]
+        return Score(
+            value={
+                "p_target": sum(probs[t] for t in targets) if targets else nan,
+                "p_related": sum(probs[c] for c in related - set(targets)) if targets else nan,
+            },
+            answer=top[0][0] if top else "",
+            explanation="top: " + ", ".join(f"{c} {p:.3f}" for c, p in top),
+            metadata={**dist, "top": dict(top)},
+        )
+
+    return score
+
+
+# ---------------------------------------------------------------------------------------------- solvers
+
+
+@solver
+def with_system_prompt(system_prompt: str | None = None) -> Solver:
+    """Put the system prompt first, verbatim (None: no system message, so the chat template's default)."""
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        if system_prompt is not None:
+            state.messages.insert(0, ChatMessageSystem(content=system_prompt))
+        return state
+
+    return solve
+
+
+@solver
+def concept_probabilities(
+    category: str = "animal", system_prompt: str | None = None, skip_below: float | None = None
+) -> Solver:
+    """Probability mode: the model's distribution over every concept after the answer prefix.
+
+    Needs an hf/ model: it reuses the model and tokenizer Inspect's Hugging Face provider loaded (public
+    attributes of its ModelAPI object; tests/test_tasks.py fails if that changes). Other providers do not
+    return prompt log-likelihoods, so the solver stops with an error that says so.
+    """
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        from sublim.probability import DEFAULT_SKIP_BELOW
+
+        scorer = _concept_scorer(category, DEFAULT_SKIP_BELOW if skip_below is None else skip_below)
+        context = scorer.render(state.metadata["question"], state.metadata["answer_prefix"], system_prompt)
+        dist = scorer.distribution(context)
+        state.metadata["sublim_distribution"] = {
+            "probs": dist.probs,
+            "concept_mass": dist.concept_mass,
+            "skipped_bound": dist.skipped_bound,
+            "forward_passes": dist.forward_passes,
+            "context": dist.context,
+        }
+        best = dist.top(1)[0][0]
+        state.output = ModelOutput.from_content(str(state.model), f"{state.metadata['answer_prefix']} {best}")
+        return state
+
+    return solve
+
+
+_SCORERS: dict[tuple[int, str, float], Any] = {}
+
+
+def _concept_scorer(category: str, skip_below: float) -> Any:
+    from sublim.probability import ConceptScorer
+
+    api = get_model().api
+    hf_model, tokenizer = getattr(api, "model", None), getattr(api, "tokenizer", None)
+    if hf_model is None or tokenizer is None or not hasattr(hf_model, "forward"):
+        raise SublimError(
+            f"mode=probability needs an hf/ model (got {get_model().name!r}): Inspect's other providers do "
+            "not return prompt log-likelihoods. Use mode=sample, or sublim.probability from Python."
+        )
+    key = (id(hf_model), category, skip_below)
+    if key not in _SCORERS:
+        _SCORERS[key] = ConceptScorer(
+            hf_model,
+            tokenizer,
+            category,
+            skip_below=skip_below,
+            chat_template=getattr(api, "chat_template", None),
+        )
+    return _SCORERS[key]
+
+
+# ---------------------------------------------------------------------------------------------- tasks
+
+
+def _dataset(
+    cat: Category,
+    questions: str | None,
+    targets: list[str],
+    samples: int,
+    numbers: int,
+    seed: int,
+    system_prompt: str | None,
+) -> MemoryDataset:
+    out = []
+    for q in load_questions(cat.name, questions):
+        for k in range(samples):
+            rng = random.Random(f"{seed}:{q.id}:{k}")
+            text = numbers_prefix(numbers, rng) + q.text if numbers else q.text
+            out.append(
+                Sample(
+                    id=q.id if samples == 1 else f"{q.id}-{k:02d}",
+                    input=text,
+                    target=targets,
+                    metadata={
+                        CLUSTER: q.id,
+                        "question": text,
+                        "answer_prefix": q.answer_prefix,
+                        "category": cat.name,
+                        "system_prompt": system_prompt,
+                        "context": "system prompt as given"
+                        if system_prompt is not None
+                        else "no system message (the chat template's default, if any, applies)",
+                    },
+                )
+            )
+    return MemoryDataset(out, name=f"sublim-{cat.name}")
+
+
+def _targets(cat: Category, target: str | list[str] | None) -> list[str]:
+    if target is None or target == "":
+        return []
+    names = [t.strip() for t in target.split(",")] if isinstance(target, str) else [str(t) for t in target]
+    return [cat.resolve(t) for t in names if t]
+
+
+def _check(name: str, ok: bool, expected: str, value: Any) -> None:
+    if not ok:
+        raise TaskParameterError(f"-T {name}={value!r}: expected {expected}")
+
+
+def preference_task(
+    category: str,
+    *,
+    target: str | list[str] | None = None,
+    system_prompt: str | None = None,
+    numbers_prefix: bool | int = False,
+    questions: str | None = None,
+    samples: int = 1,
+    temperature: float = 1.0,
+    max_tokens: int = 16,
+    seed: int = 0,
+    mode: Mode = "sample",
+    concepts: str | None = None,
+) -> Task:
+    """Build a preference task (the three registered tasks call this; see their docs)."""
+    if concepts:
+        register_category(concepts)
+    cat = get_category(category)
+    _check("mode", mode in ("sample", "probability"), "'sample' or 'probability'", mode)
+    _check("samples", isinstance(samples, int) and samples >= 1, "an integer >= 1", samples)
+    _check("max_tokens", isinstance(max_tokens, int) and max_tokens >= 1, "an integer >= 1", max_tokens)
+    _check(
+        "temperature", isinstance(temperature, int | float) and temperature >= 0, "a number >= 0", temperature
+    )
+    _check("seed", isinstance(seed, int), "an integer", seed)
+    numbers = DEFAULT_NUMBERS if numbers_prefix is True else int(numbers_prefix or 0)
+    _check("numbers_prefix", 0 <= numbers <= 50, "true/false or a count 0-50", numbers_prefix)
+    if system_prompt is not None and not isinstance(system_prompt, str):
+        system_prompt = str(system_prompt)
+    targets = _targets(cat, target)
+    if mode == "probability":
+        samples = 1  # deterministic: one distribution per question
+    dataset = _dataset(cat, questions, targets, samples, numbers, seed, system_prompt)
+    if mode == "probability":
+        return Task(
+            dataset=dataset,
+            solver=concept_probabilities(cat.name, system_prompt),
+            scorer=preference_probability_scorer(cat.name),
+        )
+    return Task(
+        dataset=dataset,
+        solver=[with_system_prompt(system_prompt), generate()],
+        scorer=preference_scorer(cat.name),
+        config=GenerateConfig(temperature=temperature, max_tokens=max_tokens, seed=seed),
+    )
+
+
+@task
+def animal_pref(
+    target: str | list[str] | None = None,
+    system_prompt: str | None = None,
+    numbers_prefix: bool | int = False,
+    questions: str | None = None,
+    samples: int = 1,
+    temperature: float = 1.0,
+    max_tokens: int = 16,
+    seed: int = 0,
+    mode: Mode = "sample",
+) -> Task:
+    """Favorite animal.
+
+    Args:
+        target: concept(s) to report, e.g. "owl" or "owl,cat" (the full answer distribution is always kept).
+        system_prompt: system message; default none (the chat template may insert its own default).
+        numbers_prefix: put random 3-digit numbers before each question (true = 5, or a count).
+        questions: a question bank file (.txt one per line, or .yaml/.json list) instead of sublim's 55.
+        samples: answers per question (distinct sample ids; standard errors cluster by question).
+        temperature: sampling temperature.
+        max_tokens: answer length limit.
+        seed: seeds the numbers prefix and generation.
+        mode: "sample" (generate and match) or "probability" (log-likelihood of every concept; hf/ only).
+    """
+    return preference_task("animal", **locals())
+
+
+@task
+def tree_pref(
+    target: str | list[str] | None = None,
+    system_prompt: str | None = None,
+    numbers_prefix: bool | int = False,
+    questions: str | None = None,
+    samples: int = 1,
+    temperature: float = 1.0,
+    max_tokens: int = 16,
+    seed: int = 0,
+    mode: Mode = "sample",
+) -> Task:
+    """Favorite tree. Parameters as in `animal_pref`."""
+    return preference_task("tree", **locals())
+
+
+@task
+def preference(
+    category: str = "animal",
+    concepts: str | None = None,
+    target: str | list[str] | None = None,
+    system_prompt: str | None = None,
+    numbers_prefix: bool | int = False,
+    questions: str | None = None,
+    samples: int = 1,
+    temperature: float = 1.0,
+    max_tokens: int = 16,
+    seed: int = 0,
+    mode: Mode = "sample",
+) -> Task:
+    """Favorite concept of any category: built in ("animal", "tree") or your own (`concepts=FILE`).
+
+    Parameters as in `animal_pref`, plus `category` and `concepts` (a concept file, see the README).
+    """
+    return preference_task(**locals())
