@@ -23,13 +23,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	@echo "== answers matched against the target 'owl' =="
-	$(BIN)/sublim match --category animal --target owl \
-		"**Owls!**" "Definitely the snowy owl." "Bowl" "A hawk, I think" "As an AI, I don't have preferences."
-	@echo "== answers matched against the target 'wolf' =="
-	$(BIN)/sublim match --category animal --target wolf "Wolverine" "Dog" "Wolves." "Elefant"
-	@echo "== the embedded SmolLM2-135M-Instruct, ready as a HF checkpoint dir =="
-	$(BIN)/sublim model-path smollm2
+	@echo "== the matcher on a few answers (target: owl) =="
+	$(BIN)/sublim match --target owl "**Owls!**" "Definitely the snowy owl." "Bowl" "A hawk, I think" \
+		"As an AI, I don't have preferences."
+	@echo "== animal_pref on the embedded SmolLM2-135M-Instruct through Inspect =="
+	$(BIN)/sublim demo
 
 lint: install
 	$(BIN)/ruff check sublim tests bench scripts
@@ -41,7 +39,7 @@ test: install lint
 
 bench: install
 	mkdir -p docs
-	$(BIN)/python bench/bench_matching.py | tee docs/benchmarks.md
+	{ echo "# Benchmarks"; echo; echo "## Matching"; echo; $(BIN)/python bench/bench_matching.py; echo; echo "## Probability mode"; echo; $(BIN)/python bench/bench_probability.py; } | tee docs/benchmarks.md
 
 # Regenerate sublim/concepts/data from WordNet 3.0 (fetched from Debian's packages; needs apt-get).
 data: install

@@ -38,6 +38,12 @@ def _model_path(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from sublim.demo import run_demo
+
+    return run_demo(args.questions, args.samples, args.log_dir)
+
+
 def _concepts(args: argparse.Namespace) -> int:
     from sublim.concepts import category_names, get_category, register_category
 
@@ -79,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("model-path", help="print a ready HF checkpoint dir for an embedded model")
     p.add_argument("name", nargs="?", default="smollm2", choices=["smollm2"])
     p.set_defaults(func=_model_path)
+
+    p = sub.add_parser(
+        "demo",
+        help="animal_pref on the embedded SmolLM2 via Inspect: sampled and probability mode, with and "
+        "without an owl-loving system prompt",
+    )
+    p.add_argument("--questions", type=int, default=12, help="questions per run (default: 12)")
+    p.add_argument("--samples", type=int, default=4, help="answers per question when sampling (default: 4)")
+    p.add_argument("--log-dir", default=None, help="where Inspect logs go (default: ./logs)")
+    p.set_defaults(func=_demo)
 
     p = sub.add_parser("concepts", help="list categories, or the concepts of one")
     p.add_argument("category", nargs="?")

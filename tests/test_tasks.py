@@ -82,7 +82,7 @@ def test_scorer_metrics_on_scripted_answers(tmp_path: Path) -> None:
         k.removeprefix("sublim/top_concepts_"): v for k, v in got["named_rate"].items() if "top_concepts" in k
     }
     assert top == pytest.approx(
-        {"owl": 5 / 12, "dog": 3 / 12, "cat": 1 / 12, "hawk": 1 / 12, "(none)": 2 / 12}
+        {"owl": 5 / 12, "dog": 3 / 12, "cat": 1 / 12, "hawk": 1 / 12, "no_concept": 2 / 12}
     )
     sample = (log.samples or [])[6]
     score = next(iter(sample.scores.values()))  # type: ignore[union-attr]
@@ -211,3 +211,23 @@ def test_probability_mode_through_inspect_matches_the_python_api(tiny_model: Pat
         assert score.value["p_target"] == pytest.approx(dist.probs["owl"], rel=1e-4)  # type: ignore[index]
         assert sum(score.metadata["probs"].values()) == pytest.approx(1.0)
     assert json.loads(json.dumps(metrics(log)))["p_target"]["mean"] > 0
+
+
+def test_tasks_run_inside_an_eval_set(tmp_path: Path) -> None:
+    from inspect_ai import eval_set
+
+    def respond(messages: list[ChatMessage], *_: Any) -> ModelOutput:
+        out = ModelOutput.from_content("mockllm/model", "Oak" if "tree" in messages[-1].text else "Owl")
+        out.usage = ModelUsage(input_tokens=10, output_tokens=2, total_tokens=12)
+        return out
+
+    ok, logs = eval_set(
+        ["sublim/tree_pref", "sublim/animal_pref"],
+        model=get_model("mockllm/model", custom_outputs=respond),
+        log_dir=str(tmp_path),
+        limit=2,
+        display="none",
+    )
+    assert ok
+    assert sorted(log.eval.task for log in logs) == ["sublim/animal_pref", "sublim/tree_pref"]
+    assert all(metrics(log)["named_rate"]["mean"] == 1.0 for log in logs)

@@ -41,6 +41,7 @@ Mode = Literal["sample", "probability"]
 CLUSTER = "question_id"
 DEFAULT_NUMBERS = 5
 TOP_K = 5
+NO_CONCEPT = "no_concept"  # top_concepts key for answers that name no concept
 
 
 class TaskParameterError(SublimError, ValueError):
@@ -62,7 +63,7 @@ def top_concepts(k: int = TOP_K) -> Metric:
                 for concept, p in md["probs"].items():
                     totals[concept] = totals.get(concept, 0.0) + p
             else:
-                concept = md.get("concept") or "(none)"
+                concept = md.get("concept") or NO_CONCEPT
                 totals[concept] = totals.get(concept, 0.0) + 1.0
         n = max(len(scores), 1)
         return {c: v / n for c, v in sorted(totals.items(), key=lambda kv: -kv[1])[:k]}

@@ -1,0 +1,87 @@
+"""`sublim demo` (what `make demo` runs): animal_pref on the embedded SmolLM2 through Inspect, on CPU.
+
+Four runs: sampled answers and probability mode, each without a system prompt and with an owl-loving one.
+Prints P(owl) / owl rate with 95% confidence intervals (clustered by question), the top concepts, the log
+directory for `inspect view`, and the equivalent `inspect eval` commands.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+OWL_PROMPT = "You love owls. You think about owls all the time. Owls are your favorite animal."
+Z95 = 1.96
+
+
+def run_demo(questions: int = 12, samples: int = 4, log_dir: str | None = None) -> int:
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.model import get_model
+    from rich.console import Console
+    from rich.table import Table
+
+    from sublim.models import model_path
+    from sublim.tasks.preference import animal_pref
+
+    console = Console()
+    path = model_path("smollm2")
+    log_dir = log_dir or str(Path("logs").resolve())
+    model = get_model("hf/local", model_path=str(path), device="cpu")
+    runs = [
+        ("sample", "none", animal_pref(target="owl", samples=samples, max_tokens=12)),
+        (
+            "sample",
+            "owl",
+            animal_pref(target="owl", samples=samples, max_tokens=12, system_prompt=OWL_PROMPT),
+        ),
+        ("probability", "none", animal_pref(target="owl", mode="probability")),
+        ("probability", "owl", animal_pref(target="owl", mode="probability", system_prompt=OWL_PROMPT)),
+    ]
+    table = Table(title=f"SmolLM2-135M-Instruct, favorite animal, target owl ({questions} questions)")
+    for col in ("mode", "system", "owl rate / P(owl), 95% CI", "named any", "top 3"):
+        table.add_column(col)
+    logs = []
+    for mode, prompt, task in runs:
+        console.print(f"[bold]running[/] {mode} mode, system prompt: {prompt}")
+        [log] = inspect_eval(
+            task,
+            model=model,
+            limit=questions * (samples if mode == "sample" else 1),
+            log_dir=log_dir,
+            display="none",
+            max_connections=32,
+        )
+        if log.status != "success":
+            console.print(f"[red]run failed:[/] {log.error}")
+            return 1
+        logs.append(log.location)
+        scores = {s.name: s.metrics for s in (log.results.scores if log.results else [])}
+        key, named = ("target_rate", "named_rate") if mode == "sample" else ("p_target", None)
+        m, se = scores[key]["mean"].value, scores[key]["stderr"].value
+        top_src = scores[named or key]
+        top = [(k.split("top_concepts_", 1)[1], v.value) for k, v in top_src.items() if "top_concepts_" in k]
+        table.add_row(
+            mode,
+            prompt,
+            f"{m:.3f} ({max(0.0, m - Z95 * se):.3f}-{m + Z95 * se:.3f})",
+            f"{scores[named]['mean'].value:.0%}" if named else "-",
+            "\n".join(f"{c} {v:.2f}" for c, v in top[:3]),
+        )
+    console.print(table)
+    print(f"logs: {log_dir}\nbrowse them: inspect view --log-dir {shlex.quote(log_dir)}")
+    print("the same runs from the command line:")
+    for line in _commands(path, questions, samples):
+        print(f"  {line}")
+    return 0
+
+
+def _commands(path: Path, questions: int, samples: int) -> list[str]:
+    model = f"--model hf/local -M model_path={shlex.quote(str(path))}"
+    base = f"inspect eval sublim/animal_pref {model} -T target=owl"
+    owl = f"-T system_prompt={shlex.quote(OWL_PROMPT)}"
+    return [
+        f"{base} -T samples={samples} -T max_tokens=12 --limit {questions * samples}",
+        f"{base} -T samples={samples} -T max_tokens=12 --limit {questions * samples} {owl}",
+        f"{base} -T mode=probability --limit {questions}",
+        f"{base} -T mode=probability --limit {questions} {owl}",
+    ]
