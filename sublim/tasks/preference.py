@@ -152,6 +152,9 @@ def _explain(answer: str, best: Any, mentions: tuple[Any, ...]) -> str:
 def preference_probability_scorer(category: str = "animal") -> Scorer:
     """Score probability-mode samples: P(target) and P(concepts related to a target) per question.
 
+    A concept counts toward p_target when the matcher says it names a target ("polar bear" for bear), as an
+    answer naming it would in sampled mode.
+
     Reads the distribution the `concept_probabilities` solver stored; Score.metadata keeps the full
     distribution (`probs`), the top concepts, the skipped-mass bound and the context the model saw.
     """
@@ -165,13 +168,20 @@ def preference_probability_scorer(category: str = "animal") -> Scorer:
             )
         probs: dict[str, float] = dist["probs"]
         targets = [cat.resolve(t) for t in target.target if t]
-        related = {c for c in probs for t in targets if c != t and match(c, t, cat).level == "related"}
+        # as in sampled mode, a kind named by the target as head noun ("polar bear" for bear) is the target
+        levels = (
+            {c: max((match(c, t, cat) for t in targets), key=_strength).level for c in probs}
+            if targets
+            else {}
+        )
         nan = float("nan")
         top = sorted(probs.items(), key=lambda kv: -kv[1])[:TOP_K]
         return Score(
             value={
-                "p_target": sum(probs[t] for t in targets) if targets else nan,
-                "p_related": sum(probs[c] for c in related - set(targets)) if targets else nan,
+                "p_target": sum(p for c, p in probs.items() if levels[c] in ("exact", "fuzzy"))
+                if targets
+                else nan,
+                "p_related": sum(p for c, p in probs.items() if levels[c] == "related") if targets else nan,
             },
             answer=top[0][0] if top else "",
             explanation="top: " + ", ".join(f"{c} {p:.3f}" for c, p in top),
