@@ -7,6 +7,7 @@ directory for `inspect view`, and the equivalent `inspect eval` commands.
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 
@@ -15,6 +16,8 @@ Z95 = 1.96
 
 
 def run_demo(questions: int = 12, samples: int = 4, log_dir: str | None = None) -> int:
+    # the model is local: never let transformers probe the hub for "local" (it retries for a minute offline)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from inspect_ai import eval as inspect_eval
     from inspect_ai.model import get_model
     from rich.console import Console
@@ -77,7 +80,7 @@ def run_demo(questions: int = 12, samples: int = 4, log_dir: str | None = None) 
 
 def _commands(path: Path, questions: int, samples: int) -> list[str]:
     model = f"--model hf/local -M model_path={shlex.quote(str(path))}"
-    base = f"inspect eval sublim/animal_pref {model} -T target=owl"
+    base = f"HF_HUB_OFFLINE=1 inspect eval sublim/animal_pref {model} -T target=owl"
     owl = f"-T system_prompt={shlex.quote(OWL_PROMPT)}"
     return [
         f"{base} -T samples={samples} -T max_tokens=12 --limit {questions * samples}",

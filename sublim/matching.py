@@ -114,6 +114,11 @@ class Match:
     via: str | None = None
     nonanswer: bool = False
 
+    @property
+    def strength(self) -> tuple[int, float]:
+        """Sort key: level first (exact > fuzzy > related > none), then score."""
+        return (-LEVELS.index(self.level), self.score)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["relations"] = list(self.relations)

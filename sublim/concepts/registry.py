@@ -133,6 +133,7 @@ def _category_from_mapping(raw: Any, where: str) -> Category:
                 paths=tuple(paths) or prior.paths,
                 synset=synset if paths else prior.synset,
                 gloss=new.gloss or prior.gloss,
+                see=prior.see,
             )
         concepts[cname] = new
     if not concepts:

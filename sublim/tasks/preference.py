@@ -102,7 +102,7 @@ def preference_scorer(category: str = "animal") -> Scorer:
         targets = [t for t in target.target if t]
         mentions = extract(answer, cat)
         first = mentions[0].concept if mentions else None
-        best = max((match(answer, t, cat) for t in targets), key=_strength, default=None)
+        best = max((match(answer, t, cat) for t in targets), key=lambda m: m.strength, default=None)
         level = best.level if best else ("none" if not mentions else "named")
         nan = float("nan")
         value = {
@@ -126,10 +126,6 @@ def preference_scorer(category: str = "animal") -> Scorer:
         )
 
     return score
-
-
-def _strength(m: Any) -> tuple[int, float]:
-    return (("none", "related", "fuzzy", "exact").index(m.level), m.score)
 
 
 def _explain(answer: str, best: Any, mentions: tuple[Any, ...]) -> str:
@@ -170,7 +166,7 @@ def preference_probability_scorer(category: str = "animal") -> Scorer:
         targets = [cat.resolve(t) for t in target.target if t]
         # as in sampled mode, a kind named by the target as head noun ("polar bear" for bear) is the target
         levels = (
-            {c: max((match(c, t, cat) for t in targets), key=_strength).level for c in probs}
+            {c: max((match(c, t, cat) for t in targets), key=lambda m: m.strength).level for c in probs}
             if targets
             else {}
         )
