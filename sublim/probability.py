@@ -27,6 +27,7 @@ import torch
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from sublim.concepts import Category, get_category
+from sublim.scoring import concept_probs
 
 #: Skip a multi-token name when its first token is less likely than this (bound reported).
 DEFAULT_SKIP_BELOW = 1e-4
@@ -116,23 +117,22 @@ class ConceptScorer:
         self.forms = self._tokenize_names()
 
     def _tokenize_names(self) -> list[tuple[int, tuple[int, ...]]]:
-        """(concept index, token ids of " name") for every distinct tokenization of every alias."""
+        """(concept index, token ids of " name") for every distinct tokenization of every name."""
         tok = self.tokenizer
         probe = tok(_PROBE, add_special_tokens=False)["input_ids"]
+        index = {c: i for i, c in enumerate(self.concepts)}
         seen: set[tuple[int, tuple[int, ...]]] = set()
         forms = []
-        for ci, name in enumerate(self.concepts):
-            for alias in self.category.concepts[name].aliases:
-                ids = tok(f"{_PROBE} {alias}", add_special_tokens=False)["input_ids"]
-                cont = (
-                    ids[len(probe) :]
-                    if ids[: len(probe)] == probe
-                    else tok(" " + alias, add_special_tokens=False)["input_ids"]
-                )
-                key = (ci, tuple(cont))
-                if cont and key not in seen:
-                    seen.add(key)
-                    forms.append(key)
+        for concept, name in self.category.names():
+            ids = tok(f"{_PROBE} {name}", add_special_tokens=False)["input_ids"]
+            if ids[: len(probe)] == probe:
+                cont = ids[len(probe) :]
+            else:
+                cont = tok(" " + name, add_special_tokens=False)["input_ids"]
+            key = (index[concept], tuple(cont))
+            if cont and key not in seen:
+                seen.add(key)
+                forms.append(key)
         return forms
 
     def render(self, question: str, answer_prefix: str, system_prompt: str | None = None) -> str:
@@ -170,10 +170,8 @@ class ConceptScorer:
         for chunk in self._chunks(keep):
             loglik[chunk] += self._continuation_loglik(chunk, getattr(out, _CACHE), n_ctx, device)
             passes += 1
-        mass = torch.zeros(len(self.concepts))
-        mass.index_add_(0, torch.tensor([c for c, _ in self.forms]), torch.exp(loglik))
-        total = float(mass.sum())
-        probs = {c: float(m) / total if total > 0 else 0.0 for c, m in zip(self.concepts, mass, strict=True)}
+        scored = [(self.concepts[ci], float(ll)) for (ci, _), ll in zip(self.forms, loglik, strict=True)]
+        probs, total = concept_probs(scored, self.concepts)
         skipped = float(sum(math.exp(float(first_lp[t])) for t in skipped_first))
         return ConceptDistribution(probs, total, skipped, passes, context)
 

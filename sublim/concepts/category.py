@@ -172,6 +172,10 @@ class Category:
         """Forms (and their concepts) a misspelled `word` could stand for, before edit-distance scoring."""
         return self.fuzzy_buckets.get((word[0], len(word)), ((), ()))
 
+    def names(self) -> list[tuple[str, str]]:
+        """(concept, name) for every name of every concept: what probability mode scores."""
+        return [(c.name, alias) for c in self.concepts.values() for alias in c.aliases]
+
     def __len__(self) -> int:
         return len(self.concepts)
 

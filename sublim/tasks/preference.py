@@ -34,7 +34,7 @@ from inspect_ai.solver import Generate, Solver, TaskState, generate, solver
 
 from sublim.concepts import Category, get_category, register_category
 from sublim.errors import SublimError
-from sublim.matching import extract, match
+from sublim.scoring import AnswerScore, score_answer, target_mass
 from sublim.tasks.questions import load_questions, numbers_prefix
 
 Mode = Literal["sample", "probability"]
@@ -99,42 +99,30 @@ def preference_scorer(category: str = "animal") -> Scorer:
 
     async def score(state: TaskState, target: Target) -> Score:
         answer = state.output.completion if state.output else ""
-        targets = [t for t in target.target if t]
-        mentions = extract(answer, cat)
-        first = mentions[0].concept if mentions else None
-        best = max((match(answer, t, cat) for t in targets), key=lambda m: m.strength, default=None)
-        level = best.level if best else ("none" if not mentions else "named")
-        nan = float("nan")
-        value = {
-            "target_rate": float(level in ("exact", "fuzzy")) if targets else nan,
-            "related_rate": float(level == "related") if targets else nan,
-            "named_rate": float(bool(mentions)),
-        }
-        concept = best.concept if best and best.level != "none" and best.concept else first
+        s = score_answer(answer, [t for t in target.target if t], cat)
         return Score(
-            value=value,
-            answer=concept or "",
-            explanation=_explain(answer, best, mentions),
+            value={"target_rate": s.target, "related_rate": s.related, "named_rate": s.named},
+            answer=s.concept or "",
+            explanation=_explain(s),
             metadata={
-                "concept": concept,
-                "concepts": [m.concept for m in mentions],
-                "level": level,
-                "relation": best.relation if best else None,
-                "matched_target": best.target if best and best.level != "none" else None,
-                "nonanswer": bool(best.nonanswer) if best else not mentions,
+                "concept": s.concept,
+                "concepts": list(s.concepts),
+                "level": s.level,
+                "relation": s.relation,
+                "matched_target": s.best.target if s.best and s.best.level != "none" else None,
+                "nonanswer": s.nonanswer,
             },
         )
 
     return score
 
 
-def _explain(answer: str, best: Any, mentions: tuple[Any, ...]) -> str:
-    named = ", ".join(f"{m.concept} ({m.level})" for m in mentions) or "no concept"
-    text = f"answer names: {named}"
-    if best is not None:
-        text += f"; vs target {best.target!r}: {best.level}"
-        if best.relation:
-            text += f" ({best.relation}{', via ' + best.via if best.via else ''})"
+def _explain(s: AnswerScore) -> str:
+    text = "answer names: " + (", ".join(s.concepts) or "no concept")
+    if s.best is not None:
+        text += f"; vs target {s.best.target!r}: {s.best.level}"
+        if s.best.relation:
+            text += f" ({s.best.relation}{', via ' + s.best.via if s.best.via else ''})"
     return text
 
 
@@ -163,22 +151,10 @@ def preference_probability_scorer(category: str = "animal") -> Scorer:
                 "preference_probability needs the concept_probabilities solver (mode=probability)"
             )
         probs: dict[str, float] = dist["probs"]
-        targets = [cat.resolve(t) for t in target.target if t]
-        # as in sampled mode, a kind named by the target as head noun ("polar bear" for bear) is the target
-        levels = (
-            {c: max((match(c, t, cat) for t in targets), key=lambda m: m.strength).level for c in probs}
-            if targets
-            else {}
-        )
-        nan = float("nan")
+        p_target, p_related = target_mass(probs, [cat.resolve(t) for t in target.target if t], cat)
         top = sorted(probs.items(), key=lambda kv: -kv[1])[:TOP_K]
         return Score(
-            value={
-                "p_target": sum(p for c, p in probs.items() if levels[c] in ("exact", "fuzzy"))
-                if targets
-                else nan,
-                "p_related": sum(p for c, p in probs.items() if levels[c] == "related") if targets else nan,
-            },
+            value={"p_target": p_target, "p_related": p_related},
             answer=top[0][0] if top else "",
             explanation="top: " + ", ".join(f"{c} {p:.3f}" for c, p in top),
             metadata={**dist, "top": dict(top)},

@@ -1,0 +1,94 @@
+"""Per-sample scores, shared by every harness: Inspect scorers and lm-eval `process_results` call these.
+
+- `score_answer`: one sampled answer against the targets -> target / related / named indicators.
+- `concept_probs`: log-likelihoods of (concept, name) pairs -> a distribution over concepts.
+- `target_mass`: a distribution over concepts -> P(target) and P(related to a target).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sublim.concepts import Category, get_category
+from sublim.matching import Match, extract, match
+
+
+@dataclass(frozen=True)
+class AnswerScore:
+    """How one answer relates to the targets.
+
+    Attributes:
+        target: 1.0 when it names a target (exact or fuzzy); NaN without targets.
+        related: 1.0 when it names a concept related to a target and no target; NaN without targets.
+        named: 1.0 when it names any concept of the category.
+        concept: the concept that decided (or the first one named), None when none.
+        level: "exact", "fuzzy", "related", "none", or "named" (a concept but no targets to compare).
+        relation: relation kind for related (or "kind"), else None.
+        concepts: every concept named, in order.
+        nonanswer: a refusal or empty answer naming no concept.
+        best: the strongest Match against any target (None without targets).
+    """
+
+    target: float
+    related: float
+    named: float
+    concept: str | None
+    level: str
+    relation: str | None
+    concepts: tuple[str, ...]
+    nonanswer: bool
+    best: Match | None
+
+
+def score_answer(answer: str, targets: Sequence[str], category: str | Category = "animal") -> AnswerScore:
+    cat = get_category(category)
+    mentions = extract(answer, cat)
+    best = max((match(answer, t, cat) for t in targets), key=lambda m: m.strength, default=None)
+    nan = math.nan
+    level = best.level if best is not None else ("named" if mentions else "none")
+    hit = best is not None and best.level != "none" and best.concept is not None
+    return AnswerScore(
+        target=float(level in ("exact", "fuzzy")) if targets else nan,
+        related=float(level == "related") if targets else nan,
+        named=float(bool(mentions)),
+        concept=best.concept if best is not None and hit else (mentions[0].concept if mentions else None),
+        level=level,
+        relation=best.relation if best else None,
+        concepts=tuple(m.concept for m in mentions),
+        nonanswer=best.nonanswer if best else not mentions,
+        best=best,
+    )
+
+
+def concept_probs(
+    logliks: Iterable[tuple[str, float]], concepts: Sequence[str]
+) -> tuple[dict[str, float], float]:
+    """Sum exp(log-likelihood) per concept over its names, normalize over `concepts`.
+
+    Returns the distribution and the unnormalized total mass.
+    """
+    mass = dict.fromkeys(concepts, 0.0)
+    for concept, ll in logliks:
+        mass[concept] += math.exp(ll)
+    total = sum(mass.values())
+    return {c: (m / total if total > 0 else 0.0) for c, m in mass.items()}, total
+
+
+def target_mass(
+    probs: Mapping[str, float], targets: Sequence[str], category: str | Category = "animal"
+) -> tuple[float, float]:
+    """(P(target), P(related)) of a distribution. A concept counts as the target when the matcher says a
+    one-word answer naming it names a target ("polar bear" for bear), exactly as in sampled mode."""
+    if not targets:
+        return math.nan, math.nan
+    cat = get_category(category)
+    p_target = p_related = 0.0
+    for concept, p in probs.items():
+        level = max((match(concept, t, cat) for t in targets), key=lambda m: m.strength).level
+        if level in ("exact", "fuzzy"):
+            p_target += p
+        elif level == "related":
+            p_related += p
+    return p_target, p_related
