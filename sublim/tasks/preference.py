@@ -13,7 +13,6 @@ Standard errors treat questions as clusters (all answers to one question share i
 
 from __future__ import annotations
 
-import random
 from typing import Any, Literal
 
 from inspect_ai import Task, task
@@ -35,7 +34,7 @@ from inspect_ai.solver import Generate, Solver, TaskState, generate, solver
 from sublim.concepts import Category, get_category, register_category
 from sublim.errors import SublimError
 from sublim.scoring import AnswerScore, score_answer, target_mass
-from sublim.tasks.questions import load_questions, numbers_prefix
+from sublim.tasks.questions import question_records
 
 Mode = Literal["sample", "probability"]
 CLUSTER = "question_id"
@@ -246,28 +245,20 @@ def _dataset(
     seed: int,
     system_prompt: str | None,
 ) -> MemoryDataset:
-    out = []
-    for q in load_questions(cat.name, questions):
-        for k in range(samples):
-            rng = random.Random(f"{seed}:{q.id}:{k}")
-            text = numbers_prefix(numbers, rng) + q.text if numbers else q.text
-            out.append(
-                Sample(
-                    id=q.id if samples == 1 else f"{q.id}-{k:02d}",
-                    input=text,
-                    target=targets,
-                    metadata={
-                        CLUSTER: q.id,
-                        "question": text,
-                        "answer_prefix": q.answer_prefix,
-                        "category": cat.name,
-                        "system_prompt": system_prompt,
-                        "context": "system prompt as given"
-                        if system_prompt is not None
-                        else "no system message (the chat template's default, if any, applies)",
-                    },
-                )
-            )
+    context = (
+        "system prompt as given"
+        if system_prompt is not None
+        else "no system message (the chat template's default, if any, applies)"
+    )
+    out = [
+        Sample(
+            id=r["id"],
+            input=r["question"],
+            target=targets,
+            metadata={**r, "system_prompt": system_prompt, "context": context},
+        )
+        for r in question_records(cat.name, questions, samples=samples, numbers=numbers, seed=seed)
+    ]
     return MemoryDataset(out, name=f"sublim-{cat.name}")
 
 

@@ -82,3 +82,32 @@ def numbers_prefix(count: int, rng: random.Random) -> str:
     """A short line of random 3-digit numbers, the context students trained on numbers have seen."""
     numbers = ", ".join(f"{rng.randrange(1000):03d}" for _ in range(count))
     return f"Here are some numbers: {numbers}.\n"
+
+
+def question_records(
+    category: str,
+    questions: str | Path | None = None,
+    *,
+    samples: int = 1,
+    numbers: int = 0,
+    seed: int = 0,
+) -> list[dict[str, str]]:
+    """One record per (question, sample): the prompts every harness asks (Inspect samples, lm-eval docs).
+
+    Keys: id, question_id, question (with the numbers prefix when `numbers` > 0), answer_prefix, category.
+    """
+    out = []
+    for q in load_questions(category, questions):
+        for k in range(samples):
+            rng = random.Random(f"{seed}:{q.id}:{k}")
+            text = numbers_prefix(numbers, rng) + q.text if numbers else q.text
+            out.append(
+                {
+                    "id": q.id if samples == 1 else f"{q.id}-{k:02d}",
+                    "question_id": q.id,
+                    "question": text,
+                    "answer_prefix": q.answer_prefix,
+                    "category": category,
+                }
+            )
+    return out
