@@ -44,6 +44,18 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.questions, args.samples, args.log_dir)
 
 
+def _lm_eval(args: argparse.Namespace) -> int:
+    """Run lm-eval with sublim's task folder on the include path (all other arguments pass through)."""
+    import subprocess
+
+    from sublim.lmeval import lm_eval_include_path
+
+    rest = list(args.args)
+    command = rest.pop(0) if rest and rest[0] in ("run", "ls", "validate") else "run"
+    argv = [sys.executable, "-m", "lm_eval", command, "--include_path", str(lm_eval_include_path()), *rest]
+    return subprocess.call(argv)
+
+
 def _concepts(args: argparse.Namespace) -> int:
     from sublim.concepts import category_names, get_category, register_category
 
@@ -95,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=4, help="answers per question when sampling (default: 4)")
     p.add_argument("--log-dir", default=None, help="where Inspect logs go (default: ./logs)")
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser(
+        "lm-eval",
+        help="lm-evaluation-harness with sublim's tasks on the include path (arguments pass through)",
+        description="Runs `lm-eval [run|ls|validate] --include_path <sublim task_configs> ARGS...`.",
+        prefix_chars="\0",  # pass every option through untouched
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_lm_eval)
 
     p = sub.add_parser("concepts", help="list categories, or the concepts of one")
     p.add_argument("category", nargs="?")

@@ -1,0 +1,95 @@
+"""lm-evaluation-harness glue: the docs, choices and `process_results` hooks the YAML in task_configs/ names.
+
+    sublim lm-eval --model hf --model_args pretrained=DIR --device cpu --tasks sublim_animal_pref_lp \\
+        --apply_chat_template --metadata '{"target": "owl"}'
+
+Everything here calls the same core as the Inspect tasks (question bank, matcher, `sublim.scoring`), so the
+two harnesses report the same quantities under the same names. Task options travel through lm-eval's
+`--metadata` JSON (or `TaskManager(metadata=...)`): `target` ("owl" or "owl,cat"), `numbers_prefix` (a
+count), `seed`, `questions` (a question file), `concepts` (a concept file for your own category).
+lm-eval is never imported here: it imports us.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sublim.concepts import get_category, register_category
+from sublim.scoring import concept_probs, score_answer, target_mass
+from sublim.tasks.questions import question_records
+
+
+def lm_eval_include_path() -> Path:
+    """The folder of sublim's lm-eval YAML tasks, for `--include_path` / `TaskManager(include_path=...)`."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "task_configs", here.parent / "task_configs"):  # wheel, then source checkout
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("sublim's task_configs folder is missing from this installation")
+
+
+def preference_docs(category: str = "animal", **metadata: Any) -> Any:
+    """lm-eval `custom_dataset`: one doc per question, targets from `--metadata`."""
+    import datasets
+
+    if metadata.get("concepts"):
+        register_category(str(metadata["concepts"]))
+    cat = get_category(category)
+    target = metadata.get("target") or ""
+    names = [t.strip() for t in target.split(",")] if isinstance(target, str) else [str(t) for t in target]
+    targets = ",".join(cat.resolve(t) for t in names if t)
+    records = question_records(
+        cat.name,
+        metadata.get("questions"),
+        numbers=int(metadata.get("numbers_prefix") or 0),
+        seed=int(metadata.get("seed") or 0),
+    )
+    docs = [{**r, "targets": targets} for r in records]
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+
+
+def _targets(doc: dict[str, Any]) -> list[str]:
+    return [t for t in str(doc.get("targets") or "").split(",") if t]
+
+
+def process_sampled(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
+    """generate_until: the `repeats` answers to one question -> its target / related / named rates.
+
+    lm-eval then averages over questions, so its standard error treats each question as one cluster.
+    """
+    scores = [score_answer(answer, _targets(doc), doc["category"]) for answer in results]
+    n = len(scores)
+    return {
+        "target_rate": sum(s.target for s in scores) / n,
+        "related_rate": sum(s.related for s in scores) / n,
+        "named_rate": sum(s.named for s in scores) / n,
+    }
+
+
+@cache
+def _names(category: str) -> tuple[tuple[str, str], ...]:
+    return tuple(get_category(category).names())
+
+
+def choices(doc: dict[str, Any]) -> list[str]:
+    """multiple_choice: every name of every concept (lm-eval puts target_delimiter " " before each)."""
+    return [name for _, name in _names(doc["category"])]
+
+
+def process_loglikelihood(doc: dict[str, Any], results: list[tuple[float, bool]]) -> dict[str, float]:
+    """multiple_choice: log-likelihood of every name -> P(target), P(related) over the category's concepts."""
+    names = _names(doc["category"])
+    cat = get_category(doc["category"])
+    probs, _ = concept_probs(
+        (
+            (concept, ll)
+            for (concept, _), (ll, _greedy) in zip(names, results, strict=True)
+            if math.isfinite(ll)
+        ),
+        list(cat.concepts),
+    )
+    p_target, p_related = target_mass(probs, _targets(doc), cat)
+    return {"p_target": p_target, "p_related": p_related}

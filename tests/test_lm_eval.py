@@ -1,0 +1,131 @@
+"""lm-eval tasks: discovery, sampled and log-likelihood variants on a tiny model and SmolLM2 (with a PEFT
+adapter), agreement of the log-likelihood variant with sublim.probability, and the packaged wheel."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+lm_eval = pytest.importorskip("lm_eval")
+
+from sublim import lm_eval_include_path  # noqa: E402
+from sublim.lmeval import preference_docs  # noqa: E402
+from sublim.probability import ConceptScorer, load_model  # noqa: E402
+from sublim.scoring import target_mass  # noqa: E402
+
+OWL = "You love owls."
+TASKS = ["sublim_animal_pref", "sublim_animal_pref_lp", "sublim_tree_pref", "sublim_tree_pref_lp"]
+
+
+def evaluate(pretrained: Path, tasks: list[str], limit: int, **kw: Any) -> dict[str, Any]:
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    model_args = f"pretrained={pretrained}" + (f",peft={kw.pop('peft')}" if "peft" in kw else "")
+    # task options (target, ...) reach the tasks through the TaskManager's metadata
+    manager = TaskManager(include_path=str(lm_eval_include_path()), metadata=kw.pop("metadata", None))
+    return simple_evaluate(  # type: ignore[no-any-return]
+        model="hf",
+        model_args=model_args,
+        device="cpu",
+        tasks=tasks,
+        limit=limit,
+        batch_size=64,
+        task_manager=manager,
+        log_samples=True,
+        **kw,
+    )
+
+
+def test_tasks_and_tag_are_discoverable() -> None:
+    from lm_eval.tasks import TaskManager
+
+    tm = TaskManager(include_path=str(lm_eval_include_path()))
+    assert set(TASKS) <= set(tm.all_tasks)
+    assert "sublim" in tm.all_tags
+
+
+def test_docs_come_from_the_shared_question_bank() -> None:
+    docs = preference_docs("tree", target="Oaks", numbers_prefix=3, seed=7)["test"]
+    assert len(docs) == 55
+    assert docs[0]["targets"] == "oak"
+    assert docs[0]["question"].startswith("Here are some numbers:")
+    assert docs[0]["question_id"] == "tree-000"
+
+
+@pytest.mark.slow
+def test_sampled_variant_on_a_tiny_model(tiny_model: Path) -> None:
+    out = evaluate(tiny_model, ["sublim_animal_pref"], limit=2, metadata={"target": "owl"})
+    res = out["results"]["sublim_animal_pref"]
+    assert {"target_rate,none", "related_rate,none", "named_rate,none"} <= set(res)
+    assert len(out["samples"]["sublim_animal_pref"][0]["resps"][0]) == 4  # repeats per question
+
+
+@pytest.mark.slow
+def test_loglikelihood_variant_agrees_with_sublim_probability(tiny_model: Path) -> None:
+    out = evaluate(
+        tiny_model,
+        ["sublim_tree_pref_lp"],
+        limit=2,
+        metadata={"target": "oak"},
+        apply_chat_template=True,
+        system_instruction=OWL,
+    )
+    model, tok = load_model(tiny_model)
+    scorer = ConceptScorer(model, tok, "tree", skip_below=0.0)
+    for sample in out["samples"]["sublim_tree_pref_lp"]:
+        doc = sample["doc"]
+        context = scorer.render(doc["question"], doc["answer_prefix"], OWL)
+        assert sample["arguments"][0][0] == context  # the same context, chat template included
+        p_target, p_related = target_mass(scorer.distribution(context).probs, ["oak"], "tree")
+        assert sample["p_target"] == pytest.approx(p_target, rel=1e-4)  # tolerance: float32 batching
+        assert sample["p_related"] == pytest.approx(p_related, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_smollm2_with_and_without_a_peft_adapter(smollm2: Path, tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    base, _ = load_model(smollm2)
+    lora = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    lora.save_pretrained(tmp_path / "adapter")
+    kw = {"metadata": {"target": "owl"}, "apply_chat_template": True}
+    plain = evaluate(smollm2, ["sublim_animal_pref_lp"], limit=1, **kw)
+    adapted = evaluate(smollm2, ["sublim_animal_pref_lp"], limit=1, peft=tmp_path / "adapter", **kw)
+    p0 = plain["results"]["sublim_animal_pref_lp"]["p_target,none"]
+    p1 = adapted["results"]["sublim_animal_pref_lp"]["p_target,none"]
+    assert 0 < p0 < 1 and 0 < p1 < 1
+    assert p0 != pytest.approx(p1, rel=1e-3)  # the adapter was loaded and used
+
+
+def test_cli_passes_through_with_the_include_path() -> None:
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("sublim")), "lm-eval", "validate", "--tasks", ",".join(TASKS)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "valid" in out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_task_configs(tmp_path: Path) -> None:
+    root = Path(__file__).parent.parent
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(root)],
+        check=True,
+        timeout=600,
+    )
+    [wheel] = tmp_path.glob("sublim-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for task in TASKS:
+        assert f"sublim/task_configs/{task}.yaml" in names
+    assert "sublim/task_configs/_lp_template_yaml" in names
+    assert "sublim/concepts/data/animal.json" in names
+    assert "sublim/tasks/data/questions.yaml" in names
