@@ -183,8 +183,9 @@ def concept_probabilities(
 ) -> Solver:
     """Probability mode: the model's distribution over every concept after the answer prefix.
 
-    Needs an hf/ model: it reuses the model and tokenizer Inspect's Hugging Face provider loaded (public
-    attributes of its ModelAPI object; tests/test_tasks.py fails if that changes). Other providers do not
+    Needs an hf/ model: it reuses the model and tokenizer Inspect's Hugging Face provider loaded (the
+    `model` and `tokenizer` attributes of `get_model().api`, which Inspect does not document;
+    tests/test_tasks.py fails if they change). Other providers do not
     return prompt log-likelihoods, so the solver stops with an error that says so.
     """
 
