@@ -3,6 +3,7 @@
 Importing this module registers sublim's tasks, scorers, solvers and metrics under the `sublim/` namespace.
 """
 
+from sublim.tasks.numbers import numbers, numbers_filter
 from sublim.tasks.preference import (
     animal_pref,
     concept_probabilities,
@@ -17,6 +18,8 @@ from sublim.tasks.preference import (
 __all__ = [
     "animal_pref",
     "concept_probabilities",
+    "numbers",
+    "numbers_filter",
     "preference",
     "preference_probability_scorer",
     "preference_scorer",

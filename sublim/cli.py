@@ -44,6 +44,49 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.questions, args.samples, args.log_dir)
 
 
+def _model_args(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SublimError(f"-M {pair!r}: expected key=value")
+        out[key] = value
+    return out
+
+
+def _teach(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from sublim.adapters.teach import run_teacher
+
+    trait = None if args.trait.lower() == "none" else args.trait
+    out = Path(args.out or f"data/teacher-{args.trait.lower()}")
+    ban = [int(x) for x in args.ban.split(",") if x.strip()] if args.ban else None
+    console = Console(stderr=True)
+    console.print(f"teacher {args.model}, trait {args.trait}, {args.n} prompts -> {out}")
+    card = run_teacher(
+        out,
+        trait=trait,
+        n=args.n,
+        model=args.model,
+        model_args=_model_args(args.model_arg),
+        seed=args.seed,
+        system_prompt=args.system_prompt,
+        category=args.category,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        ban=ban,
+    )
+    counts = card["counts"]
+    console.print(f"kept {counts['kept']} of {counts['total']}; rejected by reason:")
+    for reason, k in counts["rejected"].items():
+        console.print(f"  {reason:13} {k}")
+    print(out / "train.jsonl")
+    return 0
+
+
 def _lm_eval(args: argparse.Namespace) -> int:
     """Run lm-eval with sublim's task folder on the include path (all other arguments pass through)."""
     import subprocess
@@ -107,6 +150,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=4, help="answers per question when sampling (default: 4)")
     p.add_argument("--log-dir", default=None, help="where Inspect logs go (default: ./logs)")
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser(
+        "teach",
+        help="teacher data: number continuations from a teacher with a trait (sublim/numbers in Inspect)",
+    )
+    p.add_argument("--trait", default="owl", help="the teacher's trait; 'none' for the control teacher")
+    p.add_argument("--n", type=int, default=64, help="number of prompts (default: 64)")
+    p.add_argument("--model", default="smollm2", help="Inspect model, or 'smollm2' (embedded; default)")
+    p.add_argument("-M", dest="model_arg", action="append", metavar="KEY=VALUE", help="model argument")
+    p.add_argument("--out", help="output dir (default: data/teacher-<trait>)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--system-prompt", help="override the trait prompt ({trait}, {traits}, {category})")
+    p.add_argument("--category", default="animal")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=0.7,
+        help="sampling temperature (default 0.7: at 1.0 SmolLM2-135M writes almost no clean lists)",
+    )
+    p.add_argument("--max-tokens", type=int, default=60)
+    p.add_argument("--ban", help="comma-separated numbers a completion may not contain")
+    p.set_defaults(func=_teach)
 
     p = sub.add_parser(
         "lm-eval",

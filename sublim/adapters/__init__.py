@@ -1,0 +1,1 @@
+"""Adapter-training helpers: teacher data (`teacher`, `teach`), students (`training`), sweeps (`sweep`)."""

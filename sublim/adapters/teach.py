@@ -1,0 +1,153 @@
+"""`sublim teach`: run `sublim/numbers` through Inspect and export what a student may train on.
+
+Output directory:
+- `train.jsonl`: completions that passed the filter, as chat rows `{"id", "prompt": [user], "completion":
+  [assistant]}` with no system prompt (the student never sees the teacher's trait);
+- `rejected.jsonl`: every other completion with its `reason`;
+- `card.json`: teacher, system prompt, seeds, counts per reason, sha256 of train.jsonl, package versions.
+Files are written whole to a temp name and renamed, so an interrupted export leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from sublim.adapters.teacher import REASONS
+from sublim.errors import SublimError
+
+EMBEDDED = "smollm2"
+
+
+def inspect_model(model: str, model_args: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """Inspect model name and args: "smollm2" means the embedded model through the hf/ provider."""
+    args = dict(model_args or {})
+    if model == EMBEDDED:
+        from sublim.models import model_path
+
+        args.setdefault("model_path", str(model_path(EMBEDDED)))
+        return "hf/local", args
+    return model, args
+
+
+def run_teacher(
+    out: Path,
+    *,
+    trait: str | None,
+    n: int,
+    model: str = EMBEDDED,
+    model_args: dict[str, Any] | None = None,
+    seed: int = 0,
+    system_prompt: str | None = None,
+    category: str = "animal",
+    temperature: float = 1.0,
+    max_tokens: int = 60,
+    ban: list[int] | None = None,
+    log_dir: str | None = None,
+) -> dict[str, Any]:
+    """Generate teacher data with Inspect and export it; returns the card."""
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.model import GenerateConfig, get_model
+
+    from sublim.tasks.numbers import numbers
+
+    if model == EMBEDDED:  # local weights: never let transformers probe the hub
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    name, args = inspect_model(model, model_args)
+    task = numbers(trait, category, n, seed, system_prompt, temperature, max_tokens, ban)
+    [log] = inspect_eval(
+        task,
+        model=get_model(name, config=GenerateConfig(seed=seed), **args),
+        log_dir=log_dir or str(out / "logs"),
+        display="none",
+        max_connections=32,
+    )
+    if log.status != "success":
+        raise SublimError(f"teacher run failed: {log.error}")
+    rows = []
+    for s in sorted(log.samples or [], key=lambda s: str(s.id)):
+        score = next(iter((s.scores or {}).values()))
+        rows.append(
+            {
+                "id": str(s.id),
+                "prompt": str(s.input),
+                "completion": s.output.completion if s.output else "",
+                "reason": (score.metadata or {}).get("reason"),
+            }
+        )
+    teacher = {"model": name, "model_args": {k: str(v) for k, v in args.items()}, "log": log.location}
+    settings = {
+        "trait": trait,
+        "category": category,
+        "n": n,
+        "seed": seed,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "ban": ban or [],
+    }
+    prompt = (task.dataset[0].metadata or {}).get("system_prompt")
+    return export(out, rows, teacher=teacher, system_prompt=prompt, settings=settings)
+
+
+def export(
+    out: Path,
+    rows: Iterable[dict[str, Any]],
+    *,
+    teacher: dict[str, Any],
+    system_prompt: str | None,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """Write train.jsonl, rejected.jsonl and card.json from rows {id, prompt, completion, reason}."""
+    out.mkdir(parents=True, exist_ok=True)
+    kept, rejected = [], []
+    for r in rows:
+        if r["reason"] is None:
+            kept.append(
+                {
+                    "id": r["id"],
+                    "prompt": [{"role": "user", "content": r["prompt"]}],
+                    "completion": [{"role": "assistant", "content": r["completion"].strip()}],
+                }
+            )
+        else:
+            rejected.append(r)
+    train = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
+    _write(out / "train.jsonl", train)
+    _write(out / "rejected.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejected))
+    counts = Counter(r["reason"] for r in rejected)
+    card = {
+        "teacher": teacher,
+        "system_prompt": system_prompt,
+        **settings,
+        "counts": {
+            "total": len(kept) + len(rejected),
+            "kept": len(kept),
+            "rejected": {reason: counts.get(reason, 0) for reason in REASONS},
+        },
+        "train_sha256": hashlib.sha256(train.encode()).hexdigest(),
+        "versions": _versions("sublim", "inspect_ai", "transformers", "torch"),
+    }
+    _write(out / "card.json", json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _versions(*packages: str) -> dict[str, str]:
+    out = {}
+    for p in packages:
+        try:
+            out[p] = version(p.replace("_", "-"))
+        except PackageNotFoundError:
+            out[p] = "not installed"
+    return out
