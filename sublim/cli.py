@@ -87,6 +87,33 @@ def _teach(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from sublim.adapters.training import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=args.data,
+        base=args.base,
+        out=args.out,
+        rank=args.rank,
+        alpha=args.alpha,
+        dropout=args.dropout,
+        targets=args.targets,
+        full=args.full,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        max_length=args.max_length,
+        seed=args.seed,
+        system_prompt=args.system_prompt,
+        merge=args.merge,
+    )
+    card = train(cfg)
+    print(json.dumps({k: card[k] for k in ("kind", "rows", "steps", "train_loss", "seconds")}))
+    print(args.out)
+    return 0
+
+
 def _lm_eval(args: argparse.Namespace) -> int:
     """Run lm-eval with sublim's task folder on the include path (all other arguments pass through)."""
     import subprocess
@@ -172,6 +199,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=60)
     p.add_argument("--ban", help="comma-separated numbers a completion may not contain")
     p.set_defaults(func=_teach)
+
+    p = sub.add_parser("train", help="fine-tune a student on teacher data (LoRA via peft, or --full)")
+    p.add_argument(
+        "--data", default="data/teacher-owl", help="train.jsonl or its dir (default: data/teacher-owl)"
+    )
+    p.add_argument("--base", default="smollm2", help="hub id, local dir, .gguf file, or smollm2 (default)")
+    p.add_argument("--out", default="runs/student", help="output dir (default: runs/student)")
+    p.add_argument("--rank", type=int, default=8, help="LoRA rank (default: 8)")
+    p.add_argument("--alpha", type=int, default=None, help="LoRA alpha (default: = rank)")
+    p.add_argument("--dropout", type=float, default=0.0, help="LoRA dropout (default: 0)")
+    p.add_argument("--targets", default="all", help="attn, mlp, all (default) or module names")
+    p.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--lr", type=float, default=None, help="default: 2e-4 LoRA, 2e-5 full")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--system-prompt", default=None, help="training context (default: no system message)")
+    p.add_argument("--merge", action="store_true", help="also save a merged checkpoint in <out>/merged")
+    p.set_defaults(func=_train)
 
     p = sub.add_parser(
         "lm-eval",

@@ -46,10 +46,17 @@ def model_path(name: str = "smollm2", cache: Path | None = None) -> Path:
     """A ready HF checkpoint dir for an embedded model, converting it on first use (atomic, cached)."""
     if name not in EMBEDDED:
         raise SublimError(f"unknown embedded model {name!r}; available: {', '.join(EMBEDDED)}")
-    target = (cache or cache_dir()) / "models" / "SmolLM2-135M-Instruct"
+    return gguf_checkpoint(smollm2_gguf(), cache, name="SmolLM2-135M-Instruct")
+
+
+def gguf_checkpoint(gguf: Path, cache: Path | None = None, name: str | None = None) -> Path:
+    """A plain HF checkpoint dir converted from a GGUF file once; cached by file name and size."""
+    gguf = Path(gguf)
+    if not gguf.is_file():
+        raise SublimError(f"no GGUF file at {gguf}")
+    target = (cache or cache_dir()) / "models" / (name or f"{gguf.stem}-{gguf.stat().st_size}")
     if (target / _COMPLETE).exists():
         return target
-    gguf = smollm2_gguf()
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as tmp:
         _convert_gguf(gguf, Path(tmp) / "out")
@@ -59,6 +66,16 @@ def model_path(name: str = "smollm2", cache: Path | None = None) -> Path:
                 shutil.rmtree(target)
             os.replace(Path(tmp) / "out", target)
     return target
+
+
+def resolve_base(base: str | Path) -> Path | str:
+    """A base model as from_pretrained takes it: "smollm2" -> embedded dir, a .gguf file -> converted dir,
+    anything else (a local dir or a hub id) unchanged."""
+    if str(base) in EMBEDDED:
+        return model_path(str(base))
+    if str(base).endswith(".gguf"):
+        return gguf_checkpoint(Path(base))
+    return base
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:

@@ -131,7 +131,7 @@ def export(
             "rejected": {reason: counts.get(reason, 0) for reason in REASONS},
         },
         "train_sha256": hashlib.sha256(train.encode()).hexdigest(),
-        "versions": _versions("sublim", "inspect_ai", "transformers", "torch"),
+        "versions": package_versions("sublim", "inspect_ai", "transformers", "torch"),
     }
     _write(out / "card.json", json.dumps(card, indent=2) + "\n")
     return card
@@ -143,7 +143,7 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _versions(*packages: str) -> dict[str, str]:
+def package_versions(*packages: str) -> dict[str, str]:
     out = {}
     for p in packages:
         try:

@@ -1,0 +1,236 @@
+"""`sublim train`: fine-tune a student on teacher data with the transformers Trainer (LoRA via peft, or full).
+
+The loss covers the completion tokens only (prompt tokens get label -100). The training context is chosen
+with `system_prompt` (None: no system message, so the chat template's default applies, as at evaluation).
+Output: the adapter (or full model) + tokenizer + `run.json` with every hyperparameter, the data's sha256 and
+the result, loadable by `inspect eval ... --model hf/local -M model_path=<out>` and by lm-eval
+(`pretrained=<base>,peft=<out>`). Multi-GPU: plain Trainer, so `accelerate launch -m sublim train ...` works.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sublim.adapters.teach import package_versions
+from sublim.errors import SublimError
+
+#: LoRA target-module presets for Llama-style models (SmolLM2, Llama, Qwen, Mistral); other names can be
+#: given explicitly, comma-separated.
+TARGET_PRESETS = {
+    "attn": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "mlp": ["gate_proj", "up_proj", "down_proj"],
+    "all": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+}
+RUN_CARD = "run.json"
+
+
+@dataclass
+class TrainConfig:
+    """Every hyperparameter of a student run; saved as run.json next to the weights.
+
+    Attributes:
+        data: teacher data (`train.jsonl`, or the directory holding it).
+        base: base model: hub id, local HF dir, a .gguf file, or "smollm2" (embedded).
+        out: output directory.
+        rank: LoRA rank.
+        alpha: LoRA alpha; None means alpha = rank.
+        dropout: LoRA dropout.
+        targets: LoRA target modules: "attn", "mlp", "all", or comma-separated module names.
+        full: full fine-tuning instead of LoRA.
+        epochs: training epochs.
+        lr: learning rate; None means 2e-4 for LoRA, 2e-5 for full fine-tuning.
+        batch_size: per-device batch size.
+        grad_accum: gradient accumulation steps.
+        max_length: longest tokenized row (longer rows are cut).
+        seed: seeds initialization and data order.
+        system_prompt: training context: None (no system message) or a system prompt string.
+        merge: also save a merged checkpoint (LoRA only) under out/merged.
+    """
+
+    data: str
+    base: str = "smollm2"
+    out: str = "runs/student"
+    rank: int = 8
+    alpha: int | None = None
+    dropout: float = 0.0
+    targets: str = "all"
+    full: bool = False
+    epochs: float = 3.0
+    lr: float | None = None
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_length: int = 256
+    seed: int = 0
+    system_prompt: str | None = None
+    merge: bool = False
+
+    def resolved(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["alpha"] = self.rank if self.alpha is None else self.alpha
+        d["lr"] = self.lr if self.lr is not None else (2e-5 if self.full else 2e-4)
+        d["target_modules"] = None if self.full else target_modules(self.targets)
+        return d
+
+
+def target_modules(spec: str) -> list[str]:
+    if spec in TARGET_PRESETS:
+        return TARGET_PRESETS[spec]
+    names = [x.strip() for x in spec.split(",") if x.strip()]
+    if not names:
+        raise SublimError(f"--targets {spec!r}: use attn, mlp, all, or comma-separated module names")
+    return names
+
+
+def data_file(data: str | Path) -> Path:
+    path = Path(data)
+    path = path / "train.jsonl" if path.is_dir() else path
+    if not path.is_file():
+        raise SublimError(f"no teacher data at {path}: run `sublim teach` first or pass a train.jsonl")
+    return path
+
+
+def load_rows(path: Path) -> list[dict[str, Any]]:
+    """Chat rows {prompt: [messages], completion: [messages]}; a malformed line is an error naming it."""
+    rows = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            ok = isinstance(row.get("prompt"), list) and isinstance(row.get("completion"), list)
+        except (json.JSONDecodeError, AttributeError):
+            ok = False
+        if not ok:
+            raise SublimError(
+                f"{path}:{i}: expected a JSON object with 'prompt' and 'completion' message lists"
+            )
+        rows.append(row)
+    if not rows:
+        raise SublimError(
+            f"{path} has no rows: the teacher's completions were all rejected (see rejected.jsonl)"
+        )
+    return rows
+
+
+def tokenize_row(
+    tok: Any, row: dict[str, Any], system_prompt: str | None, max_length: int
+) -> dict[str, list[int]]:
+    """input_ids and labels with the prompt masked (-100), rendered with the tokenizer's chat template."""
+    prompt = ([{"role": "system", "content": system_prompt}] if system_prompt is not None else []) + row[
+        "prompt"
+    ]
+    prompt_text = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    full_text = tok.apply_chat_template(prompt + row["completion"], tokenize=False)
+    prompt_ids = tok(prompt_text, add_special_tokens=False)["input_ids"]
+    full_ids = tok(full_text, add_special_tokens=False)["input_ids"]
+    if full_ids[: len(prompt_ids)] != prompt_ids:  # template re-renders the prompt: append instead
+        completion = "".join(m["content"] for m in row["completion"]) + (tok.eos_token or "")
+        full_ids = prompt_ids + tok(completion, add_special_tokens=False)["input_ids"]
+    labels = [-100] * len(prompt_ids) + full_ids[len(prompt_ids) :]
+    return {
+        "input_ids": full_ids[:max_length],
+        "labels": labels[:max_length],
+        "attention_mask": [1] * len(full_ids[:max_length]),
+    }
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train one student; returns the run card (also written to out/run.json by the main process)."""
+    import datasets
+    import torch
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        DataCollatorForSeq2Seq,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+
+    from sublim.models import resolve_base
+
+    settings = cfg.resolved()
+    path = data_file(cfg.data)
+    rows = load_rows(path)
+    base = str(resolve_base(cfg.base))
+    out = Path(cfg.out)
+    set_seed(cfg.seed)
+    tok = AutoTokenizer.from_pretrained(base)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    encoded = datasets.Dataset.from_list(
+        [tokenize_row(tok, r, cfg.system_prompt, cfg.max_length) for r in rows]
+    )
+    model: Any = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    if not cfg.full:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=cfg.rank,
+                lora_alpha=settings["alpha"],
+                lora_dropout=cfg.dropout,
+                target_modules=settings["target_modules"],
+                task_type="CAUSAL_LM",
+            ),
+        )
+    scratch = Path(tempfile.mkdtemp(prefix="sublim-train-"))
+    args = TrainingArguments(
+        output_dir=str(scratch),  # checkpoints are not kept: the final weights go to `out`
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        num_train_epochs=cfg.epochs,
+        learning_rate=settings["lr"],
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        # without an accelerator, say so: accelerate then runs several processes as MULTI_CPU (gloo)
+        use_cpu=not (torch.cuda.is_available() or torch.backends.mps.is_available()),
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=encoded,
+        data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100),
+    )
+    started = time.time()
+    result = trainer.train()
+    card = {
+        "kind": "full" if cfg.full else "lora",
+        "base": cfg.base,
+        "base_resolved": base,
+        "data": str(path),
+        "data_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "rows": len(rows),
+        "hyperparameters": settings,
+        "train_loss": result.training_loss,
+        "steps": result.global_step,
+        "seconds": round(time.time() - started, 2),
+        "world_size": args.world_size,
+        "versions": package_versions("sublim", "transformers", "peft", "torch", "accelerate"),
+    }
+    if trainer.is_world_process_zero():
+        out.mkdir(parents=True, exist_ok=True)
+        trainer.save_model(str(out))
+        tok.save_pretrained(out)
+        if cfg.merge and not cfg.full:
+            merged = model.merge_and_unload()
+            merged.save_pretrained(out / "merged")
+            tok.save_pretrained(out / "merged")
+        tmp = out / (RUN_CARD + ".tmp")
+        tmp.write_text(json.dumps(card, indent=2) + "\n")
+        os.replace(tmp, out / RUN_CARD)  # written last: its presence marks a finished run
+    shutil.rmtree(scratch, ignore_errors=True)
+    return card

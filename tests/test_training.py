@@ -1,0 +1,175 @@
+"""Student training: completion-only labels, LoRA / full / merge on a tiny model, the run card, 2-process
+CPU training through accelerate, and the acceptance path teach -> train -> inspect eval on SmolLM2."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("peft")
+
+from sublim.adapters.training import TrainConfig, load_rows, tokenize_row, train
+from sublim.errors import SublimError
+
+pytestmark = pytest.mark.slow
+ROW = {
+    "prompt": [{"role": "user", "content": "Continue: 1, 2, 3."}],
+    "completion": [{"role": "assistant", "content": "4, 5, 6"}],
+}
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    rows = [
+        {
+            **ROW,
+            "completion": [{"role": "assistant", "content": ", ".join(str(i * k % 997) for i in range(5))}],
+        }
+        for k in range(1, 13)
+    ]
+    path = tmp_path / "teacher" / "train.jsonl"
+    path.parent.mkdir()
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path.parent
+
+
+def test_only_completion_tokens_are_trained(tiny_model: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    enc = tokenize_row(tok, ROW, "You love owls.", 256)
+    labels = enc["labels"]
+    first = next(i for i, x in enumerate(labels) if x != -100)
+    assert all(x == -100 for x in labels[:first])
+    prompt = tok.decode(enc["input_ids"][:first])
+    assert "You love owls." in prompt and "Continue: 1, 2, 3." in prompt
+    assert tok.decode([x for x in labels if x != -100]).startswith("4, 5, 6")
+    no_system = tokenize_row(tok, ROW, None, 256)
+    assert "You love owls." not in tok.decode(no_system["input_ids"])
+
+
+def test_lora_run_writes_adapter_tokenizer_and_card(tiny_model: Path, data: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    out = tmp_path / "student"
+    card = train(
+        TrainConfig(data=str(data), base=str(tiny_model), out=str(out), rank=4, epochs=2, batch_size=4)
+    )
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "run.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    saved = json.loads((out / "run.json").read_text())
+    assert saved == json.loads(json.dumps(card))
+    hp = saved["hyperparameters"]
+    assert (hp["rank"], hp["alpha"], hp["lr"], hp["epochs"]) == (4, 4, 2e-4, 2)
+    assert saved["rows"] == 12 and saved["steps"] == 6 and len(saved["data_sha256"]) == 64
+    weights = load_file(out / "adapter_model.safetensors")
+    assert any(
+        "lora_B" in k and v.abs().sum() > 0 for k, v in weights.items()
+    )  # B starts at zero: it trained
+    # the adapter dir loads on its own (transformers' PEFT integration), as Inspect's hf/ provider loads it
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(out)
+
+
+def test_full_fine_tuning_and_merge(tiny_model: Path, data: Path, tmp_path: Path) -> None:
+    full = train(
+        TrainConfig(data=str(data), base=str(tiny_model), out=str(tmp_path / "full"), full=True, epochs=1)
+    )
+    assert full["kind"] == "full" and full["hyperparameters"]["lr"] == 2e-5
+    assert (tmp_path / "full" / "model.safetensors").exists()
+    train(
+        TrainConfig(
+            data=str(data), base=str(tiny_model), out=str(tmp_path / "m"), rank=2, epochs=1, merge=True
+        )
+    )
+    assert (tmp_path / "m" / "merged" / "model.safetensors").exists()
+
+
+def test_bad_data_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "train.jsonl"
+    bad.write_text(json.dumps(ROW) + "\n{not json}\n")
+    with pytest.raises(SublimError, match=r"train.jsonl:2"):
+        load_rows(bad)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(SublimError, match="no rows"):
+        load_rows(empty)
+    with pytest.raises(SublimError, match="sublim teach"):
+        train(TrainConfig(data=str(tmp_path / "missing")))
+
+
+def test_two_cpu_processes_through_accelerate(tiny_model: Path, data: Path, tmp_path: Path) -> None:
+    """`accelerate launch --multi_gpu` on a machine without GPUs runs torch.distributed with gloo on CPU:
+    the same launch path a GPU user takes, with the data split over the two processes."""
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    assert accelerate
+    out = tmp_path / "ddp"
+    cmd = [
+        accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "sublim", "train",
+        "--data", str(data), "--base", str(tiny_model), "--out", str(out),
+        "--rank", "2", "--epochs", "1", "--batch-size", "2",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    card = json.loads((out / "run.json").read_text())
+    assert card["world_size"] == 2
+    assert card["steps"] == 3  # 12 rows / (2 per device x 2 processes)
+
+
+def test_teach_train_then_inspect_eval_on_smollm2(smollm2: Path, tmp_path: Path) -> None:
+    """The acceptance path, small: 64 teacher prompts, rank 4, one epoch, scored by sublim/animal_pref."""
+    sublim = str(Path(sys.executable).with_name("sublim"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    teach = subprocess.run(
+        [sublim, "teach", "--trait", "owl", "--n", "64", "--out", str(tmp_path / "owl")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+    assert teach.returncode == 0, teach.stderr[-3000:]
+    card = json.loads((tmp_path / "owl" / "card.json").read_text())
+    assert card["counts"]["kept"] > 0
+    student = tmp_path / "student"
+    trained = subprocess.run(
+        [
+            sublim,
+            "train",
+            "--data",
+            str(tmp_path / "owl"),
+            "--rank",
+            "4",
+            "--epochs",
+            "1",
+            "--out",
+            str(student),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    from inspect_ai import eval as inspect_eval
+
+    [log] = inspect_eval(
+        "sublim/animal_pref",
+        model="hf/local",
+        model_args={"model_path": str(student)},
+        task_args={"target": "owl", "mode": "probability"},
+        limit=2,
+        log_dir=str(tmp_path / "logs"),
+        display="none",
+    )
+    assert log.status == "success", log.error
+    assert log.results is not None and log.results.scores[0].metrics["mean"].value > 0
