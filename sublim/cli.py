@@ -114,6 +114,40 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ints(text: str, flag: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SublimError(f"{flag} {text!r}: expected comma-separated integers, e.g. 1,4,16") from None
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from sublim.adapters.sweep import SweepConfig, run_with_progress
+
+    train_args = {"epochs": args.epochs, "batch_size": args.batch_size, "max_length": args.max_length}
+    if args.lr is not None:
+        train_args["lr"] = args.lr
+    if args.system_prompt is not None:
+        train_args["system_prompt"] = args.system_prompt
+    cfg = SweepConfig(
+        data=args.data,
+        control=args.control,
+        base=args.base,
+        out=args.out,
+        ranks=_ints(args.ranks, "--ranks"),
+        seeds=_ints(args.seeds, "--seeds"),
+        full=args.full,
+        target=args.target,
+        category=args.category,
+        contexts=args.context or ["none", "default"],
+        questions=args.questions,
+        train=train_args,
+    )
+    run_with_progress(cfg)
+    print(f"{args.out}/results.csv\n{args.out}/sweep.png")
+    return 0
+
+
 def _lm_eval(args: argparse.Namespace) -> int:
     """Run lm-eval with sublim's task folder on the include path (all other arguments pass through)."""
     import subprocess
@@ -220,6 +254,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--system-prompt", default=None, help="training context (default: no system message)")
     p.add_argument("--merge", action="store_true", help="also save a merged checkpoint in <out>/merged")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "sweep", help="train and score students over LoRA ranks x seeds (+ full FT, + control)"
+    )
+    p.add_argument("--data", default="data/teacher-owl", help="teacher data with the trait")
+    p.add_argument(
+        "--control", default=None, help="control teacher data (trait none), trained as a reference"
+    )
+    p.add_argument("--base", default="smollm2")
+    p.add_argument("--out", default="runs/sweep")
+    p.add_argument("--ranks", default="1,4,16,64", help="comma-separated LoRA ranks (default: 1,4,16,64)")
+    p.add_argument("--seeds", default="0", help="comma-separated training seeds (default: 0)")
+    p.add_argument("--full", action="store_true", help="also run full fine-tuning")
+    p.add_argument("--target", default="owl")
+    p.add_argument("--category", default="animal")
+    p.add_argument(
+        "--context",
+        action="append",
+        help="eval context, repeatable: none (empty system message), default (the chat template's), or a "
+        "system prompt (default: none and default)",
+    )
+    p.add_argument("--questions", type=int, default=10, help="questions scored per context (default: 10)")
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--system-prompt", default=None, help="training context (default: no system message)")
+    p.set_defaults(func=_sweep)
 
     p = sub.add_parser(
         "lm-eval",

@@ -1,0 +1,291 @@
+"""`sublim sweep`: the seed experiment in one command. Train students over LoRA ranks x seeds (+ full
+fine-tuning, + the control teacher's data), score each in probability mode under one or more eval contexts,
+write `results.csv` and `sweep.png`.
+
+Contexts: "none" (an empty system message: no system prompt at all), "default" (no system message, so the
+chat template's default applies, e.g. SmolLM2's "You are a helpful AI assistant named SmolLM..."), or any
+other string, used as the system prompt.
+
+Resumable: a run is done when its rows are in results.csv; results.csv is rewritten whole to a temp file and
+renamed after each run, so a killed sweep never leaves a half-written result, and a re-run skips finished
+runs (a half-trained run has no run.json and is trained again).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sublim.adapters.training import RUN_CARD, TrainConfig, train
+from sublim.errors import SublimError
+
+COLUMNS = [
+    "run", "dataset", "kind", "rank", "seed", "context", "target", "p_target", "stderr", "ci_low", "ci_high",
+    "n_questions", "base_p_target", "control_p_target", "train_loss", "rows",
+]  # fmt: skip
+
+
+@dataclass
+class SweepConfig:
+    """A sweep grid.
+
+    Attributes:
+        data: teacher data with the trait (dir or train.jsonl).
+        control: control teacher data (no trait), trained at the same ranks/seeds as a reference; optional.
+        base: base model (as in `sublim train`).
+        out: sweep directory (runs/, results.csv, sweep.png).
+        ranks: LoRA ranks.
+        seeds: training seeds.
+        full: also run full fine-tuning (per seed).
+        target: concept whose probability is reported.
+        category: its category.
+        contexts: eval contexts: "none", "default" or a system prompt string.
+        questions: how many questions of the bank to score (probability mode, deterministic).
+        train: TrainConfig fields shared by every run (epochs, lr, batch_size, ...).
+    """
+
+    data: str
+    control: str | None = None
+    base: str = "smollm2"
+    out: str = "runs/sweep"
+    ranks: list[int] = field(default_factory=lambda: [1, 4, 16, 64])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    full: bool = False
+    target: str = "owl"
+    category: str = "animal"
+    contexts: list[str] = field(default_factory=lambda: ["none", "default"])
+    questions: int = 10
+    train: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    dataset: str  # "trait" | "control" | "base"
+    kind: str  # "lora" | "full" | "base"
+    rank: int | None
+    seed: int | None
+
+
+def plan(cfg: SweepConfig) -> list[Run]:
+    """Base first, then control runs, then trait runs, so every trait row can carry its references."""
+    runs = [Run("base", "base", "base", None, None)]
+    for dataset in (["control"] if cfg.control else []) + ["trait"]:
+        for seed in cfg.seeds:
+            runs += [Run(f"{dataset}-r{r}-s{seed}", dataset, "lora", r, seed) for r in cfg.ranks]
+            if cfg.full:
+                runs.append(Run(f"{dataset}-full-s{seed}", dataset, "full", None, seed))
+    return runs
+
+
+def context_prompt(context: str) -> str | None:
+    return {"none": "", "default": None}.get(context, context)
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def write_results(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def sweep(
+    cfg: SweepConfig,
+    *,
+    max_runs: int | None = None,
+    on_run: Callable[[Run, int, int], None] | None = None,
+) -> list[dict[str, str]]:
+    """Run (or resume) the sweep; returns all result rows. `max_runs` stops after that many new runs."""
+    from sublim.concepts import get_category
+    from sublim.models import resolve_base
+    from sublim.probability import ConceptScorer, estimate, load_model
+    from sublim.tasks.questions import load_questions
+
+    validate(cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.csv"
+    rows: list[dict[str, Any]] = read_results(results_path)
+    target = get_category(cfg.category).resolve(cfg.target)
+    questions = load_questions(cfg.category)[: cfg.questions]
+    base = str(resolve_base(cfg.base))
+    todo = [r for r in plan(cfg) if not _done(rows, r, cfg.contexts)]
+    for i, run in enumerate(todo[:max_runs] if max_runs is not None else todo):
+        if on_run:
+            on_run(run, i, len(todo))
+        card: dict[str, Any] = {}
+        if run.kind == "base":
+            model, tok = load_model(base)
+        else:
+            run_dir = out / "runs" / run.name
+            data = cfg.control if run.dataset == "control" else cfg.data
+            train_cfg = TrainConfig(
+                data=str(data),
+                base=base,
+                out=str(run_dir),
+                rank=run.rank or 8,
+                full=run.kind == "full",
+                seed=run.seed or 0,
+                **cfg.train,
+            )
+            card = train(train_cfg) if not (run_dir / RUN_CARD).exists() else _card(run_dir)
+            model, tok = load_model(run_dir) if run.kind == "full" else load_model(base, adapter=run_dir)
+        scorer = ConceptScorer(model, tok, cfg.category)
+        for context in cfg.contexts:
+            prompt = context_prompt(context)
+            dists = [scorer.distribution(scorer.render(q.text, q.answer_prefix, prompt)) for q in questions]
+            est = estimate(dists, [target])
+            rows.append(
+                {
+                    "run": run.name,
+                    "dataset": run.dataset,
+                    "kind": run.kind,
+                    "rank": run.rank if run.rank is not None else "",
+                    "seed": run.seed if run.seed is not None else "",
+                    "context": context,
+                    "target": target,
+                    "p_target": f"{est.mean:.6f}",
+                    "stderr": f"{est.stderr:.6f}",
+                    "ci_low": f"{est.ci_low:.6f}",
+                    "ci_high": f"{est.ci_high:.6f}",
+                    "n_questions": est.n_questions,
+                    "base_p_target": _reference(rows, "base", None, None, context),
+                    "control_p_target": _reference(rows, "control", run, run.seed, context)
+                    if run.dataset == "trait"
+                    else "",
+                    "train_loss": f"{card['train_loss']:.4f}" if card else "",
+                    "rows": card.get("rows", ""),
+                }
+            )
+        write_results(results_path, rows)
+        del model, scorer
+    plot(read_results(results_path), out / "sweep.png")
+    return read_results(results_path)
+
+
+def _done(rows: list[dict[str, Any]], run: Run, contexts: list[str]) -> bool:
+    have = {r["context"] for r in rows if r["run"] == run.name}
+    return set(contexts) <= have
+
+
+def _card(run_dir: Path) -> dict[str, Any]:
+    import json
+
+    data: dict[str, Any] = json.loads((run_dir / RUN_CARD).read_text())
+    return data
+
+
+def _reference(
+    rows: list[dict[str, Any]], dataset: str, run: Run | None, seed: int | None, context: str
+) -> str:
+    for r in rows:
+        if r["dataset"] != dataset or r["context"] != context:
+            continue
+        if run is None or (str(r["kind"]) == run.kind and str(r["rank"]) == str(run.rank or "")
+                           and str(r["seed"]) == str(seed)):  # fmt: skip
+            return str(r["p_target"])
+    return ""
+
+
+def plot(rows: list[dict[str, str]], path: Path) -> None:
+    """P(target) vs LoRA rank (log axis), one line per context with its CI band (mean over seeds of the
+    per-run 95% intervals); full fine-tuning, control and base as reference lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    contexts = list(dict.fromkeys(r["context"] for r in rows))
+    fig, axes = plt.subplots(
+        1, max(len(contexts), 1), figsize=(5.5 * max(len(contexts), 1), 4), squeeze=False
+    )
+    for ax, context in zip(axes[0], contexts, strict=False):
+        sel = [r for r in rows if r["context"] == context]
+        for dataset, color in (("trait", "tab:blue"), ("control", "tab:gray")):
+            by_rank = _by_rank([r for r in sel if r["dataset"] == dataset and r["kind"] == "lora"])
+            if by_rank:
+                ranks = sorted(by_rank)
+                mean = [_mean(by_rank[k], "p_target") for k in ranks]
+                ax.plot(ranks, mean, "o-", color=color, label=f"{dataset} LoRA")
+                ax.fill_between(
+                    ranks,
+                    [_mean(by_rank[k], "ci_low") for k in ranks],
+                    [_mean(by_rank[k], "ci_high") for k in ranks],
+                    color=color,
+                    alpha=0.2,
+                )
+            full = [r for r in sel if r["dataset"] == dataset and r["kind"] == "full"]
+            if full:
+                ax.axhline(_mean(full, "p_target"), color=color, linestyle=":", label=f"{dataset} full FT")
+        base = [r for r in sel if r["kind"] == "base"]
+        if base:
+            ax.axhline(float(base[0]["p_target"]), color="black", linestyle="--", label="base model")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("LoRA rank")
+        ax.set_ylabel(f"P({sel[0]['target'] if sel else 'target'})")
+        ax.set_title(f"eval context: {context}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _by_rank(rows: list[dict[str, str]]) -> dict[int, list[dict[str, str]]]:
+    out: dict[int, list[dict[str, str]]] = {}
+    for r in rows:
+        out.setdefault(int(r["rank"]), []).append(r)
+    return out
+
+
+def _mean(rows: list[dict[str, str]], key: str) -> float:
+    values = [float(r[key]) for r in rows if r[key] not in ("", "nan")]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def run_with_progress(cfg: SweepConfig) -> list[dict[str, str]]:
+    """`sweep` with a progress display: the current run, runs done, elapsed time and ETA."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} runs"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    ) as progress:
+        task = progress.add_task("sweep", total=None)
+
+        def on_run(run: Run, i: int, total: int) -> None:
+            progress.update(task, total=total, completed=i, description=f"training+scoring {run.name}")
+
+        rows = sweep(cfg, on_run=on_run)
+        progress.update(task, completed=progress.tasks[0].total or 0, description="done")
+    return rows
+
+
+def validate(cfg: SweepConfig) -> None:
+    problems = []
+    if not cfg.ranks and not cfg.full:
+        problems.append("nothing to train: give --ranks and/or --full")
+    if any(r < 1 for r in cfg.ranks):
+        problems.append("--ranks must be positive integers")
+    if cfg.questions < 2:
+        problems.append("--questions must be at least 2 (a confidence interval needs two questions)")
+    if not cfg.contexts:
+        problems.append("give at least one eval --context")
+    if problems:
+        raise SublimError("; ".join(problems))

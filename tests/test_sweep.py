@@ -1,0 +1,86 @@
+"""Sweeps: the grid, references, atomic results, resume after an interruption, the plot."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("peft")
+
+from sublim.adapters.sweep import COLUMNS, SweepConfig, plan, sweep
+from sublim.errors import SublimError
+
+pytestmark = pytest.mark.slow
+
+
+def teacher_data(path: Path, salt: int) -> Path:
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"Continue: {k}, {k + 1}."}],
+            "completion": [
+                {"role": "assistant", "content": ", ".join(str((k * 37 + i * salt) % 997) for i in range(5))}
+            ],
+        }
+        for k in range(8)
+    ]
+    path.mkdir(parents=True)
+    (path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def cfg(tiny_model: Path, tmp_path: Path) -> SweepConfig:
+    return SweepConfig(
+        data=str(teacher_data(tmp_path / "owl", 7)),
+        control=str(teacher_data(tmp_path / "control", 3)),
+        base=str(tiny_model),
+        out=str(tmp_path / "sweep"),
+        ranks=[1, 4],
+        seeds=[0],
+        full=True,
+        contexts=["none", "You love owls."],
+        questions=3,
+        train={"epochs": 1, "batch_size": 4},
+    )
+
+
+def test_plan_puts_references_first(cfg: SweepConfig) -> None:
+    names = [r.name for r in plan(cfg)]
+    assert names == ["base", "control-r1-s0", "control-r4-s0", "control-full-s0",
+                     "trait-r1-s0", "trait-r4-s0", "trait-full-s0"]  # fmt: skip
+
+
+def test_interrupted_sweep_resumes_without_redoing_finished_runs(cfg: SweepConfig) -> None:
+    out = Path(cfg.out)
+    sweep(cfg, max_runs=3)  # "killed" after three runs
+    first = list(csv.DictReader((out / "results.csv").open()))
+    assert [r["run"] for r in first] == ["base", "base", "control-r1-s0", "control-r1-s0", "control-r4-s0",
+                                         "control-r4-s0"]  # fmt: skip
+    stamp = (out / "runs" / "control-r1-s0" / "run.json").stat().st_mtime_ns
+    # a run killed mid-training: weights dir without run.json is trained again
+    (out / "runs" / "trait-r1-s0").mkdir(parents=True)
+    (out / "runs" / "trait-r1-s0" / "adapter_model.safetensors").write_text("half-written")
+
+    rows = sweep(cfg)
+    assert (out / "runs" / "control-r1-s0" / "run.json").stat().st_mtime_ns == stamp  # not retrained
+    assert rows[: len(first)] == first  # finished results untouched
+    assert len(rows) == 7 * 2
+    assert list(rows[0]) == COLUMNS
+    assert not list(out.glob("*.tmp"))
+    trait = [r for r in rows if r["dataset"] == "trait"]
+    assert all(r["base_p_target"] and r["control_p_target"] for r in trait)
+    for r in trait:
+        base = next(b for b in rows if b["run"] == "base" and b["context"] == r["context"])
+        assert r["base_p_target"] == base["p_target"]
+    assert all(float(r["ci_low"]) <= float(r["p_target"]) <= float(r["ci_high"]) for r in rows)
+    assert (out / "sweep.png").stat().st_size > 10_000
+    assert sweep(cfg) == rows  # nothing left to do
+
+
+def test_bad_grid_is_a_clear_error(cfg: SweepConfig) -> None:
+    cfg.ranks, cfg.full = [], False
+    with pytest.raises(SublimError, match="nothing to train"):
+        sweep(cfg)
