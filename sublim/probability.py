@@ -27,7 +27,7 @@ import torch
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from sublim.concepts import Category, get_category
-from sublim.scoring import concept_probs
+from sublim.scoring import concept_probs, target_mass
 
 #: Skip a multi-token name when its first token is less likely than this (bound reported).
 DEFAULT_SKIP_BELOW = 1e-4
@@ -58,9 +58,6 @@ class ConceptDistribution:
     forward_passes: int
     context: str
 
-    def p(self, concepts: Sequence[str]) -> float:
-        return sum(self.probs.get(c, 0.0) for c in concepts)
-
     def top(self, k: int = 5) -> list[tuple[str, float]]:
         return sorted(self.probs.items(), key=lambda kv: -kv[1])[:k]
 
@@ -78,12 +75,18 @@ class Estimate:
 
 
 def estimate(
-    dists: Sequence[ConceptDistribution], targets: Sequence[str], confidence: float = 0.95
+    dists: Sequence[ConceptDistribution],
+    targets: Sequence[str],
+    category: str | Category = "animal",
+    confidence: float = 0.95,
 ) -> Estimate:
-    """Mean over questions of P(any target) with a t-interval (scipy); NaN interval for one question."""
+    """Mean over questions of P(target) with a t-interval (scipy); NaN interval for one question.
+
+    P(target) counts every concept that names a target, as `sublim.scoring.target_mass` defines it.
+    """
     from scipy import stats
 
-    values = [d.p(targets) for d in dists]
+    values = [target_mass(d.probs, targets, category)[0] for d in dists]
     n = len(values)
     mean = sum(values) / n if n else math.nan
     se = float(stats.sem(values)) if n > 1 else math.nan

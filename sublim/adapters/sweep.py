@@ -147,7 +147,7 @@ def sweep(
         for context in cfg.contexts:
             prompt = context_prompt(context)
             dists = [scorer.distribution(scorer.render(q.text, q.answer_prefix, prompt)) for q in questions]
-            est = estimate(dists, [target])
+            est = estimate(dists, [target], cfg.category)
             rows.append(
                 {
                     "run": run.name,
