@@ -148,6 +148,12 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from sublim.compare import run_compare
+
+    return run_compare(args)
+
+
 def _lm_eval(args: argparse.Namespace) -> int:
     """Run lm-eval with sublim's task folder on the include path (all other arguments pass through)."""
     import subprocess
@@ -282,6 +288,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--system-prompt", default=None, help="training context (default: no system message)")
     p.set_defaults(func=_sweep)
+
+    p = sub.add_parser(
+        "compare",
+        help="CI gate: compare two Inspect logs of a sublim preference task concept by concept",
+        description="Exit 0 when no concept rose by more than --max-increase with Holm-corrected "
+        "p < --alpha, 1 on a regression, 2 on bad input.",
+    )
+    p.add_argument("base_log")
+    p.add_argument("candidate_log")
+    p.add_argument("--target", help="watch one concept (default: every concept)")
+    p.add_argument("--max-increase", type=float, default=0.05, help="largest allowed rise (default: 0.05)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_compare)
 
     p = sub.add_parser(
         "lm-eval",
