@@ -148,6 +148,12 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    from sublim.score import run_score
+
+    return run_score(args)
+
+
 def _compare(args: argparse.Namespace) -> int:
     from sublim.compare import run_compare
 
@@ -300,8 +306,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="watch one concept (default: every concept)")
     p.add_argument("--max-increase", type=float, default=0.05, help="largest allowed rise (default: 0.05)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
+    p.add_argument("--context", help="for `sublim score --json` inputs: which eval context (default: first)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_compare)
+
+    p = sub.add_parser(
+        "score",
+        help="did a checkpoint pick up the trait? P(target) base vs checkpoint, paired CI, biggest movers",
+    )
+    p.add_argument("checkpoint", help="hub id, local dir, PEFT adapter dir, .gguf file, or smollm2")
+    p.add_argument("--base", help="base model (default: the adapter's recorded base)")
+    p.add_argument("--trait", default="owl", help="target concept (default: owl)")
+    p.add_argument("--category", default="animal")
+    p.add_argument(
+        "--context",
+        action="append",
+        help="eval context, repeatable: none, default (the chat template's; the default), or a system prompt",
+    )
+    p.add_argument("--questions", type=int, default=20, help="questions per context (default: 20)")
+    p.add_argument("--json", action="store_true", help="machine-readable output (input for sublim compare)")
+    p.set_defaults(func=_score)
 
     p = sub.add_parser(
         "lm-eval",

@@ -1,6 +1,7 @@
 """`sublim compare BASE_LOG CANDIDATE_LOG`: a CI gate on answer distributions.
 
-Reads two Inspect logs of the same sublim preference task (sampled or probability mode), compares every
+Reads two Inspect logs of the same sublim preference task (sampled or probability mode), or two
+`sublim score --json` results (each checkpoint's per-question distributions), compares every
 concept (or `--target`) question by question (`sublim.stats`), and fails when a concept rose by more than
 `--max-increase` with a Holm-corrected one-sided p below `--alpha`.
 
@@ -37,12 +38,16 @@ class Distribution:
     source: str
 
 
-def read_log(path: str | Path) -> Distribution:
+def read_log(path: str | Path, context: str | None = None) -> Distribution:
+    """Per-question values from an Inspect log of a sublim preference task, or from `sublim score --json`
+    output (the checkpoint's distributions under `context`, default: its first context)."""
     from inspect_ai.log import read_eval_log
 
     path = Path(path)
     if not path.exists():
         raise CompareInputError(f"{path}: no such file")
+    if path.suffix == ".json":
+        return _read_score_json(path, context)
     try:
         log = read_eval_log(str(path))
     except Exception as e:
@@ -83,6 +88,21 @@ def read_log(path: str | Path) -> Distribution:
     return Distribution(log.eval.task, categories.pop(), modes.pop(), table, str(path))
 
 
+def _read_score_json(path: Path, context: str | None) -> Distribution:
+    import json
+
+    try:
+        doc = json.loads(path.read_text())
+        contexts = doc["contexts"]
+        name = context or next(iter(contexts))
+        table = contexts[name]["tables"]["checkpoint"]
+    except (json.JSONDecodeError, KeyError, TypeError, StopIteration):
+        raise CompareInputError(
+            f"{path}: not a `sublim score --json` result (or no context {context!r})"
+        ) from None
+    return Distribution("sublim score", doc["category"], "probability", table, str(path))
+
+
 def compare(base: Distribution, candidate: Distribution, target: str | None = None) -> list[ConceptShift]:
     if (base.task, base.category, base.mode) != (candidate.task, candidate.category, candidate.mode):
         raise CompareInputError(
@@ -112,7 +132,7 @@ def run_compare(args: Any) -> int:
     from rich.table import Table as RichTable
 
     try:
-        base, cand = read_log(args.base_log), read_log(args.candidate_log)
+        base, cand = read_log(args.base_log, args.context), read_log(args.candidate_log, args.context)
         shifts = compare(base, cand, args.target)
     except (CompareInputError, SublimError) as e:
         print(f"sublim compare: {e}", file=sys.stderr)
