@@ -7,7 +7,6 @@ directory for `inspect view`, and the equivalent `inspect eval` commands.
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 
@@ -16,20 +15,21 @@ Z95 = 1.96
 
 
 def run_demo(questions: int = 12, samples: int = 4, log_dir: str | None = None) -> int:
-    # the model is local: never let transformers probe the hub for "local" (it retries for a minute offline)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sublim.adapters.teach import EMBEDDED, inspect_model
+
+    # first: it also keeps transformers off the hub (HF_HUB_OFFLINE) before anything imports it
+    name, model_args = inspect_model(EMBEDDED)
     from inspect_ai import eval as inspect_eval
     from inspect_ai.model import get_model
     from rich.console import Console
     from rich.table import Table
 
-    from sublim.models import model_path
     from sublim.tasks.preference import animal_pref
 
     console = Console()
-    path = model_path("smollm2")
+    path = model_args["model_path"]
     log_dir = log_dir or str(Path("logs").resolve())
-    model = get_model("hf/local", model_path=str(path), device="cpu")
+    model = get_model(name, device="cpu", **model_args)
     runs = [
         ("sample", "none", animal_pref(target="owl", samples=samples, max_tokens=12)),
         (
@@ -78,7 +78,7 @@ def run_demo(questions: int = 12, samples: int = 4, log_dir: str | None = None) 
     return 0
 
 
-def _commands(path: Path, questions: int, samples: int) -> list[str]:
+def _commands(path: str, questions: int, samples: int) -> list[str]:
     model = f"--model hf/local -M model_path={shlex.quote(str(path))}"
     base = f"HF_HUB_OFFLINE=1 inspect eval sublim/animal_pref {model} -T target=owl"
     owl = f"-T system_prompt={shlex.quote(OWL_PROMPT)}"

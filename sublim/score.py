@@ -58,15 +58,21 @@ def score_checkpoint(
     qs = load_questions(category)[:questions]
     contexts = contexts or ["default"]
     tables: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-    for side, (mid, ad) in {"base": (base_id, None), "checkpoint": (model_id, adapter)}.items():
-        model, tok = load_model(mid, adapter=ad)
-        scorer = ConceptScorer(model, tok, category)
+    model, tok = load_model(base_id)
+    scorer = ConceptScorer(model, tok, category)
+    for side in ("base", "checkpoint"):
+        if side == "checkpoint":  # an adapter goes on top of the loaded base; a full model is loaded
+            if adapter:
+                from peft import PeftModel
+
+                scorer.model = PeftModel.from_pretrained(model, adapter).eval()
+            else:
+                scorer.model, _ = load_model(model_id)
         for context in contexts:
             prompt = context_prompt(context)
             tables.setdefault(context, {})[side] = {
                 q.id: scorer.distribution(scorer.render(q.text, q.answer_prefix, prompt)).probs for q in qs
             }
-        del model, scorer
     result: dict[str, Any] = {
         "checkpoint": checkpoint,
         "base": base_id,

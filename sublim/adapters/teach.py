@@ -31,6 +31,8 @@ def inspect_model(model: str, model_args: dict[str, Any] | None = None) -> tuple
     if model == EMBEDDED:
         from sublim.models import model_path
 
+        # local weights: never let transformers probe the hub for "local" (it retries for a minute offline)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         args.setdefault("model_path", str(model_path(EMBEDDED)))
         return "hf/local", args
     return model, args
@@ -52,14 +54,12 @@ def run_teacher(
     log_dir: str | None = None,
 ) -> dict[str, Any]:
     """Generate teacher data with Inspect and export it; returns the card."""
+    name, args = inspect_model(model, model_args)  # first: may set HF_HUB_OFFLINE before imports
     from inspect_ai import eval as inspect_eval
     from inspect_ai.model import GenerateConfig, get_model
 
     from sublim.tasks.numbers import numbers
 
-    if model == EMBEDDED:  # local weights: never let transformers probe the hub
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    name, args = inspect_model(model, model_args)
     task = numbers(trait, category, n, seed, system_prompt, temperature, max_tokens, ban)
     [log] = inspect_eval(
         task,
