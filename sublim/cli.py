@@ -144,7 +144,7 @@ def _sweep(args: argparse.Namespace) -> int:
         train=train_args,
     )
     run_with_progress(cfg)
-    print(f"{args.out}/results.csv\n{args.out}/sweep.png")
+    print(f"{args.out}/results.csv\n{args.out}/sweep.png\n{args.out}/summary.md")
     return 0
 
 
@@ -335,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_lm_eval)
+
+    from sublim.probes.cli import add_parser as add_probe_parser
+
+    add_probe_parser(sub)
 
     p = sub.add_parser("concepts", help="list categories, or the concepts of one")
     p.add_argument("category", nargs="?")

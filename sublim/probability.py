@@ -97,6 +97,21 @@ def estimate(
     return Estimate(tuple(targets), mean, se, float(low), float(high), n)
 
 
+def chat_prompt(
+    tokenizer: Any, user: str, system_prompt: str | None = None, chat_template: str | None = None
+) -> str:
+    """The chat prompt up to the assistant's turn: system message `system_prompt` ("" = an empty one, None =
+    none, so the template's default applies), then `user`. Plain lines when the tokenizer has no template."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
+    messages.append({"role": "user", "content": user})
+    if chat_template or getattr(tokenizer, "chat_template", None):
+        prompt: str = tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, chat_template=chat_template
+        )
+        return prompt
+    return "".join(f"{m['content']}\n" for m in messages)
+
+
 class ConceptScorer:
     """Scores every concept of a category after a prompt, batched with a shared KV cache."""
 
@@ -140,15 +155,7 @@ class ConceptScorer:
 
     def render(self, question: str, answer_prefix: str, system_prompt: str | None = None) -> str:
         """The context: chat template (its default system prompt when none is given) + answer prefix."""
-        messages = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
-        messages.append({"role": "user", "content": question})
-        if self.chat_template or getattr(self.tokenizer, "chat_template", None):
-            prompt: str = self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True, chat_template=self.chat_template
-            )
-        else:
-            prompt = "".join(f"{m['content']}\n" for m in messages)
-        return prompt + answer_prefix
+        return chat_prompt(self.tokenizer, question, system_prompt, self.chat_template) + answer_prefix
 
     @torch.inference_mode()
     def distribution(self, context: str) -> ConceptDistribution:
@@ -179,45 +186,79 @@ class ConceptScorer:
         return ConceptDistribution(probs, total, skipped, passes, context)
 
     def _chunks(self, keep: list[int]) -> list[list[int]]:
-        """Batches of similar-length names, each at most `batch_tokens` padded continuation positions."""
-        chunks: list[list[int]] = []
-        for i in sorted(keep, key=lambda i: len(self.forms[i][1])):
-            width = len(self.forms[i][1]) - 1  # sorted: the newest row is the widest
-            if chunks and (len(chunks[-1]) + 1) * width <= self.batch_tokens:
-                chunks[-1].append(i)
-            else:
-                chunks.append([i])
-        return chunks
+        return [
+            [keep[i] for i in c] for c in chunk_rows([len(self.forms[i][1]) for i in keep], self.batch_tokens)
+        ]
 
     def _continuation_loglik(self, chunk: list[int], cache: Any, n_ctx: int, device: Any) -> torch.Tensor:
-        """Sum of log-probs of tokens 2..k of each name in `chunk`, given the cached context."""
-        rows = [self.forms[i][1] for i in chunk]
-        width = max(len(r) - 1 for r in rows)
-        inputs = torch.zeros((len(rows), width), dtype=torch.long)
-        targets = torch.zeros((len(rows), width), dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, toks in enumerate(rows):
-            k = len(toks) - 1
-            inputs[r, :k] = torch.tensor(toks[:-1])
-            targets[r, :k] = torch.tensor(toks[1:])
-            mask[r, :k] = 1
-        batch_cache = copy.deepcopy(cache)
-        batch_cache.batch_repeat_interleave(len(rows))
-        attention = torch.cat([torch.ones((len(rows), n_ctx), dtype=torch.long), mask], dim=1)
-        positions = (n_ctx + torch.arange(width)).unsqueeze(0).expand(len(rows), -1)
-        out = self.model(
-            input_ids=inputs.to(device),
-            attention_mask=attention.to(device),
-            position_ids=positions.to(device),
-            use_cache=True,
-            **{_CACHE: batch_cache},
+        return continuation_loglik(self.model, [self.forms[i][1] for i in chunk], cache, n_ctx, device)
+
+
+def chunk_rows(lengths: Sequence[int], batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[list[int]]:
+    """Indices of rows (token sequences of these lengths) in batches of similar length, each at most
+    `batch_tokens` padded continuation positions (a row's first token needs none: the context scores it)."""
+    chunks: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        width = lengths[i] - 1  # sorted: the newest row is the widest
+        if chunks and (len(chunks[-1]) + 1) * width <= batch_tokens:
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    return chunks
+
+
+def continuation_loglik(
+    model: Any, rows: Sequence[Sequence[int]], cache: Any, n_ctx: int, device: Any
+) -> torch.Tensor:
+    """Sum of log-probs of tokens 2..k of each row, given the context's KV cache (`n_ctx` tokens); the
+    first token of each row is scored by the context pass's last logits."""
+    width = max(len(r) - 1 for r in rows)
+    inputs = torch.zeros((len(rows), width), dtype=torch.long)
+    targets = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, toks in enumerate(rows):
+        k = len(toks) - 1
+        inputs[r, :k] = torch.tensor(toks[:-1])
+        targets[r, :k] = torch.tensor(toks[1:])
+        mask[r, :k] = 1
+    batch_cache = copy.deepcopy(cache)
+    batch_cache.batch_repeat_interleave(len(rows))
+    attention = torch.cat([torch.ones((len(rows), n_ctx), dtype=torch.long), mask], dim=1)
+    positions = (n_ctx + torch.arange(width)).unsqueeze(0).expand(len(rows), -1)
+    out = model(
+        input_ids=inputs.to(device),
+        attention_mask=attention.to(device),
+        position_ids=positions.to(device),
+        use_cache=True,
+        **{_CACHE: batch_cache},
+    )
+    lp = (
+        torch.log_softmax(out.logits.float(), dim=-1).gather(-1, targets.to(device).unsqueeze(-1)).squeeze(-1)
+    )
+    return (lp * mask.to(device)).sum(dim=1).cpu()
+
+
+@torch.inference_mode()
+def sequence_logliks(
+    model: Any,
+    context_ids: Sequence[int],
+    rows: Sequence[Sequence[int]],
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+) -> torch.Tensor:
+    """Log-likelihood of each row (a token sequence) right after the context: one pass over the context,
+    then batched passes over the rows' remaining tokens that share its KV cache."""
+    device = next(model.parameters()).device
+    ids = torch.tensor([list(context_ids)], device=device)
+    out = model(input_ids=ids, use_cache=True)
+    first = torch.log_softmax(out.logits[0, -1].float(), dim=-1).cpu()
+    loglik = first[torch.tensor([r[0] for r in rows])].clone()
+    longer = [i for i, r in enumerate(rows) if len(r) > 1]
+    for chunk in chunk_rows([len(rows[i]) for i in longer], batch_tokens):
+        index = [longer[i] for i in chunk]
+        loglik[index] += continuation_loglik(
+            model, [rows[i] for i in index], getattr(out, _CACHE), ids.shape[1], device
         )
-        lp = (
-            torch.log_softmax(out.logits.float(), dim=-1)
-            .gather(-1, targets.to(device).unsqueeze(-1))
-            .squeeze(-1)
-        )
-        return (lp * mask.to(device)).sum(dim=1).cpu()
+    return loglik
 
 
 def load_model(path: str | Path, adapter: str | Path | None = None, device: str = "cpu") -> tuple[Any, Any]:

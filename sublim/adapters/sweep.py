@@ -14,6 +14,7 @@ runs (a half-trained run has no run.json and is trained again).
 from __future__ import annotations
 
 import csv
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -172,8 +173,78 @@ def sweep(
             )
         write_results(results_path, rows)
         del model, scorer
-    plot(read_results(results_path), out / "sweep.png")
-    return read_results(results_path)
+    final = read_results(results_path)
+    plot(final, out / "sweep.png")
+    _write_text(out / "summary.md", summarize(final))
+    return final
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def summarize(rows: list[dict[str, str]]) -> str:
+    """A markdown table per eval context: for each student configuration (LoRA rank or full), P(target) of the
+    trait and control students (mean and SD over seeds), their difference, and a paired t-test of
+    trait - control across seeds (seed s of the trait run pairs with seed s of the control run: same training
+    seed, other teacher). Seeds are the units here, so the test asks whether the trait teacher's data moves
+    P(target) beyond what retraining with another seed does."""
+    from statistics import mean, stdev
+
+    from scipy import stats
+
+    lines: list[str] = []
+    for context in dict.fromkeys(r["context"] for r in rows):
+        sel = [r for r in rows if r["context"] == context]
+        base = next((float(r["p_target"]) for r in sel if r["kind"] == "base"), math.nan)
+        target = sel[0]["target"]
+        lines += [
+            f"### eval context: {context}",
+            "",
+            f"Base model P({target}) = {base:.5f}.",
+            "",
+            "| student | seeds | trait mean (SD) | control mean (SD) | trait - control | 95% CI | p |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        configs = dict.fromkeys((r["kind"], r["rank"]) for r in sel if r["kind"] != "base")
+        for kind, rank in configs:
+            by = {
+                d: {
+                    r["seed"]: float(r["p_target"])
+                    for r in sel
+                    if (r["kind"], r["rank"], r["dataset"]) == (kind, rank, d)
+                }
+                for d in ("trait", "control")
+            }
+            seeds = sorted(set(by["trait"]) & set(by["control"]), key=int)
+            label = f"LoRA r{rank}" if kind == "lora" else "full FT"
+
+            def cell(values: list[float]) -> str:
+                return (
+                    f"{mean(values):.5f} ({stdev(values):.5f})"
+                    if len(values) > 1
+                    else (f"{values[0]:.5f}" if values else "-")
+                )
+
+            trait, control = list(by["trait"].values()), list(by["control"].values())
+            if not seeds:
+                lines.append(f"| {label} | {len(trait)} | {cell(trait)} | {cell(control)} | - | - | - |")
+                continue
+            diffs = [by["trait"][s] - by["control"][s] for s in seeds]
+            d = mean(diffs)
+            if len(diffs) > 1 and stdev(diffs) > 0:
+                half = stats.t.ppf(0.975, len(diffs) - 1) * stdev(diffs) / math.sqrt(len(diffs))
+                ci = f"{d - half:+.5f} to {d + half:+.5f}"
+                p = f"{stats.ttest_1samp(diffs, 0.0).pvalue:.3f}"
+            else:
+                ci, p = "-", "-"
+            lines.append(
+                f"| {label} | {len(seeds)} | {cell(trait)} | {cell(control)} | {d:+.5f} | {ci} | {p} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _done(rows: list[dict[str, Any]], run: Run, contexts: list[str]) -> bool:

@@ -1,0 +1,195 @@
+"""`sublim probe digits | divergence | entangle`: arguments, output files and readable tables.
+
+Each probe writes `<out>/report.json` and one PNG, and prints a table (or the report with --json).
+Contexts take the same words as elsewhere: "none" (an empty system message), "default" (no system message:
+the chat template's default) or a system prompt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    probe = sub.add_parser(
+        "probe", help="diagnostics: digit confidence, divergent teacher tokens, entangled numbers"
+    )
+    kinds = probe.add_subparsers(dest="probe", required=True, metavar="PROBE")
+
+    p = kinds.add_parser(
+        "digits",
+        help="next-digit confidence on random number strings, base vs student",
+        description="Teacher-force seeded random number lists and measure, at each digit position, the mass "
+        "on digit tokens, the max probability, the entropy over digit tokens and its gap to uniform.",
+    )
+    p.add_argument("model", help="base model: hub id, dir, .gguf, smollm2, or an adapter dir")
+    p.add_argument(
+        "--adapter", "--student", dest="student", help="student: PEFT adapter dir or full checkpoint"
+    )
+    p.add_argument("--prompts", type=int, default=64, help="seeded prompts (default: 64)")
+    p.add_argument("--numbers", type=int, default=8, help="numbers per forced answer (default: 8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--context", default="default", help="eval context: default, none, or a system prompt")
+    _common(p, "digits")
+
+    p = kinds.add_parser(
+        "divergence",
+        help="where a trait teacher's completions depend on its trait prompt; export the divergent rows",
+        description="Teacher-force each completion under the trait context and the plain context; report "
+        "per-token KL, argmax flips and first divergent positions; write the rows with flips as train.jsonl.",
+    )
+    p.add_argument("--teacher", default="smollm2", help="the teacher model (default: smollm2)")
+    p.add_argument("--trait", default="owl", help="the teacher's trait (default: owl)")
+    p.add_argument("--data", required=True, help="teacher data: a `sublim teach` dir or its train.jsonl")
+    p.add_argument("--system-prompt", help="trait context's system prompt (default: the trait template)")
+    p.add_argument("--plain", default="default", help="plain context: default, none, or a system prompt")
+    p.add_argument("--category", default="animal")
+    p.add_argument("--limit", type=int, help="score only the first N rows")
+    p.add_argument("--min-flips", type=int, default=1, help="flips that make a row divergent (default: 1)")
+    _common(p, "divergence")
+
+    p = kinds.add_parser(
+        "entangle",
+        help="numbers a trait prompt makes likelier, and whether loving them raises P(trait)",
+        description="Direction 1: the first-number distribution of number-continuation answers, trait vs "
+        "plain context. Direction 2: P(trait) under a prompt loving each of the most raised, most lowered "
+        "and random numbers, vs the plain context on the same questions.",
+    )
+    p.add_argument("model", help="hub id, dir, .gguf, smollm2, or an adapter dir")
+    p.add_argument("--trait", default="owl", help="trait concept (default: owl)")
+    p.add_argument("--category", default="animal")
+    p.add_argument("--system-prompt", help="trait context's system prompt (default: the trait template)")
+    p.add_argument("--plain", default="default", help="plain context: default, none, or a system prompt")
+    p.add_argument("--prompts", type=int, default=16, help="number prompts for direction 1 (default: 16)")
+    p.add_argument("--max-number", type=int, default=1000, help="score numbers below this (default: 1000)")
+    p.add_argument("--top", type=int, default=6, help="raised, lowered and random numbers tried (default: 6)")
+    p.add_argument("--questions", type=int, default=6, help="questions per number prompt (default: 6)")
+    p.add_argument("--seed", type=int, default=0)
+    _common(p, "entangle")
+
+
+def _common(p: argparse.ArgumentParser, kind: str) -> None:
+    p.add_argument("--out", default=f"runs/probe-{kind}", help=f"output dir (default: runs/probe-{kind})")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sublim.adapters.sweep import context_prompt
+    from sublim.probes.common import write_json
+
+    out = Path(args.out)
+    if args.probe == "digits":
+        from sublim.probes import digits
+
+        dcfg = digits.DigitsConfig(args.prompts, args.numbers, args.seed, context_prompt(args.context))
+        report = digits.probe(args.model, args.student, dcfg)
+        plot, show = digits.plot, _show_digits
+    elif args.probe == "divergence":
+        from sublim.probes import divergence
+
+        vcfg = divergence.DivergenceConfig(
+            args.trait,
+            args.system_prompt,
+            context_prompt(args.plain),
+            args.category,
+            args.limit,
+            args.min_flips,
+        )
+        report = divergence.probe(args.teacher, args.data, out, vcfg)
+        plot, show = divergence.plot, _show_divergence
+    else:
+        from sublim.probes import entangle
+
+        ecfg = entangle.EntangleConfig(
+            args.trait, args.category, args.system_prompt, context_prompt(args.plain), args.prompts,
+            args.max_number, args.top, args.questions, args.seed,
+        )  # fmt: skip
+        report = entangle.probe(args.model, ecfg)
+        plot, show = entangle.plot, _show_entangle
+    write_json(out / "report.json", report)
+    plot(report, out / f"{args.probe}.png")
+    if args.json:
+        print(json.dumps(report))
+    else:
+        show(report)
+        print(f"{out}/report.json\n{out}/{args.probe}.png")
+    return 0
+
+
+def _ci(d: dict[str, Any], fmt: str = ".3f") -> str:
+    return f"{d['mean']:{fmt}} ({d['ci_low']:{fmt}}, {d['ci_high']:{fmt}})"
+
+
+def _show_digits(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    models = report["models"]
+    table = Table(
+        title=f"digit confidence (95% CI over prompts); uniform entropy {report['uniform_entropy']:.3f} "
+        f"over {report['digit_tokens']} digit tokens"
+    )
+    table.add_column("statistic")
+    for name in models:
+        table.add_column(name)
+    if "difference" in report:
+        table.add_column("student - base (paired)")
+    for stat in ("digit_mass", "max_prob", "entropy", "entropy_gap"):
+        cells = [_ci(m["mean"][stat]) for m in models.values()]
+        if "difference" in report:
+            cells.append(_ci(report["difference"][stat], "+.4f"))
+        table.add_row(stat, *cells)
+    Console().print(table)
+
+
+def _show_divergence(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    s = report["summary"]
+    console = Console()
+    console.print(
+        f"{s['rows']} rows, {s['tokens']} tokens; rows with an argmax flip: {s['rows_with_flip']:.1%} "
+        f"({s['divergent_rows']} exported as divergent); KL per token {_ci(s['kl_per_token'], '.4f')} nats; "
+        f"digits carry {s['kl_share_digits']:.1%} of the KL on {s['token_share_digits']:.1%} of the tokens; "
+        f"median first divergent position {s['first_divergent_median']}"
+    )
+    table = Table(title="by completion token position")
+    for col in ("position", "rows", "KL (95% CI)", "flip rate", "first flip here"):
+        table.add_column(col)
+    for r in s["positions"]:
+        table.add_row(
+            str(r["position"] + 1), str(r["rows"]), _ci(r["kl"], ".4f"), f"{r['flip_rate']:.2f}",
+            f"{r['first_divergent_here']:.2f}",
+        )  # fmt: skip
+    console.print(table)
+
+
+def _show_entangle(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for title, rows in (("raised by the trait prompt", report["raised"]), ("lowered", report["lowered"])):
+        table = Table(title=f"trait -> numbers: {title} (first number of the answer)")
+        for col in ("number", "log p ratio (95% CI)", "p | trait", "p | plain"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(
+                str(r["number"]), _ci(r["log_ratio"], "+.3f"), f"{r['p_trait']:.5f}", f"{r['p_plain']:.5f}"
+            )
+        console.print(table)
+    trait = report["config"]["trait"]
+    table = Table(title=f"numbers -> trait: P({trait}) under 'favorite number n' vs plain, ranked")
+    for col in ("number", "group", f"P({trait})", "plain", "lift (95% CI)", "p (one-sided)"):
+        table.add_column(col)
+    for r in report["lift"]:
+        table.add_row(
+            str(r["number"]), r["group"], f"{r['p_trait']:.3g}", f"{r['p_plain']:.3g}",
+            f"{r['lift']:+.2e} ({r['ci_low']:+.2e}, {r['ci_high']:+.2e})", f"{r['p_increase']:.3g}",
+        )  # fmt: skip
+    console.print(table)

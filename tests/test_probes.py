@@ -1,0 +1,207 @@
+"""`sublim probe`: digit confidence, divergent teacher tokens and entangled numbers. Shapes, determinism and
+properties that must hold (entropy within [0, log #digits], KL = 0 for identical contexts, number
+distributions that sum to one and agree with plain teacher forcing), on a tiny model and on SmolLM2."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from sublim.cli import main
+from sublim.errors import SublimError
+from sublim.probes import digits, divergence, entangle
+from sublim.probes.common import digit_token_ids, forced_logprobs, load
+
+ROWS = [
+    {
+        "id": f"r{k}",
+        "prompt": [{"role": "user", "content": f"Continue the list {k}, {2 * k}, {3 * k}. Numbers only."}],
+        "completion": [{"role": "assistant", "content": ", ".join(str(k * i % 997) for i in range(4, 9))}],
+    }
+    for k in range(1, 7)
+]
+
+
+@pytest.fixture(scope="module")
+def teacher_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("teacher")
+    (out / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    return out
+
+
+@pytest.fixture(scope="module")
+def other_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Same tokenizer as tiny_model, other random weights: a stand-in for a fully fine-tuned student."""
+    from tests.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("other") / "m", seed=1)
+
+
+def test_digit_tokens_are_ascii_digits_only(tiny_model: Path, smollm2: Path) -> None:
+    from transformers import AutoTokenizer
+
+    for path in (tiny_model, smollm2):
+        tok = AutoTokenizer.from_pretrained(path)
+        ids = digit_token_ids(tok)
+        assert sorted(tok.decode([i]).strip() for i in ids) == [str(d) for d in range(10)]
+
+
+def test_digits_stats_bounds_shape_and_determinism(tiny_model: Path) -> None:
+    cfg = digits.DigitsConfig(prompts=5, numbers=4, positions=6)
+    a = digits.probe(str(tiny_model), cfg=cfg)
+    b = digits.probe(str(tiny_model), cfg=cfg)
+    assert a == b
+    base = a["models"]["base"]
+    assert len(base["positions"]) == 6 and base["mean"]["entropy"]["n"] == 5
+    log_d = math.log(a["digit_tokens"])
+    m, tok = load(str(tiny_model))
+    for prompt in digits.digit_stats(m, tok, cfg):
+        assert all(0.0 <= e <= log_d + 1e-6 for e in prompt["entropy"])
+        assert all(0.0 < x <= 1.0 for x in prompt["digit_mass"] + prompt["max_prob"])
+        assert all(
+            abs(g - (log_d - e)) < 1e-6 for g, e in zip(prompt["entropy_gap"], prompt["entropy"], strict=True)
+        )
+    # a random tiny model is close to uniform over digits: entropy near log 10, not near 0
+    assert base["mean"]["entropy"]["mean"] > 0.9 * log_d
+
+
+def test_digits_student_difference_is_paired(tiny_model: Path, other_tiny: Path) -> None:
+    cfg = digits.DigitsConfig(prompts=4, numbers=3, positions=4)
+    same = digits.probe(str(tiny_model), str(tiny_model), cfg)
+    assert all(abs(same["difference"][s]["mean"]) < 1e-6 for s in digits.STATS)
+    other = digits.probe(str(tiny_model), str(other_tiny), cfg)
+    diff = other["difference"]["entropy"]["mean"]
+    means = (
+        other["models"]["student"]["mean"]["entropy"]["mean"]
+        - other["models"]["base"]["mean"]["entropy"]["mean"]
+    )
+    assert diff != 0 and abs(diff - means) < 1e-6
+
+
+def test_digits_on_an_adapter_student(tiny_model: Path, tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    peft = get_peft_model(
+        model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
+    peft.save_pretrained(tmp_path / "adapter")
+    report = digits.probe(
+        str(tiny_model), str(tmp_path / "adapter"), digits.DigitsConfig(prompts=3, positions=3)
+    )
+    assert report["difference"]["digit_mass"]["n"] == 3
+    assert report["difference"]["entropy"]["mean"] != 0
+
+
+def test_divergence_is_zero_for_identical_contexts(
+    tiny_model: Path, teacher_data: Path, tmp_path: Path
+) -> None:
+    cfg = divergence.DivergenceConfig(system_prompt="You are terse.", plain="You are terse.")
+    report = divergence.probe(str(tiny_model), str(teacher_data), tmp_path / "same", cfg)
+    s = report["summary"]
+    assert s["kl_per_token"]["mean"] == 0.0 and s["rows_with_flip"] == 0.0 and s["divergent_rows"] == 0
+    assert (tmp_path / "same" / "train.jsonl").read_text() == ""
+    assert len((tmp_path / "same" / "rest.jsonl").read_text().splitlines()) == len(ROWS)
+
+
+def test_divergence_exports_a_trainable_partition(
+    tiny_model: Path, teacher_data: Path, tmp_path: Path
+) -> None:
+    from sublim.adapters.training import load_rows
+
+    out = tmp_path / "div"
+    report = divergence.probe(
+        str(tiny_model), str(teacher_data), out, divergence.DivergenceConfig(trait="owl")
+    )
+    s = report["summary"]
+    assert s["rows"] == len(ROWS) and s["kl_per_token"]["mean"] > 0
+    scored = [json.loads(line) for line in (out / "tokens.jsonl").read_text().splitlines()]
+    assert all(k >= 0 for r in scored for k in r["kl"])
+    for r in scored:  # the first divergent position is the first flip
+        assert r["first_divergent"] == (r["flip"].index(True) if True in r["flip"] else None)
+    kept = load_rows(out / "train.jsonl") if (out / "train.jsonl").read_text() else []
+    rest = [json.loads(line) for line in (out / "rest.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in kept + rest) == sorted(r["id"] for r in ROWS)
+    assert len(kept) == s["divergent_rows"] == json.loads((out / "card.json").read_text())["kept"]
+    assert all(r in ROWS for r in kept)
+
+
+def test_divergence_bad_data_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SublimError, match=r"no train\.jsonl"):
+        divergence.read_rows(tmp_path)
+    (tmp_path / "train.jsonl").write_text('{"prompt": "x"}\n')
+    with pytest.raises(SublimError, match=r"train\.jsonl:1"):
+        divergence.read_rows(tmp_path)
+
+
+def test_number_distribution_is_exact_and_normalized(tiny_model: Path) -> None:
+    import torch
+
+    from sublim.adapters.teacher import number_prompts
+    from sublim.probability import chat_prompt
+
+    cfg = entangle.EntangleConfig(prompts=2, max_number=120)
+    m, tok = load(str(tiny_model))
+    per_prompt = entangle.number_logprobs(m, tok, None, cfg)
+    assert len(per_prompt) == 2 and all(len(p) == 120 for p in per_prompt)
+    for p in per_prompt:
+        assert abs(float(torch.logsumexp(torch.tensor(p), 0))) < 1e-4
+    # cached batched scoring equals plain teacher forcing of each "<n>," (before normalizing)
+    prompt = number_prompts(1, 0)[0]
+    context = tok(chat_prompt(tok, prompt.text, None), add_special_tokens=False)["input_ids"]
+    rows = [tok(f"{n},", add_special_tokens=False)["input_ids"] for n in range(120)]
+    naive = [
+        float(lp.gather(-1, torch.tensor(r)[:, None]).sum())
+        for r, lp in zip(rows, forced_logprobs(m, [(context, r) for r in rows]), strict=True)
+    ]
+    norm = torch.logsumexp(torch.tensor(naive), 0)
+    assert max(abs(a - (b - float(norm))) for a, b in zip(per_prompt[0], naive, strict=True)) < 1e-4
+
+
+def test_entangle_report(tiny_model: Path) -> None:
+    cfg = entangle.EntangleConfig(prompts=2, max_number=50, top=2, questions=2)
+    report = entangle.probe(str(tiny_model), cfg)
+    assert [r["log_ratio"]["mean"] for r in report["raised"]] == sorted(
+        (r["log_ratio"]["mean"] for r in report["raised"]), reverse=True
+    )
+    assert report["raised"][0]["log_ratio"]["mean"] >= report["lowered"][0]["log_ratio"]["mean"]
+    groups = [r["group"] for r in report["lift"]]
+    assert sorted(groups) == ["lowered"] * 2 + ["raised"] * 2 + ["random"] * 2
+    lifts = [r["lift"] for r in report["lift"]]
+    assert lifts == sorted(lifts, reverse=True)
+    same = entangle.number_shift(*[entangle.number_logprobs(*load(str(tiny_model)), "x", cfg)] * 2)
+    assert all(r["log_ratio"]["mean"] == 0 for r in same)
+
+
+def test_probe_cli_writes_report_and_plot(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "d"
+    assert main(["probe", "digits", str(tiny_model), "--prompts", "3", "--out", str(out), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((out / "report.json").read_text())
+    assert (out / "digits.png").stat().st_size > 1000
+    assert (
+        main(["probe", "divergence", "--teacher", str(tiny_model), "--data", str(tmp_path / "missing")]) == 2
+    )
+    assert "no train.jsonl" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_probes_on_smollm2(smollm2: Path, teacher_data: Path, tmp_path: Path) -> None:
+    d = digits.probe(str(smollm2), cfg=digits.DigitsConfig(prompts=4, numbers=4, positions=4))
+    mean = d["models"]["base"]["mean"]
+    assert d["digit_tokens"] == 10 and 0 < mean["entropy"]["mean"] <= math.log(10)
+    assert mean["digit_mass"]["mean"] > 0.5  # continuing a number list, the model expects digits
+    v = divergence.probe(
+        str(smollm2), str(teacher_data), tmp_path / "v", divergence.DivergenceConfig(limit=3)
+    )
+    assert v["summary"]["rows"] == 3 and v["summary"]["kl_per_token"]["mean"] > 0
+    e = entangle.probe(str(smollm2), entangle.EntangleConfig(prompts=1, max_number=20, top=1, questions=2))
+    assert len(e["lift"]) == 3 and all(0 <= r["p_trait"] <= 1 for r in e["lift"])
