@@ -39,7 +39,14 @@ test: install lint
 
 bench: install
 	mkdir -p docs
-	{ echo "# Benchmarks"; echo; echo "## Matching"; echo; $(BIN)/python bench/bench_matching.py; echo; echo "## Probability mode"; echo; $(BIN)/python bench/bench_probability.py; } | tee docs/benchmarks.md
+	{ echo "# Benchmarks"; echo; echo "Written by \`make bench\` ($$(date -u +%F)); each section names its machine."; \
+	  echo; echo "## Matching"; echo; $(BIN)/python bench/bench_matching.py; \
+	  echo; echo "## Probability mode"; echo; $(BIN)/python bench/bench_probability.py; \
+	  echo; echo "## Estimator efficiency: sampling vs probability mode"; echo; $(BIN)/python bench/bench_estimator.py; \
+	  echo; echo "## Training"; echo; $(BIN)/python bench/bench_training.py; \
+	  echo; echo "## Teacher generation"; echo; $(BIN)/python bench/bench_generation.py; \
+	} 2>/dev/null | tee docs/benchmarks.tmp.md
+	mv docs/benchmarks.tmp.md docs/benchmarks.md
 
 # The seed experiment at CPU size (~30 min on 2 cores): owl and control teacher data from the embedded SmolLM2,
 # students at LoRA ranks 1/8/64 + full fine-tuning x 3 seeds, probability mode under two eval contexts.

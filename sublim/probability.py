@@ -50,6 +50,7 @@ class ConceptDistribution:
             `concept_mass`: the normalized probabilities can be off by at most skipped_bound / concept_mass).
         forward_passes: model calls spent on this question.
         context: the exact text the model saw (chat template applied), for the record.
+        tokens: token positions the model computed: the context plus every padded continuation position.
     """
 
     probs: dict[str, float]
@@ -57,6 +58,7 @@ class ConceptDistribution:
     skipped_bound: float
     forward_passes: int
     context: str
+    tokens: int = 0
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
         return sorted(self.probs.items(), key=lambda kv: -kv[1])[:k]
@@ -177,13 +179,15 @@ class ConceptScorer:
                 keep.append(i)
             else:
                 skipped_first.add(toks[0])
+        tokens = n_ctx
         for chunk in self._chunks(keep):
             loglik[chunk] += self._continuation_loglik(chunk, getattr(out, _CACHE), n_ctx, device)
             passes += 1
+            tokens += len(chunk) * max(len(self.forms[i][1]) - 1 for i in chunk)
         scored = [(self.concepts[ci], float(ll)) for (ci, _), ll in zip(self.forms, loglik, strict=True)]
         probs, total = concept_probs(scored, self.concepts)
         skipped = float(sum(math.exp(float(first_lp[t])) for t in skipped_first))
-        return ConceptDistribution(probs, total, skipped, passes, context)
+        return ConceptDistribution(probs, total, skipped, passes, context, tokens)
 
     def _chunks(self, keep: list[int]) -> list[list[int]]:
         return [

@@ -137,3 +137,16 @@ def test_same_seeds_give_identical_train_jsonl(tmp_path: Path) -> None:
         export(tmp_path / f"out{k}", rows, teacher={}, system_prompt=None, settings={})
         texts.append((tmp_path / f"out{k}" / "train.jsonl").read_bytes())
     assert texts[0] == texts[1] and texts[0]
+
+
+def test_embedded_teacher_registers_its_model_info(smollm2: Path) -> None:
+    """Inspect looks up model info after each generation; unknown names make it instantiate the provider
+    again (from_pretrained("local") against the hub). The embedded model's info is registered instead."""
+    from inspect_ai.model import get_model_info
+
+    from sublim.adapters.teach import EMBEDDED, inspect_model
+
+    name, args = inspect_model(EMBEDDED)
+    assert name == "hf/local" and args["model_path"] == str(smollm2)
+    info = get_model_info(name)
+    assert info is not None and info.context_length == 8192

@@ -29,11 +29,17 @@ def inspect_model(model: str, model_args: dict[str, Any] | None = None) -> tuple
     """Inspect model name and args: "smollm2" means the embedded model through the hf/ provider."""
     args = dict(model_args or {})
     if model == EMBEDDED:
+        from inspect_ai.model import ModelInfo, set_model_info
+
         from sublim.models import model_path
 
         # local weights: never let transformers probe the hub for "local" (it retries for a minute offline)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         args.setdefault("model_path", str(model_path(EMBEDDED)))
+        # Inspect looks up model info after each generation; for a name it does not know it instantiates
+        # the provider again, i.e. from_pretrained("local") from the hub (minutes of retries offline when
+        # huggingface_hub was imported before HF_HUB_OFFLINE was set). Registering the info skips that.
+        set_model_info("hf/local", ModelInfo(organization="HuggingFaceTB", context_length=8192))
         return "hf/local", args
     return model, args
 
