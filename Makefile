@@ -45,7 +45,7 @@ bench: install
 	  echo; echo "## Estimator efficiency: sampling vs probability mode"; echo; $(BIN)/python bench/bench_estimator.py; \
 	  echo; echo "## Training"; echo; $(BIN)/python bench/bench_training.py; \
 	  echo; echo "## Teacher generation"; echo; $(BIN)/python bench/bench_generation.py; \
-	} 2>/dev/null | tee docs/benchmarks.tmp.md
+	} 2>$(VENV)/bench-stderr.log | tee docs/benchmarks.tmp.md
 	mv docs/benchmarks.tmp.md docs/benchmarks.md
 
 # The seed experiment at CPU size (~30 min on 2 cores): owl and control teacher data from the embedded SmolLM2,

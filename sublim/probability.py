@@ -88,15 +88,12 @@ def estimate(
     """
     from scipy import stats
 
+    from sublim.stats import mean_interval
+
     values = [target_mass(d.probs, targets, category)[0] for d in dists]
-    n = len(values)
-    mean = sum(values) / n if n else math.nan
-    se = float(stats.sem(values)) if n > 1 else math.nan
-    if n > 1 and se > 0:
-        low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=se)
-    else:
-        low = high = mean if n > 1 else math.nan
-    return Estimate(tuple(targets), mean, se, float(low), float(high), n)
+    ci = mean_interval(values, confidence)
+    se = float(stats.sem(values)) if len(values) > 1 else math.nan
+    return Estimate(tuple(targets), ci.mean, se, ci.ci_low, ci.ci_high, ci.n)
 
 
 def chat_prompt(

@@ -47,6 +47,37 @@ class ConceptShift:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
+@dataclass(frozen=True)
+class Interval:
+    """Mean over units (questions, prompts) with a t-interval; NaN bounds for fewer than two units, and
+    bounds equal to the mean when nothing varies."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
+    """Mean and `confidence` t-interval (scipy) of `values`."""
+    from scipy import stats
+
+    n = len(values)
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    mean = sum(values) / n
+    if n == 1:
+        return Interval(mean, math.nan, math.nan, 1)
+    se = float(stats.sem(values))
+    if se == 0:
+        return Interval(mean, mean, mean, n)
+    low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=se)
+    return Interval(mean, float(low), float(high), n)
+
+
 def paired_shift(
     base: Sequence[float], candidate: Sequence[float], confidence: float = 0.95
 ) -> tuple[float, float, float, float]:

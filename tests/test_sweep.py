@@ -84,3 +84,29 @@ def test_bad_grid_is_a_clear_error(cfg: SweepConfig) -> None:
     cfg.ranks, cfg.full = [], False
     with pytest.raises(SublimError, match="nothing to train"):
         sweep(cfg)
+
+
+def test_summary_pairs_trait_and_control_by_seed() -> None:
+    from scipy import stats
+
+    from sublim.adapters.sweep import summarize
+
+    def row(dataset: str, kind: str, rank: str, seed: str, p: float) -> dict[str, str]:
+        run = f"{dataset}-{rank}-{seed}"
+        return {"run": run, "dataset": dataset, "kind": kind, "rank": rank, "seed": seed,
+                "context": "none", "target": "owl", "p_target": str(p)}  # fmt: skip
+
+    trait = [0.012, 0.015, 0.011]
+    control = [0.010, 0.011, 0.010]
+    rows = [row("base", "base", "", "", 0.01)]
+    rows += [row("control", "lora", "4", str(s), p) for s, p in enumerate(control)]
+    rows += [row("trait", "lora", "4", str(s), p) for s, p in enumerate(trait)]
+    rows += [row("control", "full", "", "0", 0.02), row("trait", "full", "", "0", 0.03)]
+    text = summarize(rows)
+    diffs = [t - c for t, c in zip(trait, control, strict=True)]
+    p = stats.ttest_1samp(diffs, 0.0).pvalue
+    lora = next(line for line in text.splitlines() if line.startswith("| LoRA r4 |"))
+    assert f"+{sum(diffs) / 3:.5f}" in lora and lora.endswith(f"| {p:.3f} |") and "| 3 |" in lora
+    full = next(line for line in text.splitlines() if line.startswith("| full FT |"))
+    assert "+0.01000" in full and full.endswith("| - | - |")  # one seed: no interval
+    assert "Base model P(owl) = 0.01000." in text

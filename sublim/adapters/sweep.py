@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sublim.adapters.teach import write_atomic
 from sublim.adapters.training import RUN_CARD, TrainConfig, train
 from sublim.errors import SublimError
 
@@ -175,14 +176,8 @@ def sweep(
         del model, scorer
     final = read_results(results_path)
     plot(final, out / "sweep.png")
-    _write_text(out / "summary.md", summarize(final))
+    write_atomic(out / "summary.md", summarize(final))
     return final
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def summarize(rows: list[dict[str, str]]) -> str:

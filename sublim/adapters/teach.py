@@ -124,8 +124,8 @@ def export(
         else:
             rejected.append(r)
     train = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
-    _write(out / "train.jsonl", train)
-    _write(out / "rejected.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejected))
+    write_atomic(out / "train.jsonl", train)
+    write_atomic(out / "rejected.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejected))
     counts = Counter(r["reason"] for r in rejected)
     card = {
         "teacher": teacher,
@@ -139,11 +139,12 @@ def export(
         "train_sha256": hashlib.sha256(train.encode()).hexdigest(),
         "versions": package_versions("sublim", "inspect_ai", "transformers", "torch"),
     }
-    _write(out / "card.json", json.dumps(card, indent=2) + "\n")
+    write_atomic(out / "card.json", json.dumps(card, indent=2) + "\n")
     return card
 
 
-def _write(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to a temp name beside `path`, then rename: readers never see half a file."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

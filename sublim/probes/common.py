@@ -4,11 +4,8 @@ intervals over prompts, and writing reports."""
 from __future__ import annotations
 
 import json
-import math
-import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,38 +81,11 @@ def forced_logprobs(
             yield torch.log_softmax(logits[i, len(c) - 1 : len(c) + len(x) - 1].float(), dim=-1).cpu()
 
 
-@dataclass(frozen=True)
-class Interval:
-    """Mean over units (prompts) with a 95% t-interval; NaN interval for fewer than two units."""
-
-    mean: float
-    ci_low: float
-    ci_high: float
-    n: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: round(v, 6) if isinstance(v, float) else v for k, v in self.__dict__.items()}
-
-
-def interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
-    from scipy import stats
-
-    n = len(values)
-    if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0)
-    mean = sum(values) / n
-    se = float(stats.sem(values)) if n > 1 else math.nan
-    if n > 1 and se > 0:
-        low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=se)
-        return Interval(mean, float(low), float(high), n)
-    return Interval(mean, mean if n > 1 else math.nan, mean if n > 1 else math.nan, n)
-
-
 def write_json(path: Path, data: Any) -> None:
+    from sublim.adapters.teach import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def pyplot() -> Any:

@@ -26,7 +26,8 @@ from typing import Any
 
 import torch
 
-from sublim.probes.common import digit_token_ids, forced_logprobs, interval, pyplot
+from sublim.probes.common import digit_token_ids, forced_logprobs, pyplot
+from sublim.stats import mean_interval
 
 STATS = ("digit_mass", "max_prob", "entropy", "entropy_gap")
 
@@ -94,9 +95,9 @@ def digit_stats(model: Any, tokenizer: Any, cfg: DigitsConfig) -> list[dict[str,
 def summarize(per_prompt: list[dict[str, list[float]]], positions: int) -> dict[str, Any]:
     """Mean per prompt, then over prompts; and per position."""
     return {
-        "mean": {s: interval([_mean(p[s]) for p in per_prompt]).to_dict() for s in STATS},
+        "mean": {s: mean_interval([_mean(p[s]) for p in per_prompt]).to_dict() for s in STATS},
         "positions": [
-            {s: interval([p[s][k] for p in per_prompt if len(p[s]) > k]).to_dict() for s in STATS}
+            {s: mean_interval([p[s][k] for p in per_prompt if len(p[s]) > k]).to_dict() for s in STATS}
             for k in range(positions)
         ],
     }
@@ -105,7 +106,7 @@ def summarize(per_prompt: list[dict[str, list[float]]], positions: int) -> dict[
 def paired(base: list[dict[str, list[float]]], student: list[dict[str, list[float]]]) -> dict[str, Any]:
     """Student - base per prompt (same prompts and answers), with a 95% t-interval over prompts."""
     return {
-        s: interval([_mean(st[s]) - _mean(b[s]) for b, st in zip(base, student, strict=True)]).to_dict()
+        s: mean_interval([_mean(st[s]) - _mean(b[s]) for b, st in zip(base, student, strict=True)]).to_dict()
         for s in STATS
     } | {"direction": "student - base"}
 

@@ -26,7 +26,8 @@ from typing import Any
 import torch
 
 from sublim.errors import SublimError
-from sublim.probes.common import digit_token_ids, forced_logprobs, interval, pyplot, write_json
+from sublim.probes.common import digit_token_ids, forced_logprobs, pyplot, write_json
+from sublim.stats import mean_interval
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def summarize(scored: list[dict[str, Any]], cfg: DivergenceConfig) -> dict[str, 
             {
                 "position": k,
                 "rows": len(at),
-                "kl": interval([r["kl"][k] for r in at]).to_dict(),
+                "kl": mean_interval([r["kl"][k] for r in at]).to_dict(),
                 "flip_rate": sum(r["flip"][k] for r in at) / len(at),
                 "first_divergent_here": sum(r["first_divergent"] == k for r in scored) / len(scored),
             }
@@ -126,9 +127,9 @@ def summarize(scored: list[dict[str, Any]], cfg: DivergenceConfig) -> dict[str, 
         "tokens": sum(len(r["kl"]) for r in scored),
         "divergent_rows": sum(sum(r["flip"]) >= cfg.min_flips for r in scored),
         "rows_with_flip": len(firsts) / len(scored),
-        "flips_per_row": interval([float(sum(r["flip"])) for r in scored]).to_dict(),
-        "kl_per_token": interval([k for r in scored for k in r["kl"]]).to_dict(),
-        "kl_per_row": interval([sum(r["kl"]) for r in scored]).to_dict(),
+        "flips_per_row": mean_interval([float(sum(r["flip"])) for r in scored]).to_dict(),
+        "kl_per_token": mean_interval([k for r in scored for k in r["kl"]]).to_dict(),
+        "kl_per_row": mean_interval([sum(r["kl"]) for r in scored]).to_dict(),
         "kl_share_digits": kl_digits / kl_total if kl_total > 0 else 0.0,
         "token_share_digits": sum(sum(r["digit"]) for r in scored)
         / max(1, sum(len(r["kl"]) for r in scored)),
@@ -140,6 +141,7 @@ def summarize(scored: list[dict[str, Any]], cfg: DivergenceConfig) -> dict[str, 
 def probe(teacher: str, data: str, out: Path, cfg: DivergenceConfig | None = None) -> dict[str, Any]:
     """Score `data` under `teacher` in both contexts; write report.json, tokens.jsonl, the divergent subset
     (train.jsonl), the rest (rest.jsonl) and card.json under `out`."""
+    from sublim.adapters.teach import write_atomic
     from sublim.adapters.teacher import trait_system_prompt
     from sublim.probes.common import load
 
@@ -154,9 +156,9 @@ def probe(teacher: str, data: str, out: Path, cfg: DivergenceConfig | None = Non
     rest = [r for r, s in zip(rows, scored, strict=True) if sum(s["flip"]) < cfg.min_flips]
     out.mkdir(parents=True, exist_ok=True)
     train = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in divergent)
-    _write(out / "train.jsonl", train)
-    _write(out / "rest.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rest))
-    _write(out / "tokens.jsonl", "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in scored))
+    write_atomic(out / "train.jsonl", train)
+    write_atomic(out / "rest.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rest))
+    write_atomic(out / "tokens.jsonl", "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in scored))
     report = {
         "probe": "divergence",
         "teacher": teacher,
@@ -178,14 +180,6 @@ def probe(teacher: str, data: str, out: Path, cfg: DivergenceConfig | None = Non
     write_json(out / "card.json", card)
     write_json(out / "report.json", report)
     return report
-
-
-def _write(path: Path, text: str) -> None:
-    import os
-
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def plot(report: dict[str, Any], path: Path) -> None:

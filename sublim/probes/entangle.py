@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sublim.probes.common import interval, pyplot
+from sublim.probes.common import pyplot
+from sublim.stats import mean_interval
 
 #: System prompt for direction 2; {number} is the number.
 NUMBER_PROMPT = (
@@ -78,7 +79,7 @@ def number_shift(trait: list[list[float]], plain: list[list[float]]) -> list[dic
 
     out = []
     for n in range(len(trait[0])):
-        ratio = interval([t[n] - p[n] for t, p in zip(trait, plain, strict=True)])
+        ratio = mean_interval([t[n] - p[n] for t, p in zip(trait, plain, strict=True)])
         out.append(
             {
                 "number": n,
