@@ -146,6 +146,10 @@ def _show_digits(report: dict[str, Any]) -> None:
     Console().print(table)
 
 
+def _one_based(position: int | None) -> str:
+    return "none" if position is None else str(position + 1)
+
+
 def _show_divergence(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -154,9 +158,10 @@ def _show_divergence(report: dict[str, Any]) -> None:
     console = Console()
     console.print(
         f"{s['rows']} rows, {s['tokens']} tokens; rows with an argmax flip: {s['rows_with_flip']:.1%} "
-        f"({s['divergent_rows']} exported as divergent); KL per token {_ci(s['kl_per_token'], '.4f')} nats; "
+        f"({s['divergent_rows']} exported as divergent); "
+        f"mean KL per token {_ci(s['kl_per_token'], '.4f')} nats (rows as units); "
         f"digits carry {s['kl_share_digits']:.1%} of the KL on {s['token_share_digits']:.1%} of the tokens; "
-        f"median first divergent position {s['first_divergent_median']}"
+        f"median first divergent position {_one_based(s['first_divergent_median'])}"
     )
     table = Table(title="by completion token position")
     for col in ("position", "rows", "KL (95% CI)", "flip rate", "first flip here"):

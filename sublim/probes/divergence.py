@@ -128,7 +128,8 @@ def summarize(scored: list[dict[str, Any]], cfg: DivergenceConfig) -> dict[str, 
         "divergent_rows": sum(sum(r["flip"]) >= cfg.min_flips for r in scored),
         "rows_with_flip": len(firsts) / len(scored),
         "flips_per_row": mean_interval([float(sum(r["flip"])) for r in scored]).to_dict(),
-        "kl_per_token": mean_interval([k for r in scored for k in r["kl"]]).to_dict(),
+        # rows are the units: a row's tokens are not independent draws
+        "kl_per_token": mean_interval([sum(r["kl"]) / len(r["kl"]) for r in scored if r["kl"]]).to_dict(),
         "kl_per_row": mean_interval([sum(r["kl"]) for r in scored]).to_dict(),
         "kl_share_digits": kl_digits / kl_total if kl_total > 0 else 0.0,
         "token_share_digits": sum(sum(r["digit"]) for r in scored)
