@@ -37,7 +37,7 @@ def inspect_model(model: str, model_args: dict[str, Any] | None = None) -> tuple
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         args.setdefault("model_path", str(model_path(EMBEDDED)))
         # Inspect looks up model info after each generation; for a name it does not know it instantiates
-        # the provider again, i.e. from_pretrained("local") from the hub (minutes of retries offline when
+        # the provider again, i.e. from_pretrained("local") from the hub (tens of seconds of retries when
         # huggingface_hub was imported before HF_HUB_OFFLINE was set). Registering the info skips that.
         set_model_info("hf/local", ModelInfo(organization="HuggingFaceTB", context_length=8192))
         return "hf/local", args
