@@ -178,9 +178,10 @@ class ConceptScorer:
                 skipped_first.add(toks[0])
         tokens = n_ctx
         for chunk in self._chunks(keep):
-            loglik[chunk] += self._continuation_loglik(chunk, getattr(out, _CACHE), n_ctx, device)
+            rows = [self.forms[i][1] for i in chunk]
+            loglik[chunk] += continuation_loglik(self.model, rows, getattr(out, _CACHE), n_ctx, device)
             passes += 1
-            tokens += len(chunk) * max(len(self.forms[i][1]) - 1 for i in chunk)
+            tokens += len(rows) * max(len(r) - 1 for r in rows)
         scored = [(self.concepts[ci], float(ll)) for (ci, _), ll in zip(self.forms, loglik, strict=True)]
         probs, total = concept_probs(scored, self.concepts)
         skipped = float(sum(math.exp(float(first_lp[t])) for t in skipped_first))
@@ -190,9 +191,6 @@ class ConceptScorer:
         return [
             [keep[i] for i in c] for c in chunk_rows([len(self.forms[i][1]) for i in keep], self.batch_tokens)
         ]
-
-    def _continuation_loglik(self, chunk: list[int], cache: Any, n_ctx: int, device: Any) -> torch.Tensor:
-        return continuation_loglik(self.model, [self.forms[i][1] for i in chunk], cache, n_ctx, device)
 
 
 def chunk_rows(lengths: Sequence[int], batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[list[int]]:

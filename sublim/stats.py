@@ -18,6 +18,11 @@ from typing import Any
 Table = Mapping[str, Mapping[str, float]]
 
 
+def _rounded(fields: dict[str, Any]) -> dict[str, Any]:
+    """Floats to 6 decimals, for reports."""
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in fields.items()}
+
+
 @dataclass(frozen=True)
 class ConceptShift:
     """How one concept moved from base to candidate.
@@ -44,7 +49,7 @@ class ConceptShift:
     n_questions: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        return _rounded(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class Interval:
     n: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        return _rounded(asdict(self))
 
 
 def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:

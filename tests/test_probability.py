@@ -52,6 +52,11 @@ def test_batched_kv_cache_scoring_equals_one_pass_per_name(tiny: tuple[Any, Any]
     assert dist.forward_passes == 1 + len(
         scorer._chunks([i for i, f in enumerate(scorer.forms) if len(f[1]) > 1])
     )
+    # token cost: the context plus every continuation position, padding included (so at least the unpadded
+    # count, and at most one full batch per continuation pass)
+    n_ctx = len(tok(context, add_special_tokens=False)["input_ids"])
+    unpadded = sum(len(f) - 1 for _, f in scorer.forms)
+    assert n_ctx + unpadded <= dist.tokens <= n_ctx + (dist.forward_passes - 1) * 64
 
 
 def test_skipped_mass_is_bounded(tiny: tuple[Any, Any]) -> None:

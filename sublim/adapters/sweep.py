@@ -190,6 +190,8 @@ def summarize(rows: list[dict[str, str]]) -> str:
 
     from scipy import stats
 
+    from sublim.stats import mean_interval
+
     lines: list[str] = []
     for context in dict.fromkeys(r["context"] for r in rows):
         sel = [r for r in rows if r["context"] == context]
@@ -228,15 +230,14 @@ def summarize(rows: list[dict[str, str]]) -> str:
                 lines.append(f"| {label} | {len(trait)} | {cell(trait)} | {cell(control)} | - | - | - |")
                 continue
             diffs = [by["trait"][s] - by["control"][s] for s in seeds]
-            d = mean(diffs)
-            if len(diffs) > 1 and stdev(diffs) > 0:
-                half = stats.t.ppf(0.975, len(diffs) - 1) * stdev(diffs) / math.sqrt(len(diffs))
-                ci = f"{d - half:+.5f} to {d + half:+.5f}"
+            d = mean_interval(diffs)
+            if len(diffs) > 1 and d.ci_low < d.ci_high:
+                ci = f"{d.ci_low:+.5f} to {d.ci_high:+.5f}"
                 p = f"{stats.ttest_1samp(diffs, 0.0).pvalue:.3f}"
             else:
                 ci, p = "-", "-"
             lines.append(
-                f"| {label} | {len(seeds)} | {cell(trait)} | {cell(control)} | {d:+.5f} | {ci} | {p} |"
+                f"| {label} | {len(seeds)} | {cell(trait)} | {cell(control)} | {d.mean:+.5f} | {ci} | {p} |"
             )
         lines.append("")
     return "\n".join(lines)

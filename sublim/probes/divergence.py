@@ -140,8 +140,8 @@ def summarize(scored: list[dict[str, Any]], cfg: DivergenceConfig) -> dict[str, 
 
 
 def probe(teacher: str, data: str, out: Path, cfg: DivergenceConfig | None = None) -> dict[str, Any]:
-    """Score `data` under `teacher` in both contexts; write report.json, tokens.jsonl, the divergent subset
-    (train.jsonl), the rest (rest.jsonl) and card.json under `out`."""
+    """Score `data` under `teacher` in both contexts; write tokens.jsonl, the divergent subset (train.jsonl),
+    the rest (rest.jsonl) and card.json under `out`; return the report (`sublim probe` saves it)."""
     from sublim.adapters.teach import write_atomic
     from sublim.adapters.teacher import trait_system_prompt
     from sublim.probes.common import load
@@ -179,7 +179,6 @@ def probe(teacher: str, data: str, out: Path, cfg: DivergenceConfig | None = Non
         "train_sha256": hashlib.sha256(train.encode()).hexdigest(),
     }
     write_json(out / "card.json", card)
-    write_json(out / "report.json", report)
     return report
 
 
