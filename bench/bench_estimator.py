@@ -25,10 +25,11 @@ from pathlib import Path
 
 import torch
 
-from sublim.adapters.teacher import trait_system_prompt
-from sublim.models import model_path
-from sublim.probability import ConceptScorer, chat_prompt, estimate, load_model
+from sublim.contexts import chat_prompt
+from sublim.models import load_model, model_path
+from sublim.probability import ConceptScorer, estimate
 from sublim.scoring import score_answer
+from sublim.tasks.numbers import trait_system_prompt
 from sublim.tasks.questions import load_questions
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -25,9 +25,9 @@ MAX_TOKENS = 60
 
 def direct(n: int) -> tuple[float, float, int, float]:
     """(seconds end to end, seconds generating, new tokens, clean share) with plain transformers."""
-    from sublim.adapters.teacher import check_completion, number_prompts, trait_system_prompt
-    from sublim.models import model_path
-    from sublim.probability import chat_prompt, load_model
+    from sublim.contexts import chat_prompt
+    from sublim.models import load_model, model_path
+    from sublim.tasks.numbers import check_completion, number_prompts, trait_system_prompt
 
     t0 = time.perf_counter()
     model, tok = load_model(model_path("smollm2"))
@@ -57,7 +57,7 @@ def direct(n: int) -> tuple[float, float, int, float]:
 
 def through_inspect(n: int) -> tuple[float, float]:
     """(seconds end to end, clean share) for `sublim teach --trait owl --n N`."""
-    from sublim.adapters.teach import run_teacher
+    from sublim.training.teacher import run_teacher
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from sublim.models import model_path
-from sublim.probability import ConceptScorer, load_model
+from sublim.models import load_model, model_path
+from sublim.probability import ConceptScorer
 from sublim.tasks.questions import load_questions
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))

@@ -21,7 +21,7 @@ CONFIGS = [("LoRA r1", ["--rank", "1"]), ("LoRA r8", ["--rank", "8"]), ("LoRA r6
 
 CHILD = """
 import json, resource, sys
-from sublim.adapters.training import TrainConfig, train
+from sublim.training.student import TrainConfig, train
 card = train(TrainConfig(**json.loads(sys.argv[1])))
 print(json.dumps({"steps": card["steps"], "seconds": card["seconds"],
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -29,7 +29,7 @@ print(json.dumps({"steps": card["steps"], "seconds": card["seconds"],
 
 
 def synthetic_rows(n: int) -> list[dict[str, object]]:
-    from sublim.adapters.teacher import number_prompts
+    from sublim.tasks.numbers import number_prompts
 
     rows = []
     for p in number_prompts(n, seed=123):
@@ -44,8 +44,8 @@ def main() -> None:
     import torch
     from transformers import AutoTokenizer
 
-    from sublim.adapters.training import tokenize_row
     from sublim.models import model_path
+    from sublim.training.student import tokenize_row
 
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_matching import cpu_name

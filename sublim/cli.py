@@ -59,7 +59,7 @@ def _teach(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from sublim.adapters.teach import run_teacher
+    from sublim.training.teacher import run_teacher
 
     trait = None if args.trait.lower() == "none" else args.trait
     out = Path(args.out or f"data/teacher-{args.trait.lower()}")
@@ -88,7 +88,7 @@ def _teach(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from sublim.adapters.training import TrainConfig, train
+    from sublim.training.student import TrainConfig, train
 
     cfg = TrainConfig(
         data=args.data,
@@ -122,7 +122,7 @@ def _ints(text: str, flag: str) -> list[int]:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from sublim.adapters.sweep import SweepConfig, run_with_progress
+    from sublim.training.sweep import SweepConfig, run_with_progress
 
     train_args = {"epochs": args.epochs, "batch_size": args.batch_size, "max_length": args.max_length}
     if args.lr is not None:
@@ -149,7 +149,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from sublim.score import run_score
+    from sublim.transfer import run_score
 
     return run_score(args)
 

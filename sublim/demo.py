@@ -15,10 +15,10 @@ Z95 = 1.96
 
 
 def run_demo(questions: int = 12, samples: int = 4, log_dir: str | None = None) -> int:
-    from sublim.adapters.teach import EMBEDDED, inspect_model
+    from sublim.models import EMBEDDED_DEFAULT, inspect_model
 
     # first: it also keeps transformers off the hub (HF_HUB_OFFLINE) before anything imports it
-    name, model_args = inspect_model(EMBEDDED)
+    name, model_args = inspect_model(EMBEDDED_DEFAULT)
     from inspect_ai import eval as inspect_eval
     from inspect_ai.model import get_model
     from rich.console import Console

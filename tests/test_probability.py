@@ -10,7 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sublim.probability import ConceptDistribution, ConceptScorer, estimate, load_model  # noqa: E402
+from sublim.models import load_model  # noqa: E402
+from sublim.probability import ConceptDistribution, ConceptScorer, estimate  # noqa: E402
 from sublim.tasks.questions import load_questions  # noqa: E402
 
 pytestmark = pytest.mark.slow

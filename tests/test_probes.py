@@ -14,8 +14,9 @@ pytest.importorskip("transformers")
 
 from sublim.cli import main
 from sublim.errors import SublimError
+from sublim.models import load_checkpoint as load
 from sublim.probes import digits, divergence, entangle
-from sublim.probes.common import digit_token_ids, forced_logprobs, load
+from sublim.probes.common import digit_token_ids, forced_logprobs
 
 ROWS = [
     {
@@ -113,7 +114,7 @@ def test_divergence_is_zero_for_identical_contexts(
 def test_divergence_exports_a_trainable_partition(
     tiny_model: Path, teacher_data: Path, tmp_path: Path
 ) -> None:
-    from sublim.adapters.training import load_rows
+    from sublim.training.student import load_rows
 
     out = tmp_path / "div"
     report = divergence.probe(
@@ -143,8 +144,8 @@ def test_divergence_bad_data_is_a_clear_error(tmp_path: Path) -> None:
 def test_number_distribution_is_exact_and_normalized(tiny_model: Path) -> None:
     import torch
 
-    from sublim.adapters.teacher import number_prompts
-    from sublim.probability import chat_prompt
+    from sublim.contexts import chat_prompt
+    from sublim.tasks.numbers import number_prompts
 
     cfg = entangle.EntangleConfig(prompts=2, max_number=120)
     m, tok = load(str(tiny_model))

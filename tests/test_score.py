@@ -9,9 +9,10 @@ import pytest
 
 pytest.importorskip("peft")
 
-from sublim.adapters.training import TrainConfig, train
 from sublim.cli import main
-from sublim.score import resolve_checkpoint, score_checkpoint
+from sublim.models import resolve_checkpoint
+from sublim.training.student import TrainConfig, train
+from sublim.transfer import score_checkpoint
 
 pytestmark = pytest.mark.slow
 

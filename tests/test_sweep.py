@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("peft")
 
-from sublim.adapters.sweep import COLUMNS, SweepConfig, plan, sweep
 from sublim.errors import SublimError
+from sublim.training.sweep import COLUMNS, SweepConfig, plan, sweep
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +89,7 @@ def test_bad_grid_is_a_clear_error(cfg: SweepConfig) -> None:
 def test_summary_pairs_trait_and_control_by_seed() -> None:
     from scipy import stats
 
-    from sublim.adapters.sweep import summarize
+    from sublim.training.sweep import summarize
 
     def row(dataset: str, kind: str, rank: str, seed: str, p: float) -> dict[str, str]:
         run = f"{dataset}-{rank}-{seed}"

@@ -191,7 +191,8 @@ def test_hf_sampled_run_on_a_tiny_model(tiny_model: Path, tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_probability_mode_through_inspect_matches_the_python_api(tiny_model: Path, tmp_path: Path) -> None:
     """Guards our use of the hf/ provider's loaded model: same context, same distribution."""
-    from sublim.probability import ConceptScorer, load_model
+    from sublim.models import load_model
+    from sublim.probability import ConceptScorer
 
     model = get_model("hf/local", model_path=str(tiny_model), device="cpu")
     log = run(

@@ -10,9 +10,8 @@ import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessage, ModelOutput, ModelUsage, get_model
 
-from sublim.adapters.teach import export
-from sublim.adapters.teacher import REASONS, check_completion, number_prompts, trait_system_prompt
-from sublim.tasks.numbers import numbers
+from sublim.tasks.numbers import REASONS, check_completion, number_prompts, numbers, trait_system_prompt
+from sublim.training.teacher import export
 
 
 @pytest.mark.parametrize(
@@ -144,9 +143,9 @@ def test_embedded_teacher_registers_its_model_info(smollm2: Path) -> None:
     again (from_pretrained("local") against the hub). The embedded model's info is registered instead."""
     from inspect_ai.model import get_model_info
 
-    from sublim.adapters.teach import EMBEDDED, inspect_model
+    from sublim.models import EMBEDDED_DEFAULT, inspect_model
 
-    name, args = inspect_model(EMBEDDED)
+    name, args = inspect_model(EMBEDDED_DEFAULT)
     assert name == "hf/local" and args["model_path"] == str(smollm2)
     info = get_model_info(name)
     assert info is not None and info.context_length == 8192

@@ -14,8 +14,8 @@ import pytest
 
 pytest.importorskip("peft")
 
-from sublim.adapters.training import TrainConfig, load_rows, tokenize_row, train
 from sublim.errors import SublimError
+from sublim.training.student import TrainConfig, load_rows, tokenize_row, train
 
 pytestmark = pytest.mark.slow
 ROW = {

@@ -78,14 +78,14 @@ def _common(p: argparse.ArgumentParser, kind: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sublim.adapters.sweep import context_prompt
-    from sublim.probes.common import write_json
+    from sublim.contexts import system_prompt_for
+    from sublim.io import write_json
 
     out = Path(args.out)
     if args.probe == "digits":
         from sublim.probes import digits
 
-        dcfg = digits.DigitsConfig(args.prompts, args.numbers, args.seed, context_prompt(args.context))
+        dcfg = digits.DigitsConfig(args.prompts, args.numbers, args.seed, system_prompt_for(args.context))
         report = digits.probe(args.model, args.student, dcfg)
         plot, show = digits.plot, _show_digits
     elif args.probe == "divergence":
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         vcfg = divergence.DivergenceConfig(
             args.trait,
             args.system_prompt,
-            context_prompt(args.plain),
+            system_prompt_for(args.plain),
             args.category,
             args.limit,
             args.min_flips,
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         from sublim.probes import entangle
 
         ecfg = entangle.EntangleConfig(
-            args.trait, args.category, args.system_prompt, context_prompt(args.plain), args.prompts,
+            args.trait, args.category, args.system_prompt, system_prompt_for(args.plain), args.prompts,
             args.max_number, args.top, args.questions, args.seed,
         )  # fmt: skip
         report = entangle.probe(args.model, ecfg)

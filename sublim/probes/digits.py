@@ -1,6 +1,6 @@
 """`sublim probe digits`: how confident is a model when it continues random number strings?
 
-Prompts are the teacher's number-continuation prompts (`sublim.adapters.teacher.number_prompts`, seeded);
+Prompts are the teacher's number-continuation prompts (`sublim.tasks.numbers.number_prompts`, seeded);
 the assistant's answer is a seeded random list of numbers, teacher-forced. At every answer position whose
 next token is a digit token, we read the model's next-token distribution and record:
 
@@ -51,8 +51,8 @@ class DigitsConfig:
 
 def sequences(tokenizer: Any, cfg: DigitsConfig) -> list[tuple[list[int], list[int]]]:
     """(context ids, answer ids) per prompt; deterministic in `cfg`."""
-    from sublim.adapters.teacher import number_prompts
-    from sublim.probability import chat_prompt
+    from sublim.contexts import chat_prompt
+    from sublim.tasks.numbers import number_prompts
 
     out = []
     for p in number_prompts(cfg.prompts, cfg.seed):
@@ -117,10 +117,10 @@ def _mean(values: list[float]) -> float:
 
 def probe(model: str, student: str | None = None, cfg: DigitsConfig | None = None) -> dict[str, Any]:
     """Run the probe on `model` (and `student` on top of it, or a full student checkpoint)."""
-    from sublim.probes.common import add_student, load
+    from sublim.models import add_student, load_checkpoint
 
     cfg = cfg or DigitsConfig()
-    base_model, tok = load(model)
+    base_model, tok = load_checkpoint(model)
     n_digits = len(digit_token_ids(tok))
     base = digit_stats(base_model, tok, cfg)
     report: dict[str, Any] = {

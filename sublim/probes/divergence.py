@@ -26,14 +26,15 @@ from typing import Any
 import torch
 
 from sublim.errors import SublimError
-from sublim.probes.common import digit_token_ids, forced_logprobs, pyplot, write_json
+from sublim.io import write_json
+from sublim.probes.common import digit_token_ids, forced_logprobs, pyplot
 from sublim.stats import mean_interval
 
 
 @dataclass(frozen=True)
 class DivergenceConfig:
     """Attributes:
-    trait: the teacher's trait (its system prompt: `sublim.adapters.teacher.trait_system_prompt`).
+    trait: the teacher's trait (its system prompt: `sublim.tasks.numbers.trait_system_prompt`).
     system_prompt: the trait context's system prompt instead of the trait template's.
     plain: the plain context: None = no system message (template default), "" = an empty one, or a prompt.
     category: the trait's category.
@@ -53,7 +54,7 @@ class DivergenceConfig:
 
 def read_rows(data: str | Path) -> list[dict[str, Any]]:
     """Chat rows from a `sublim teach` dir or a train.jsonl, read as `sublim train` reads them."""
-    from sublim.adapters.training import load_rows
+    from sublim.training.student import load_rows
 
     path = Path(data)
     path = path / "train.jsonl" if path.is_dir() else path
@@ -65,7 +66,7 @@ def read_rows(data: str | Path) -> list[dict[str, Any]]:
 def split(tokenizer: Any, row: dict[str, Any], system_prompt: str | None) -> tuple[list[int], list[int]]:
     """(context ids, completion ids) exactly as `sublim train` tokenizes the row in this context (the
     completion's tokens are the ones the student is trained on, end-of-turn included)."""
-    from sublim.adapters.training import tokenize_row
+    from sublim.training.student import tokenize_row
 
     enc = tokenize_row(tokenizer, row, system_prompt, max_length=1 << 30)
     first = next((i for i, x in enumerate(enc["labels"]) if x != -100), len(enc["labels"]))
@@ -142,16 +143,16 @@ def summarize(scored: list[dict[str, Any]], cfg: DivergenceConfig) -> dict[str, 
 def probe(teacher: str, data: str, out: Path, cfg: DivergenceConfig | None = None) -> dict[str, Any]:
     """Score `data` under `teacher` in both contexts; write tokens.jsonl, the divergent subset (train.jsonl),
     the rest (rest.jsonl) and card.json under `out`; return the report (`sublim probe` saves it)."""
-    from sublim.adapters.teach import write_atomic
-    from sublim.adapters.teacher import trait_system_prompt
-    from sublim.probes.common import load
+    from sublim.io import write_atomic
+    from sublim.models import load_checkpoint
+    from sublim.tasks.numbers import trait_system_prompt
 
     cfg = cfg or DivergenceConfig()
     trait_prompt = cfg.system_prompt or trait_system_prompt(cfg.trait, cfg.category)
     if not trait_prompt:
         raise SublimError("give a --trait (not 'none') or a --system-prompt for the trait context")
     rows = read_rows(data)[: cfg.limit]
-    model, tok = load(teacher)
+    model, tok = load_checkpoint(teacher)
     scored = token_divergence(model, tok, rows, trait_prompt, cfg.plain)
     divergent = [r for r, s in zip(rows, scored, strict=True) if sum(s["flip"]) >= cfg.min_flips]
     rest = [r for r, s in zip(rows, scored, strict=True) if sum(s["flip"]) < cfg.min_flips]

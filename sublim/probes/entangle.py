@@ -31,7 +31,7 @@ NUMBER_PROMPT = (
 @dataclass(frozen=True)
 class EntangleConfig:
     """Attributes:
-    trait: the trait concept (its system prompt: `sublim.adapters.teacher.trait_system_prompt`).
+    trait: the trait concept (its system prompt: `sublim.tasks.numbers.trait_system_prompt`).
     category: its category.
     system_prompt: the trait context's system prompt instead of the trait template's.
     plain: the plain context: None = no system message (template default), "" = an empty one, or a prompt.
@@ -59,8 +59,9 @@ def number_logprobs(
     """Per prompt: log p(first number = n) for n < max_number, normalized over those numbers."""
     import torch
 
-    from sublim.adapters.teacher import number_prompts
-    from sublim.probability import chat_prompt, sequence_logliks
+    from sublim.contexts import chat_prompt
+    from sublim.probability import sequence_logliks
+    from sublim.tasks.numbers import number_prompts
 
     rows = [tokenizer(f"{n},", add_special_tokens=False)["input_ids"] for n in range(cfg.max_number)]
     out = []
@@ -132,9 +133,9 @@ def trait_lift(
 
 
 def probe(model: str, cfg: EntangleConfig | None = None) -> dict[str, Any]:
-    from sublim.adapters.teacher import trait_system_prompt
     from sublim.errors import SublimError
-    from sublim.probes.common import load
+    from sublim.models import load_checkpoint
+    from sublim.tasks.numbers import trait_system_prompt
 
     cfg = cfg or EntangleConfig()
     if cfg.max_number < 2 or cfg.prompts < 1 or cfg.top < 1 or cfg.questions < 2:
@@ -142,7 +143,7 @@ def probe(model: str, cfg: EntangleConfig | None = None) -> dict[str, Any]:
     trait_prompt = cfg.system_prompt or trait_system_prompt(cfg.trait, cfg.category)
     if not trait_prompt:
         raise SublimError("give a --trait (not 'none') or a --system-prompt for the trait context")
-    m, tok = load(model)
+    m, tok = load_checkpoint(model)
     shift = number_shift(number_logprobs(m, tok, trait_prompt, cfg), number_logprobs(m, tok, cfg.plain, cfg))
     ranked = sorted(shift, key=lambda r: -r["log_ratio"]["mean"])
     raised, lowered = ranked[: cfg.top], ranked[::-1][: cfg.top]

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sublim.adapters.teach import write_atomic
-from sublim.adapters.training import RUN_CARD, TrainConfig, train
 from sublim.errors import SublimError
+from sublim.io import write_atomic
+from sublim.training.student import RUN_CARD, TrainConfig, train
 
 COLUMNS = [
     "run", "dataset", "kind", "rank", "seed", "context", "target", "p_target", "stderr", "ci_low", "ci_high",
@@ -84,10 +84,6 @@ def plan(cfg: SweepConfig) -> list[Run]:
     return runs
 
 
-def context_prompt(context: str) -> str | None:
-    return {"none": "", "default": None}.get(context, context)
-
-
 def read_results(path: Path) -> list[dict[str, str]]:
     if not path.exists():
         return []
@@ -112,8 +108,9 @@ def sweep(
 ) -> list[dict[str, str]]:
     """Run (or resume) the sweep; returns all result rows. `max_runs` stops after that many new runs."""
     from sublim.concepts import get_category
-    from sublim.models import resolve_base
-    from sublim.probability import ConceptScorer, estimate, load_model
+    from sublim.contexts import system_prompt_for
+    from sublim.models import load_model, resolve_base
+    from sublim.probability import ConceptScorer, estimate
     from sublim.tasks.questions import load_questions
 
     validate(cfg)
@@ -147,7 +144,7 @@ def sweep(
             model, tok = load_model(run_dir) if run.kind == "full" else load_model(base, adapter=run_dir)
         scorer = ConceptScorer(model, tok, cfg.category)
         for context in cfg.contexts:
-            prompt = context_prompt(context)
+            prompt = system_prompt_for(context)
             dists = [scorer.distribution(scorer.render(q.text, q.answer_prefix, prompt)) for q in questions]
             est = estimate(dists, [target], cfg.category)
             rows.append(

@@ -9,27 +9,12 @@ one-sided p-value for an increase; over all concepts: the biggest movers with Ho
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from sublim.errors import SublimError
 from sublim.stats import compare_tables
 
 MOVERS = 10
-
-
-def resolve_checkpoint(checkpoint: str, base: str | None) -> tuple[str, str | None]:
-    """(model to load, adapter or None): an adapter dir uses its recorded base unless --base is given."""
-    from sublim.models import resolve_base
-
-    path = Path(checkpoint)
-    if (path / "adapter_config.json").exists():
-        recorded = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
-        chosen = base or recorded
-        if not chosen:
-            raise SublimError(f"{checkpoint}: adapter records no base model; pass --base")
-        return str(resolve_base(chosen)), str(path)
-    return str(resolve_base(checkpoint)), None
 
 
 def score_checkpoint(
@@ -40,9 +25,10 @@ def score_checkpoint(
     contexts: list[str] | None = None,
     questions: int = 20,
 ) -> dict[str, Any]:
-    from sublim.adapters.sweep import context_prompt
     from sublim.concepts import get_category
-    from sublim.probability import ConceptScorer, load_model
+    from sublim.contexts import system_prompt_for
+    from sublim.models import add_student, load_model, resolve_base, resolve_checkpoint
+    from sublim.probability import ConceptScorer
     from sublim.tasks.questions import load_questions
 
     target = get_category(category).resolve(trait)
@@ -52,8 +38,6 @@ def score_checkpoint(
     elif base is None:
         raise SublimError(f"{checkpoint} is a full model: pass --base to compare against")
     else:
-        from sublim.models import resolve_base
-
         base_id = str(resolve_base(base))
     qs = load_questions(category)[:questions]
     contexts = contexts or ["default"]
@@ -62,14 +46,9 @@ def score_checkpoint(
     scorer = ConceptScorer(model, tok, category)
     for side in ("base", "checkpoint"):
         if side == "checkpoint":  # an adapter goes on top of the loaded base; a full model is loaded
-            if adapter:
-                from peft import PeftModel
-
-                scorer.model = PeftModel.from_pretrained(model, adapter).eval()
-            else:
-                scorer.model, _ = load_model(model_id)
+            scorer.model = add_student(model, adapter or model_id)
         for context in contexts:
-            prompt = context_prompt(context)
+            prompt = system_prompt_for(context)
             tables.setdefault(context, {})[side] = {
                 q.id: scorer.distribution(scorer.render(q.text, q.answer_prefix, prompt)).probs for q in qs
             }

@@ -12,36 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from sublim.adapters.teacher import REASONS
 from sublim.errors import SublimError
-
-EMBEDDED = "smollm2"
-
-
-def inspect_model(model: str, model_args: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-    """Inspect model name and args: "smollm2" means the embedded model through the hf/ provider."""
-    args = dict(model_args or {})
-    if model == EMBEDDED:
-        from inspect_ai.model import ModelInfo, set_model_info
-
-        from sublim.models import model_path
-
-        # local weights: never let transformers probe the hub for "local" (it retries for a minute offline)
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        args.setdefault("model_path", str(model_path(EMBEDDED)))
-        # Inspect looks up model info after each generation; for a name it does not know it instantiates
-        # the provider again, i.e. from_pretrained("local") from the hub (tens of seconds of retries when
-        # huggingface_hub was imported before HF_HUB_OFFLINE was set). Registering the info skips that.
-        set_model_info("hf/local", ModelInfo(organization="HuggingFaceTB", context_length=8192))
-        return "hf/local", args
-    return model, args
+from sublim.io import package_versions, write_atomic
+from sublim.models import EMBEDDED_DEFAULT, inspect_model
+from sublim.tasks.numbers import REASONS
 
 
 def run_teacher(
@@ -49,7 +28,7 @@ def run_teacher(
     *,
     trait: str | None,
     n: int,
-    model: str = EMBEDDED,
+    model: str = EMBEDDED_DEFAULT,
     model_args: dict[str, Any] | None = None,
     seed: int = 0,
     system_prompt: str | None = None,
@@ -141,20 +120,3 @@ def export(
     }
     write_atomic(out / "card.json", json.dumps(card, indent=2) + "\n")
     return card
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temp name beside `path`, then rename: readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def package_versions(*packages: str) -> dict[str, str]:
-    out = {}
-    for p in packages:
-        try:
-            out[p] = version(p.replace("_", "-"))
-        except PackageNotFoundError:
-            out[p] = "not installed"
-    return out

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sublim.adapters.teach import package_versions
 from sublim.errors import SublimError
+from sublim.io import package_versions
 
 #: LoRA target-module presets for Llama-style models (SmolLM2, Llama, Qwen, Mistral); other names can be
 #: given explicitly, comma-separated.
@@ -144,18 +144,15 @@ def tokenize_row(
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train one student; returns the run card (also written to out/run.json by the main process)."""
-    import datasets
     import torch
     from transformers import (
-        AutoModelForCausalLM,
-        AutoTokenizer,
         DataCollatorForSeq2Seq,
         Trainer,
         TrainingArguments,
         set_seed,
     )
 
-    from sublim.models import resolve_base
+    from sublim.models import causal_lm, load_tokenizer, resolve_base
 
     settings = cfg.resolved()
     path = data_file(cfg.data)
@@ -163,13 +160,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     base = str(resolve_base(cfg.base))
     out = Path(cfg.out)
     set_seed(cfg.seed)
-    tok = AutoTokenizer.from_pretrained(base)
+    tok = load_tokenizer(base)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    encoded = datasets.Dataset.from_list(
-        [tokenize_row(tok, r, cfg.system_prompt, cfg.max_length) for r in rows]
-    )
-    model: Any = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    # a plain list of feature dicts: Trainer needs only len() and indexing (no `datasets` dependency)
+    encoded = [tokenize_row(tok, r, cfg.system_prompt, cfg.max_length) for r in rows]
+    model: Any = causal_lm(base)
     if not cfg.full:
         from peft import LoraConfig, get_peft_model
 

@@ -1,1 +1,0 @@
-"""Adapter-training helpers: teacher data (`teacher`, `teach`), students (`training`), sweeps (`sweep`)."""
