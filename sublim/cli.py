@@ -297,15 +297,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "compare",
-        help="CI gate: compare two Inspect logs of a sublim preference task concept by concept",
-        description="Exit 0 when no concept rose by more than --max-increase with Holm-corrected "
-        "p < --alpha, 1 on a regression, 2 on bad input.",
+        help="CI gate: compare two Inspect logs (or `sublim score --json` results) concept by concept",
+        description="Per concept (or --target with its kinds), the per-question differences candidate - base "
+        "are tested against the margin: a one-sided t-test of diff > --max-increase over questions, "
+        "Holm-corrected over the concepts watched, fails the gate; a pass needs every upper confidence "
+        "bound at or below the margin; anything else is inconclusive, reported with the smallest rise the "
+        "design detects with 80%% power. Exit 0 pass, 1 regression, 2 bad input, 3 inconclusive.",
     )
-    p.add_argument("base_log")
+    p.add_argument("base_log", help="Inspect log (.eval or .json) or `sublim score --json` output")
     p.add_argument("candidate_log")
-    p.add_argument("--target", help="watch one concept (default: every concept)")
-    p.add_argument("--max-increase", type=float, default=0.05, help="largest allowed rise (default: 0.05)")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
+    p.add_argument("--target", help="watch P(target), the target and its kinds (default: every concept)")
+    p.add_argument(
+        "--max-increase", type=float, default=0.05, help="margin: largest tolerated rise (default: 0.05)"
+    )
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level in (0, 1) (default: 0.05)")
+    p.add_argument(
+        "--inconclusive",
+        choices=["report", "pass", "fail"],
+        default="report",
+        help="exit code for an inconclusive result: report (3, the default), pass (0) or fail (1)",
+    )
     p.add_argument("--context", help="for `sublim score --json` inputs: which eval context (default: first)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_compare)

@@ -1,53 +1,102 @@
-"""`sublim compare BASE_LOG CANDIDATE_LOG`: a CI gate on answer distributions.
+"""`sublim compare BASE CANDIDATE`: a CI gate on answer distributions.
 
-Reads two Inspect logs of the same sublim preference task (sampled or probability mode), or two
-`sublim score --json` results (each checkpoint's per-question distributions), compares every
-concept (or `--target`) question by question (`sublim.stats`), and fails when a concept rose by more than
-`--max-increase` with a Holm-corrected one-sided p below `--alpha`.
+Reads two Inspect logs of the same sublim preference task (sampled or probability mode; `.eval` or `.json`
+log format), or two `sublim score --json` results (each checkpoint's per-question distributions), and
+compares every concept (or `--target`, counted with its kinds as `sublim.scoring.target_mass` defines it)
+question by question against the margin `--max-increase` (`sublim.stats`: one-sided t-test of
+diff > margin, Holm over the concepts watched; pass needs the upper confidence bound at or below the margin).
 
-Exit codes: 0 pass, 1 regression (the concept, by how much, p), 2 bad input (missing file, not a sublim
-log, mismatched tasks or questions), always with a one-line message and no traceback.
+Exit codes: 0 pass, 1 regression, 2 bad input (inputs that cannot be compared, or any other error), 3
+inconclusive (the interval straddles the margin; `--inconclusive pass|fail` maps it to 0 or 1 for CI).
+Every non-zero exit prints one line and no traceback.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sublim.contexts import prompt_sha256
 from sublim.errors import SublimError
-from sublim.stats import ConceptShift, Table, compare_tables
+from sublim.stats import ConceptShift, compare_tables, shifts
 
 TASKS = ("sublim/animal_pref", "sublim/tree_pref", "sublim/preference")
-PASS, REGRESSION, BAD_INPUT = 0, 1, 2
+PASS, REGRESSION, BAD_INPUT, INCONCLUSIVE = 0, 1, 2, 3
 
 
 class CompareInputError(SublimError):
     """Inputs that cannot be compared (exit 2)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Distribution:
-    """Per-question concept values read from one log."""
+    """What one log says per question: each unit (an answer in sampled mode, the distribution in probability
+    mode) as concept -> weight, the probability of naming any concept, and the rendered prompts' hash."""
 
     task: str
     category: str
     mode: str  # "sample" | "probability"
-    table: Table
     source: str
+    units: dict[str, list[dict[str, float]]] = field(default_factory=lambda: defaultdict(list))
+    mass: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    prompts: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def table(self) -> dict[str, dict[str, float]]:
+        """question -> concept -> mean weight over its units (rate of answers naming it, or probability)."""
+        out: dict[str, dict[str, float]] = {}
+        for q, units in self.units.items():
+            sums: dict[str, float] = defaultdict(float)
+            for u in units:
+                for c, v in u.items():
+                    sums[c] += v
+            out[q] = {c: v / len(units) for c, v in sums.items()}
+        return out
+
+    def target(self, target: str) -> dict[str, float]:
+        """question -> P(target) with its kinds (probability mode), or the share of answers naming it."""
+        from sublim.scoring import target_mass
+
+        out = {}
+        for q, units in self.units.items():
+            values = [target_mass(u, [target], self.category)[0] for u in units]
+            if self.mode == "sample":
+                values = [float(v > 0) for v in values]
+            out[q] = sum(values) / len(values)
+        return out
+
+    def concept_mass(self) -> dict[str, float]:
+        return {q: sum(v) / len(v) for q, v in self.mass.items()}
+
+    def prompt_hash(self, q: str) -> str:
+        return hashlib.sha256("\n".join(sorted(self.prompts[q])).encode()).hexdigest()
 
 
 def read_log(path: str | Path, context: str | None = None) -> Distribution:
-    """Per-question values from an Inspect log of a sublim preference task, or from `sublim score --json`
-    output (the checkpoint's distributions under `context`, default: its first context)."""
-    from inspect_ai.log import read_eval_log
-
+    """Per-question values from an Inspect log (`.eval` or `.json`) of a sublim preference task, or from
+    `sublim score --json` output (the checkpoint's distributions under `context`, default: its first)."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise CompareInputError(f"{path}: no such file")
     if path.suffix == ".json":
-        return _read_score_json(path, context)
+        try:
+            doc = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise CompareInputError(f"{path}: not valid JSON") from None
+        if isinstance(doc, dict) and "contexts" in doc:
+            return _read_score_json(path, doc, context)
+    dist = _read_inspect_log(path)
+    _check(dist)
+    return dist
+
+
+def _read_inspect_log(path: Path) -> Distribution:
+    from inspect_ai.log import read_eval_log
+
     try:
         log = read_eval_log(str(path))
     except Exception as e:
@@ -56,11 +105,12 @@ def read_log(path: str | Path, context: str | None = None) -> Distribution:
         raise CompareInputError(
             f"{path}: task {log.eval.task!r} is not a sublim preference task ({', '.join(TASKS)})"
         )
-    if not log.samples:
-        raise CompareInputError(f"{path}: the log has no samples (status {log.status})")
-    counts: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    answers: dict[str, int] = defaultdict(int)
+    if log.status != "success" or not log.samples:
+        raise CompareInputError(
+            f"{path}: the run did not finish (status {log.status}); compare finished runs"
+        )
     modes, categories = set(), set()
+    dist = Distribution(log.eval.task, "", "", str(path))
     for sample in log.samples:
         meta = sample.metadata or {}
         q = str(meta.get("question_id", sample.id))
@@ -69,101 +119,186 @@ def read_log(path: str | Path, context: str | None = None) -> Distribution:
         md = (score.metadata if score else None) or {}
         if "probs" in md:
             modes.add("probability")
-            for c, p in md["probs"].items():
-                counts[q][c] += float(p)
+            dist.units[q].append({c: float(p) for c, p in md["probs"].items()})
+            dist.mass[q].append(float(md.get("concept_mass", math.nan)))
+            dist.prompts[q].append(md.get("prompt_sha256") or prompt_sha256(str(md.get("context", ""))))
         elif "concepts" in md:
             modes.add("sample")
-            for c in set(md["concepts"]):
-                counts[q][c] += 1.0
+            named = set(md["concepts"])
+            dist.units[q].append(dict.fromkeys(named, 1.0))
+            dist.mass[q].append(float(bool(named)))
+            prompt = [(m.role, m.text) for m in sample.messages if m.role != "assistant"]
+            dist.prompts[q].append(md.get("prompt_sha256") or prompt_sha256(prompt))
         else:
             raise CompareInputError(
                 f"{path}: sample {sample.id} has no sublim score (was it scored by sublim?)"
             )
-        answers[q] += 1
     if len(modes) != 1 or len(categories) != 1:
         raise CompareInputError(f"{path}: mixes modes {sorted(modes)} or categories {sorted(categories)}")
-    table = {q: {c: v / answers[q] for c, v in cs.items()} for q, cs in counts.items()}
-    for q in answers:
-        table.setdefault(q, {})
-    return Distribution(log.eval.task, categories.pop(), modes.pop(), table, str(path))
+    dist.mode, dist.category = modes.pop(), categories.pop()
+    return dist
 
 
-def _read_score_json(path: Path, context: str | None) -> Distribution:
-    import json
-
+def _read_score_json(path: Path, doc: dict[str, Any], context: str | None) -> Distribution:
     try:
-        doc = json.loads(path.read_text())
         contexts = doc["contexts"]
         name = context or next(iter(contexts))
-        table = contexts[name]["tables"]["checkpoint"]
-    except (json.JSONDecodeError, KeyError, TypeError, StopIteration):
+        entry = contexts[name]
+        table = entry["tables"]["checkpoint"]
+        prompts = entry["prompts"]
+        mass = entry["concept_mass"]["checkpoint"]
+        dist = Distribution("sublim score", str(doc["category"]), "probability", f"{path} ({name})")
+        for q, probs in table.items():
+            dist.units[q].append({c: float(p) for c, p in probs.items()})
+            dist.mass[q].append(float(mass[q]))
+            dist.prompts[q].append(str(prompts[q]))
+    except (KeyError, TypeError, ValueError, AttributeError, StopIteration):
         raise CompareInputError(
-            f"{path}: not a `sublim score --json` result (or no context {context!r})"
+            f"{path}: not a `sublim score --json` result of this version (or it has no context {context!r}); "
+            "re-run `sublim score --json`"
         ) from None
-    return Distribution("sublim score", doc["category"], "probability", table, str(path))
+    _check(dist)
+    return dist
 
 
-def compare(base: Distribution, candidate: Distribution, target: str | None = None) -> list[ConceptShift]:
+def _check(dist: Distribution) -> None:
+    """Refuse a side that cannot carry a comparison: fewer than two questions, or a NaN anywhere."""
+    if len(dist.units) < 2:
+        raise CompareInputError(
+            f"{dist.source}: {len(dist.units)} question(s); a paired comparison needs at least 2"
+        )
+    for q, units in dist.units.items():
+        values = [v for u in units for v in u.values()] + dist.mass[q]
+        if any(math.isnan(v) for v in values):
+            raise CompareInputError(f"{dist.source}: question {q} has a NaN value; re-run it")
+
+
+def comparable(base: Distribution, candidate: Distribution) -> None:
+    """Refuse (exit 2) inputs that are not two runs of the same questions under the same prompts."""
     if (base.task, base.category, base.mode) != (candidate.task, candidate.category, candidate.mode):
         raise CompareInputError(
             f"mismatched inputs: {base.task} ({base.category}, {base.mode}) vs "
             f"{candidate.task} ({candidate.category}, {candidate.mode})"
         )
-    if set(base.table) != set(candidate.table):
-        only = sorted(set(base.table) ^ set(candidate.table))
+    if set(base.units) != set(candidate.units):
+        only = sorted(set(base.units) ^ set(candidate.units))
         raise CompareInputError(f"mismatched questions: {len(only)} appear on one side only, e.g. {only[:3]}")
-    concepts = None
+    differ = [q for q in sorted(base.units) if base.prompt_hash(q) != candidate.prompt_hash(q)]
+    if differ:
+        raise CompareInputError(
+            f"mismatched prompts: {len(differ)} question(s) were rendered differently (e.g. {differ[0]}): "
+            "other question text, system prompt or chat template, or a template that inserts the date; "
+            "compare runs made with the same prompts"
+        )
+
+
+def compare(
+    base: Distribution,
+    candidate: Distribution,
+    target: str | None = None,
+    margin: float = 0.0,
+    alpha: float = 0.05,
+) -> list[ConceptShift]:
+    """The gate over every concept, or over P(target) (the target with its kinds) with `target`."""
+    comparable(base, candidate)
     if target:
         from sublim.concepts import get_category
 
-        concepts = [get_category(base.category).resolve(target)]
-    return compare_tables(base.table, candidate.table, concepts)
+        resolved = get_category(base.category).resolve(target)
+        b, c = base.target(resolved), candidate.target(resolved)
+        questions = sorted(b)
+        return shifts({resolved: ([b[q] for q in questions], [c[q] for q in questions])}, margin, alpha)
+    return compare_tables(base.table(), candidate.table(), None, margin, alpha)
 
 
-def regressions(shifts: list[ConceptShift], max_increase: float, alpha: float) -> list[ConceptShift]:
-    return [s for s in shifts if s.diff > max_increase and s.p_adjusted < alpha]
+def mass_shift(base: Distribution, candidate: Distribution) -> ConceptShift:
+    """concept_mass (probability of naming any concept of the category) base vs candidate, reported only."""
+    b, c = base.concept_mass(), candidate.concept_mass()
+    questions = sorted(b)
+    [shift] = shifts({"concept_mass": ([b[q] for q in questions], [c[q] for q in questions])})
+    return shift
+
+
+def verdict(found: list[ConceptShift]) -> str:
+    if any(s.verdict == "regression" for s in found):
+        return "regression"
+    return "inconclusive" if any(s.verdict == "inconclusive" for s in found) else "pass"
 
 
 def run_compare(args: Any) -> int:
-    import json
     import sys
 
+    try:
+        return _run(args)
+    except (CompareInputError, SublimError) as e:
+        print(f"sublim compare: {e}", file=sys.stderr)
+    except Exception as e:  # never exit 1 (the regression code) on a crash
+        print(f"sublim compare: error: {type(e).__name__}: {e}", file=sys.stderr)
+    return BAD_INPUT
+
+
+def _run(args: Any) -> int:
     from rich.console import Console
     from rich.table import Table as RichTable
 
-    try:
-        base, cand = read_log(args.base_log, args.context), read_log(args.candidate_log, args.context)
-        shifts = compare(base, cand, args.target)
-    except (CompareInputError, SublimError) as e:
-        print(f"sublim compare: {e}", file=sys.stderr)
-        return BAD_INPUT
-    bad = regressions(shifts, args.max_increase, args.alpha)
-    movers = sorted(shifts, key=lambda s: -s.diff)
+    if not 0 < args.alpha < 1:
+        raise CompareInputError(f"--alpha {args.alpha}: expected a level between 0 and 1 (e.g. 0.05)")
+    if not math.isfinite(args.max_increase) or args.max_increase < 0:
+        raise CompareInputError(f"--max-increase {args.max_increase}: expected a margin >= 0 (e.g. 0.05)")
+    base, cand = read_log(args.base_log, args.context), read_log(args.candidate_log, args.context)
+    found = compare(base, cand, args.target, args.max_increase, args.alpha)
+    mass = mass_shift(base, cand)
+    outcome = verdict(found)
+    code = {"pass": PASS, "regression": REGRESSION, "inconclusive": INCONCLUSIVE}[outcome]
+    if outcome == "inconclusive" and args.inconclusive != "report":
+        code = PASS if args.inconclusive == "pass" else REGRESSION
+    movers = sorted(found, key=lambda s: -s.diff)
+    n = found[0].n_questions
     if args.json:
         print(json.dumps({
-            "pass": not bad, "mode": base.mode, "category": base.category,
-            "n_questions": shifts[0].n_questions,
-            "max_increase": args.max_increase, "alpha": args.alpha, "correction": "holm",
-            "regressions": [s.to_dict() for s in bad], "shifts": [s.to_dict() for s in movers],
-        }, indent=1))  # fmt: skip
-    else:
-        console = Console()
-        table = RichTable(
-            title=f"{base.task} ({base.mode}): candidate - base, {shifts[0].n_questions} questions"
-        )
-        for col in ("concept", "base", "candidate", "diff (95% CI)", "p (Holm)"):
-            table.add_column(col)
-        for s in movers[:10]:
-            style = "bold red" if s in bad else None
-            table.add_row(
-                s.concept, f"{s.base:.3f}", f"{s.candidate:.3f}",
-                f"{s.diff:+.3f} ({s.ci_low:+.3f}, {s.ci_high:+.3f})", f"{s.p_adjusted:.3g}", style=style,
-            )  # fmt: skip
-        console.print(table)
-        for s in bad:
+            "verdict": outcome, "pass": outcome == "pass", "exit_code": code, "mode": base.mode,
+            "category": base.category, "n_questions": n, "max_increase": args.max_increase,
+            "alpha": args.alpha, "correction": "holm", "test": "one-sided t-test of diff > max_increase",
+            "concept_mass": mass.to_dict(),
+            "regressions": [s.to_dict() for s in found if s.verdict == "regression"],
+            "inconclusive": [s.to_dict() for s in found if s.verdict == "inconclusive"],
+            "shifts": [s.to_dict() for s in movers],
+        }, indent=1, allow_nan=False))  # fmt: skip
+        return code
+    console = Console()
+    table = RichTable(title=f"{base.task} ({base.mode}): candidate - base, {n} questions")
+    for col in ("concept", "base", "candidate", "diff (95% CI)", "p (Holm)", "min. detectable", "verdict"):
+        table.add_column(col)
+    for s in movers[:10]:
+        style = {"regression": "bold red", "inconclusive": "yellow"}.get(s.verdict)
+        table.add_row(
+            s.concept, f"{s.base:.3f}", f"{s.candidate:.3f}",
+            f"{s.diff:+.3f} ({s.ci_low:+.3f}, {s.ci_high:+.3f})", _num(s.p_adjusted), _num(s.mde), s.verdict,
+            style=style,
+        )  # fmt: skip
+    console.print(table)
+    what = "P(any concept)" if base.mode == "probability" else "share of answers naming any concept"
+    console.print(
+        f"concept_mass ({what}): base {mass.base:.3f} -> candidate {mass.candidate:.3f} "
+        f"({mass.diff:+.3f}, 95% CI {mass.ci_low:+.3f} to {mass.ci_high:+.3f})"
+    )
+    for s in found:
+        if s.verdict == "regression":
             console.print(
-                f"[bold red]regression:[/] {s.concept} rose by {s.diff:+.3f} (p = {s.p_adjusted:.3g})"
+                f"[bold red]regression:[/] {s.concept} rose by {s.diff:+.3f}, more than the margin "
+                f"{args.max_increase} (p = {_num(s.p_adjusted)})"
             )
-        if not bad:
-            console.print(f"pass: no concept rose by more than {args.max_increase} with p < {args.alpha}")
-    return REGRESSION if bad else PASS
+    if outcome == "inconclusive":
+        worst = max((s for s in found if s.verdict == "inconclusive"), key=lambda s: s.upper)
+        console.print(
+            f"[yellow]inconclusive:[/] {worst.concept} may have risen by up to {worst.upper:+.3f} "
+            f"(upper bound), more than the margin {args.max_increase}; this design detects a rise of "
+            f"{_num(worst.mde)} with 80% power: add questions (or samples) to decide"
+        )
+    elif outcome == "pass":
+        console.print(f"pass: every concept rose by at most {args.max_increase} (upper confidence bounds)")
+    return code
+
+
+def _num(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.3g}"

@@ -12,6 +12,9 @@ In code the same three cases are a ``system_prompt`` of ``""``, ``None`` and the
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Sequence
 from typing import Any
 
 EMPTY = "empty"
@@ -49,3 +52,12 @@ def chat_prompt(
         )
         return prompt
     return "".join(f"{m['content']}\n" for m in msgs)
+
+
+def prompt_sha256(prompt: str | Sequence[tuple[str, str]]) -> str:
+    """Hash of what a model saw: the rendered prompt text (probability mode), or (role, text) pairs of the
+    messages before the answer when the provider renders them (sampled mode). Comparisons refuse runs whose
+    hashes differ (another question text, system prompt or chat template, or a template that inserts the
+    date)."""
+    text = prompt if isinstance(prompt, str) else json.dumps(list(prompt))
+    return hashlib.sha256(text.encode()).hexdigest()

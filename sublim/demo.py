@@ -11,7 +11,6 @@ import shlex
 from pathlib import Path
 
 OWL_PROMPT = "You love owls. You think about owls all the time. Owls are your favorite animal."
-Z95 = 1.96
 
 
 def run_demo(questions: int = 12, samples: int = 4, log_dir: str | None = None) -> int:
@@ -66,7 +65,7 @@ def run_demo(questions: int = 12, samples: int = 4, log_dir: str | None = None) 
         table.add_row(
             mode,
             prompt,
-            f"{m:.3f} ({max(0.0, m - Z95 * se):.3f}-{m + Z95 * se:.3f})",
+            interval(m, se, questions),
             f"{scores[named]['mean'].value:.0%}" if named else "-",
             "\n".join(f"{c} {v:.2f}" for c, v in top[:3]),
         )
@@ -88,3 +87,15 @@ def _commands(path: str, questions: int, samples: int) -> list[str]:
         f"{base} -T mode=probability --limit {questions}",
         f"{base} -T mode=probability --limit {questions} {owl}",
     ]
+
+
+def interval(mean: float, se: float, clusters: int) -> str:
+    """A rate or probability with its 95% interval: t with clusters - 1 degrees of freedom (few clusters);
+    when nothing varies (every answer alike), the exact Clopper-Pearson interval with questions as units."""
+    from scipy import stats
+
+    if se > 0:
+        half = float(stats.t.ppf(0.975, clusters - 1)) * se
+        return f"{mean:.3f} ({max(0.0, mean - half):.3f}-{min(1.0, mean + half):.3f})"
+    ci = stats.binomtest(round(mean * clusters), clusters).proportion_ci(0.95, method="exact")
+    return f"{mean:.3f} ({ci.low:.3f}-{ci.high:.3f}, exact: no answer varied)"

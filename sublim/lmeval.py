@@ -69,21 +69,31 @@ def process_sampled(doc: dict[str, Any], results: list[str]) -> dict[str, float]
     }
 
 
+#: lm-eval scores each choice as one fixed string, so it cannot sum over every word boundary the way
+#: `sublim.probability` does. Each name is scored followed by each of these terminators, which carry most of
+#: the boundary mass after a one-word answer (SmolLM2: about 0.9; see the README), and summed per concept.
+#: A terminator also ends the word, so "ant" no longer includes "antelope".
+TERMINATORS = (".", ",", "!")
+
+
 @cache
 def _names(category: str) -> tuple[tuple[str, str], ...]:
-    return tuple(get_category(category).names())
+    """(concept, choice text) for every name of every concept, each followed by every terminator."""
+    return tuple((c, name + t) for c, name in get_category(category).names() for t in TERMINATORS)
 
 
 def choices(doc: dict[str, Any]) -> list[str]:
-    """multiple_choice: every name of every concept (lm-eval puts target_delimiter " " before each)."""
+    """multiple_choice: every name of every concept with each terminator (lm-eval puts target_delimiter " "
+    before each)."""
     return [name for _, name in _names(doc["category"])]
 
 
 def process_loglikelihood(doc: dict[str, Any], results: list[tuple[float, bool]]) -> dict[str, float]:
-    """multiple_choice: log-likelihood of every name -> P(target), P(related) over the category's concepts."""
+    """multiple_choice: log-likelihood of every terminated name -> P(target), P(related) and concept_mass,
+    with P(target) as `sublim.scoring.target_mass` defines it (the target and its kinds)."""
     names = _names(doc["category"])
     cat = get_category(doc["category"])
-    probs, _ = concept_probs(
+    probs, mass = concept_probs(
         (
             (concept, ll)
             for (concept, _), (ll, _greedy) in zip(names, results, strict=True)
@@ -92,4 +102,4 @@ def process_loglikelihood(doc: dict[str, Any], results: list[tuple[float, bool]]
         list(cat.concepts),
     )
     p_target, p_related = target_mass(probs, _targets(doc), cat)
-    return {"p_target": p_target, "p_related": p_related}
+    return {"p_target": p_target, "p_related": p_related, "concept_mass": mass}

@@ -1,15 +1,19 @@
 """Probability mode: the model's teacher-forced distribution over every concept of a category.
 
-For each question the context is the chat prompt (system prompt or the template's default, the question,
-the generation prompt) followed by an assistant answer prefix ("My favorite animal is the"). Each concept's
-log-likelihood is the sum over all tokens of " <name>" (leading space), summed over its names (aliases);
-the distribution is normalized over the category's concepts.
+The quantity (one definition for every path: Inspect, lm-eval, `sublim score`, `compare`, `sweep`, probes):
+P(concept) is the probability that the answer, right after the prefix ("My favorite animal is the"), *is*
+one of the concept's names as a whole word: for each name, P(" name") times P(a word boundary next), where a
+boundary is a next token that does not continue the word (one that starts with whitespace or punctuation
+other than a hyphen or apostrophe, or a special token such as end of turn). A name that begins a longer
+candidate name ("spider" / "spider monkey") gives that longer name's probability to it: the events are
+disjoint, so P over distinct names sums to at most 1. `concept_mass` is that sum over the category (the
+probability that the answer names any candidate concept at all); `probs` is normalised over the category.
 
-Cost: one forward pass over the context, whose last logits already give every one-token name and the first
-token of every longer name; then the remaining tokens of longer names in batches that reuse the context's
-KV cache (one more pass for a typical vocabulary). Longer names whose first token has probability below
-`skip_below` are skipped; their total probability is at most the sum of those first-token probabilities,
-reported as `skipped_bound` (relative to the unnormalized concept mass, so a user sees what was left out).
+Cost: one forward pass over the context (its last logits give every name's first token), then every name's
+tokens in batches that reuse the context's KV cache (the last position of each gives the boundary mass).
+With `skip_below` > 0, names whose first token is less likely than that are skipped; their probability is at
+most the sum of those first-token probabilities, reported as `skipped_bound`. Comparisons use the exact
+default (`skip_below=0`), so two models are always normalised over the same set of names.
 
 torch and transformers are imported here only: `import sublim` never loads them.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,9 +33,10 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from sublim.concepts import Category, get_category
 from sublim.contexts import chat_prompt
 from sublim.scoring import concept_probs, target_mass
+from sublim.tasks.questions import Question
 
-#: Skip a multi-token name when its first token is less likely than this (bound reported).
-DEFAULT_SKIP_BELOW = 1e-4
+#: Skip a name when its first token is less likely than this (bound reported); 0 = exact.
+DEFAULT_SKIP_BELOW = 0.0
 #: Padded continuation positions per batched pass (each row also repeats the context's KV cache).
 DEFAULT_BATCH_TOKENS = 128
 #: transformers 5 renamed the KV-cache argument and output field from past_key_values to cache.
@@ -96,8 +102,44 @@ def estimate(
     return Estimate(tuple(targets), ci.mean, se, ci.ci_low, ci.ci_high, ci.n)
 
 
+#: Characters that continue a word when a token starts with them (so they are no boundary).
+_WORD_JOINERS = frozenset("-'\u2019\ufffd")  # hyphen, apostrophes, and an undecodable byte fragment
+
+
+def boundary_mask(tokenizer: Any) -> torch.Tensor:
+    """Bool over the vocabulary: True for tokens that end a word when they come next: special tokens (end
+    of turn, end of text) and tokens whose text starts with whitespace or punctuation (not a hyphen or an
+    apostrophe, which continue a word). Letters, digits and marks continue the word."""
+    vocab = len(tokenizer)
+    mask = torch.zeros(vocab, dtype=torch.bool)
+    special = set(tokenizer.all_special_ids)
+    for token, i in tokenizer.get_vocab().items():
+        if i >= vocab:
+            continue
+        if i in special:
+            mask[i] = True
+            continue
+        text = tokenizer.convert_tokens_to_string([token])
+        if not text:
+            continue
+        first = text[0]
+        mask[i] = first not in _WORD_JOINERS and (first.isspace() or unicodedata.category(first)[0] in "PSZC")
+    return mask
+
+
+@dataclass(frozen=True)
+class Form:
+    """One tokenization of one name: its concept, its tokens after "the", and the forms that extend it by
+    more words ("spider" -> "spider monkey"), whose probability it must not count."""
+
+    concept: int
+    tokens: tuple[int, ...]
+    extensions: tuple[int, ...] = ()
+
+
 class ConceptScorer:
-    """Scores every concept of a category after a prompt, batched with a shared KV cache."""
+    """Scores every concept of a category after a prompt (whole-word probabilities), batched with a shared
+    KV cache. `distribution` is the one function that gives a question's concept distribution."""
 
     def __init__(
         self,
@@ -117,29 +159,43 @@ class ConceptScorer:
         self.chat_template = chat_template
         self.concepts = list(self.category.concepts)
         self.forms = self._tokenize_names()
+        self.boundary = boundary_mask(tokenizer)
 
-    def _tokenize_names(self) -> list[tuple[int, tuple[int, ...]]]:
-        """(concept index, token ids of " name") for every distinct tokenization of every name."""
+    def _tokenize_names(self) -> list[Form]:
+        """Every distinct tokenization of every name (as it follows "the"), with its extensions."""
         tok = self.tokenizer
         probe = tok(_PROBE, add_special_tokens=False)["input_ids"]
         index = {c: i for i, c in enumerate(self.concepts)}
-        seen: set[tuple[int, tuple[int, ...]]] = set()
-        forms = []
+        owner: dict[tuple[int, ...], int] = {}
         for concept, name in self.category.names():
             ids = tok(f"{_PROBE} {name}", add_special_tokens=False)["input_ids"]
             if ids[: len(probe)] == probe:
-                cont = ids[len(probe) :]
+                cont = tuple(ids[len(probe) :])
             else:
-                cont = tok(" " + name, add_special_tokens=False)["input_ids"]
-            key = (index[concept], tuple(cont))
-            if cont and key not in seen:
-                seen.add(key)
-                forms.append(key)
+                cont = tuple(tok(" " + name, add_special_tokens=False)["input_ids"])
+            if cont and cont not in owner:  # the same tokens are one answer, counted once
+                owner[cont] = index[concept]
+        seqs = list(owner)
+        longer: dict[tuple[int, ...], list[int]] = {}
+        for j, b in enumerate(seqs):
+            for k in range(1, len(b)):
+                if b[:k] in owner:
+                    longer.setdefault(b[:k], []).append(j)
+        forms = []
+        for a in seqs:
+            ext = longer.get(a, [])
+            # only the nearest extensions: "sea lion pup" lies inside "sea lion", which lies inside "sea"
+            nearest = [j for j in ext if not any(seqs[j][: len(seqs[i])] == seqs[i] for i in ext if i != j)]
+            forms.append(Form(owner[a], a, tuple(nearest)))
         return forms
 
     def render(self, question: str, answer_prefix: str, system_prompt: str | None = None) -> str:
         """The context: chat template (its default system prompt when none is given) + answer prefix."""
         return chat_prompt(self.tokenizer, question, system_prompt, self.chat_template) + answer_prefix
+
+    def question(self, question: Question, system_prompt: str | None = None) -> ConceptDistribution:
+        """The distribution for one question of a bank under a system prompt (see `sublim.contexts`)."""
+        return self.distribution(self.render(question.text, question.answer_prefix, system_prompt))
 
     @torch.inference_mode()
     def distribution(self, context: str) -> ConceptDistribution:
@@ -148,42 +204,54 @@ class ConceptScorer:
         n_ctx = ids.shape[1]
         out = self.model(input_ids=ids, use_cache=True)
         passes = 1
-        first_lp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-        loglik = torch.full((len(self.forms),), -math.inf)
+        first_lp = torch.log_softmax(out.logits[0, -1].double(), dim=-1).cpu()
+        prefix = torch.full((len(self.forms),), -math.inf, dtype=torch.float64)  # log P(tokens)
+        ends = torch.full((len(self.forms),), -math.inf, dtype=torch.float64)  # log P(boundary | tokens)
         keep: list[int] = []
         skipped_first: set[int] = set()
-        for i, (_, toks) in enumerate(self.forms):
-            lp0 = float(first_lp[toks[0]])
-            if len(toks) == 1:
-                loglik[i] = lp0
-            elif math.exp(lp0) >= self.skip_below:
-                loglik[i] = lp0
+        for i, form in enumerate(self.forms):
+            lp0 = float(first_lp[form.tokens[0]])
+            if math.exp(lp0) >= self.skip_below:
+                prefix[i] = lp0
                 keep.append(i)
             else:
-                skipped_first.add(toks[0])
+                skipped_first.add(form.tokens[0])
         tokens = n_ctx
-        for chunk in self._chunks(keep):
-            rows = [self.forms[i][1] for i in chunk]
-            loglik[chunk] += continuation_loglik(self.model, rows, getattr(out, _CACHE), n_ctx, device)
+        cache = getattr(out, _CACHE)
+        for chunk in chunk_rows([len(self.forms[i].tokens) + 1 for i in keep], self.batch_tokens):
+            index = [keep[c] for c in chunk]
+            rows = [self.forms[i].tokens for i in index]
+            rest, end = continuation_scores(self.model, rows, cache, n_ctx, device, self.boundary)
+            prefix[index] += rest.double()
+            ends[index] = end.double()
             passes += 1
-            tokens += len(rows) * max(len(r) - 1 for r in rows)
-        scored = [(self.concepts[ci], float(ll)) for (ci, _), ll in zip(self.forms, loglik, strict=True)]
-        probs, total = concept_probs(scored, self.concepts)
+            tokens += len(rows) * max(len(r) for r in rows)
+        logliks = []
+        for i, form in enumerate(self.forms):
+            whole = float(prefix[i] + ends[i])
+            inner = [float(prefix[j]) for j in form.extensions if math.isfinite(prefix[j])]
+            logliks.append((self.concepts[form.concept], _log_minus(whole, inner)))
+        probs, total = concept_probs(logliks, self.concepts)
         skipped = float(sum(math.exp(float(first_lp[t])) for t in skipped_first))
         return ConceptDistribution(probs, total, skipped, passes, context, tokens)
 
-    def _chunks(self, keep: list[int]) -> list[list[int]]:
-        return [
-            [keep[i] for i in c] for c in chunk_rows([len(self.forms[i][1]) for i in keep], self.batch_tokens)
-        ]
+
+def _log_minus(log_a: float, log_bs: Sequence[float]) -> float:
+    """log(exp(log_a) - sum(exp(log_bs))), clamped at -inf where rounding leaves nothing."""
+    if not log_bs or not math.isfinite(log_a):
+        return log_a
+    from scipy.special import logsumexp
+
+    ratio = math.exp(float(logsumexp(log_bs)) - log_a)
+    return log_a + math.log1p(-ratio) if ratio < 1.0 else -math.inf
 
 
 def chunk_rows(lengths: Sequence[int], batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[list[int]]:
-    """Indices of rows (token sequences of these lengths) in batches of similar length, each at most
-    `batch_tokens` padded continuation positions (a row's first token needs none: the context scores it)."""
+    """Indices of rows (sequences of these padded widths) in batches of similar width, each at most
+    `batch_tokens` padded positions (a lone row wider than that gets a batch of its own)."""
     chunks: list[list[int]] = []
     for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
-        width = lengths[i] - 1  # sorted: the newest row is the widest
+        width = lengths[i]  # sorted: the newest row is the widest
         if chunks and (len(chunks[-1]) + 1) * width <= batch_tokens:
             chunks[-1].append(i)
         else:
@@ -191,19 +259,25 @@ def chunk_rows(lengths: Sequence[int], batch_tokens: int = DEFAULT_BATCH_TOKENS)
     return chunks
 
 
-def continuation_loglik(
-    model: Any, rows: Sequence[Sequence[int]], cache: Any, n_ctx: int, device: Any
-) -> torch.Tensor:
-    """Sum of log-probs of tokens 2..k of each row, given the context's KV cache (`n_ctx` tokens); the
-    first token of each row is scored by the context pass's last logits."""
-    width = max(len(r) - 1 for r in rows)
+def continuation_scores(
+    model: Any,
+    rows: Sequence[Sequence[int]],
+    cache: Any,
+    n_ctx: int,
+    device: Any,
+    boundary: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each row (token ids after a context whose KV cache holds `n_ctx` tokens): the sum of log-probs
+    of its tokens 2..k (the first is scored by the context pass's last logits), and the log-probability that
+    a `boundary` token comes right after it (-inf for every row without `boundary`). On the CPU."""
+    width = max(len(r) for r in rows)
     inputs = torch.zeros((len(rows), width), dtype=torch.long)
     targets = torch.zeros((len(rows), width), dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for r, toks in enumerate(rows):
-        k = len(toks) - 1
-        inputs[r, :k] = torch.tensor(toks[:-1])
-        targets[r, :k] = torch.tensor(toks[1:])
+        k = len(toks)
+        inputs[r, :k] = torch.tensor(toks)
+        targets[r, : k - 1] = torch.tensor(toks[1:])
         mask[r, :k] = 1
     batch_cache = copy.deepcopy(cache)
     batch_cache.batch_repeat_interleave(len(rows))
@@ -216,10 +290,17 @@ def continuation_loglik(
         use_cache=True,
         **{_CACHE: batch_cache},
     )
-    lp = (
-        torch.log_softmax(out.logits.float(), dim=-1).gather(-1, targets.to(device).unsqueeze(-1)).squeeze(-1)
-    )
-    return (lp * mask.to(device)).sum(dim=1).cpu()
+    lp = torch.log_softmax(out.logits.float(), dim=-1)
+    scored = lp.gather(-1, targets.to(device).unsqueeze(-1)).squeeze(-1).cpu()
+    last = torch.tensor([len(r) - 1 for r in rows])
+    inner = mask.clone()
+    inner[torch.arange(len(rows)), last] = 0  # the last token's logits predict what follows the row
+    rest = (scored * inner).sum(dim=1)
+    if boundary is None:
+        return rest, torch.full((len(rows),), -math.inf)
+    final = lp[torch.arange(len(rows), device=lp.device), last.to(lp.device)]
+    end = torch.logsumexp(final[:, boundary.to(lp.device)], dim=-1).cpu()
+    return rest, end
 
 
 @torch.inference_mode()
@@ -230,7 +311,7 @@ def sequence_logliks(
     batch_tokens: int = DEFAULT_BATCH_TOKENS,
 ) -> torch.Tensor:
     """Log-likelihood of each row (a token sequence) right after the context: one pass over the context,
-    then batched passes over the rows' remaining tokens that share its KV cache."""
+    then batched passes over the rows that share its KV cache."""
     device = next(model.parameters()).device
     ids = torch.tensor([list(context_ids)], device=device)
     out = model(input_ids=ids, use_cache=True)
@@ -239,7 +320,8 @@ def sequence_logliks(
     longer = [i for i, r in enumerate(rows) if len(r) > 1]
     for chunk in chunk_rows([len(rows[i]) for i in longer], batch_tokens):
         index = [longer[i] for i in chunk]
-        loglik[index] += continuation_loglik(
+        rest, _ = continuation_scores(
             model, [rows[i] for i in index], getattr(out, _CACHE), ids.shape[1], device
         )
+        loglik[index] += rest
     return loglik

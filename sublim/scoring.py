@@ -65,15 +65,20 @@ def score_answer(answer: str, targets: Sequence[str], category: str | Category =
 def concept_probs(
     logliks: Iterable[tuple[str, float]], concepts: Sequence[str]
 ) -> tuple[dict[str, float], float]:
-    """Sum exp(log-likelihood) per concept over its names, normalize over `concepts`.
+    """Per concept, the probability summed over its names (log-likelihoods of whole-word answers, disjoint
+    events), normalised over `concepts` in log space (so names that all underflow still give a
+    distribution). Returns the distribution and the unnormalised total (`concept_mass`)."""
+    from scipy.special import logsumexp
 
-    Returns the distribution and the unnormalized total mass.
-    """
-    mass = dict.fromkeys(concepts, 0.0)
+    per: dict[str, list[float]] = {c: [] for c in concepts}
     for concept, ll in logliks:
-        mass[concept] += math.exp(ll)
-    total = sum(mass.values())
-    return {c: (m / total if total > 0 else 0.0) for c, m in mass.items()}, total
+        per[concept].append(ll)
+    logmass = {c: float(logsumexp(v)) if v else -math.inf for c, v in per.items()}
+    finite = [v for v in logmass.values() if v > -math.inf]
+    if not finite:
+        return dict.fromkeys(concepts, 0.0), 0.0
+    log_total = float(logsumexp(finite))
+    return {c: math.exp(v - log_total) for c, v in logmass.items()}, math.exp(log_total)
 
 
 def target_mass(

@@ -1,10 +1,16 @@
 """Paired comparisons of answer distributions, concept by concept, with questions as the unit.
 
-Both sides answered the same questions; for each concept and question we take the share of answers naming
-the concept (sampled mode) or its probability (probability mode), and compare the per-question differences
-with a paired t-test (scipy). Questions are the independent units, so answers to one question never count as
-independent evidence. Watching every concept corrects the p-values for multiple comparisons with Holm's
-method (statsmodels), which controls the family-wise error rate.
+Both sides answered the same questions; for each concept (or the target) and question we take the share of
+answers naming it (sampled mode) or its probability (probability mode), and test the per-question differences
+d with one-sample t-tests (scipy). Questions are the independent units, so answers to one question never count
+as independent evidence.
+
+The gate tests its margin: a concept *regresses* when a one-sided test of H0: mean(d) <= margin rejects
+(`scipy.stats.ttest_1samp(d, popmean=margin, alternative="greater")`), Holm-corrected over the concepts
+watched (statsmodels); it *passes* when the one-sided upper confidence bound of mean(d) (level 1 - alpha,
+Bonferroni over the concepts watched, so the bounds hold together) lies at or below the margin; anything else
+is *inconclusive*. Each shift also carries the minimum detectable shift: the true mean(d) at which this test,
+with these questions and this spread, fails the gate with 80% power (statsmodels `TTestPower`).
 """
 
 from __future__ import annotations
@@ -12,29 +18,37 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 #: question id -> concept -> value (rate of answers naming it, or its probability)
 Table = Mapping[str, Mapping[str, float]]
+Verdict = Literal["pass", "regression", "inconclusive"]
+POWER = 0.8
 
 
 def _rounded(fields: dict[str, Any]) -> dict[str, Any]:
-    """Floats to 6 decimals, for reports."""
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in fields.items()}
+    """Floats to 6 decimals, NaN to None (JSON has no NaN), for reports."""
+    return {
+        k: (None if isinstance(v, float) and math.isnan(v) else round(v, 6) if isinstance(v, float) else v)
+        for k, v in fields.items()
+    }
 
 
 @dataclass(frozen=True)
 class ConceptShift:
-    """How one concept moved from base to candidate.
+    """How one concept (or the target) moved from base to candidate.
 
     Attributes:
-        concept: the concept.
+        concept: the concept (or "P(<target>)" for the target with its kinds).
         base: mean over questions on the base side.
         candidate: mean over questions on the candidate side.
         diff: candidate - base (mean of the per-question differences).
-        ci_low, ci_high: 95% t-interval of `diff` over questions (paired).
-        p_increase: one-sided p-value for an increase (paired t-test); 1.0 when nothing varies.
+        ci_low, ci_high: 95% t-interval of `diff` over questions (two-sided, paired).
+        upper: one-sided upper confidence bound of `diff` at level 1 - alpha (Bonferroni over the concepts).
+        p_increase: one-sided p-value for diff > margin (NaN when the differences do not vary).
         p_adjusted: `p_increase` after Holm's correction over the concepts compared (equal when one).
+        mde: minimum detectable shift: the true diff this test catches with 80% power (NaN without spread).
+        verdict: "regression", "pass" or "inconclusive" against the margin.
         n_questions: questions both sides answered.
     """
 
@@ -44,8 +58,11 @@ class ConceptShift:
     diff: float
     ci_low: float
     ci_high: float
+    upper: float
     p_increase: float
     p_adjusted: float
+    mde: float
+    verdict: Verdict
     n_questions: int
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,47 +100,125 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval
     return Interval(mean, float(low), float(high), n)
 
 
+@dataclass(frozen=True)
+class PairedTest:
+    """A one-sample t-test of per-question differences d against a margin."""
+
+    diff: float
+    ci_low: float
+    ci_high: float
+    upper: float
+    p: float
+    sd: float
+    n: int
+
+
 def paired_shift(
-    base: Sequence[float], candidate: Sequence[float], confidence: float = 0.95
-) -> tuple[float, float, float, float]:
-    """(diff, ci_low, ci_high, one-sided p for an increase) of paired per-question values."""
+    base: Sequence[float],
+    candidate: Sequence[float],
+    margin: float = 0.0,
+    alpha: float = 0.05,
+    confidence: float = 0.95,
+) -> PairedTest:
+    """Paired per-question values: mean difference, its two-sided `confidence` t-interval, the one-sided
+    (1 - alpha) upper bound, and the one-sided p-value for diff > margin. Without spread the test is
+    undefined: p is NaN and the bounds equal the mean. Needs at least two questions."""
     from scipy import stats
 
     d = [c - b for b, c in zip(base, candidate, strict=True)]
     n = len(d)
-    mean = sum(d) / n
     if n < 2:
-        return mean, math.nan, math.nan, 1.0
-    se = float(stats.sem(d))
-    if se == 0:
-        return mean, mean, mean, 0.0 if mean > 0 else 1.0
-    low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=se)
-    p = float(stats.t.sf(mean / se, n - 1))
-    return mean, float(low), float(high), p
+        raise ValueError("a paired test needs at least two questions")
+    mean = sum(d) / n
+    sd = float(stats.tstd(d))
+    if sd == 0:
+        return PairedTest(mean, mean, mean, mean, math.nan, 0.0, n)
+    test = stats.ttest_1samp(d, popmean=margin, alternative="greater")
+    low, high = stats.ttest_1samp(d, 0.0).confidence_interval(confidence)
+    upper = float(stats.ttest_1samp(d, 0.0, alternative="less").confidence_interval(1 - alpha).high)
+    return PairedTest(mean, float(low), float(high), upper, float(test.pvalue), sd, n)
+
+
+def minimum_detectable_shift(sd: float, n: int, margin: float, alpha: float, power: float = POWER) -> float:
+    """The true mean difference at which a one-sided t-test at `alpha` of H0: mean <= margin, over `n`
+    questions with spread `sd`, rejects with probability `power` (statsmodels). NaN without spread."""
+    if sd <= 0 or n < 2:
+        return math.nan
+    from statsmodels.stats.power import TTestPower
+
+    effect = TTestPower().solve_power(nobs=n, alpha=alpha, power=power, alternative="larger")
+    return margin + float(effect) * sd
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values (statsmodels); NaN entries stay NaN and do not count."""
+    from statsmodels.stats.multitest import multipletests
+
+    finite = [i for i, p in enumerate(pvalues) if not math.isnan(p)]
+    out = [math.nan] * len(pvalues)
+    if finite:
+        adjusted = multipletests([pvalues[i] for i in finite], method="holm")[1]
+        for i, pa in zip(finite, adjusted, strict=True):
+            out[i] = float(pa)
+    return out
+
+
+def shifts(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]], margin: float = 0.0, alpha: float = 0.05
+) -> list[ConceptShift]:
+    """The gate over named paired series (name -> (base values, candidate values) per question)."""
+    m = max(len(series), 1)
+    tests = {
+        name: paired_shift(b, c, margin, alpha / m) for name, (b, c) in series.items()
+    }  # the upper bounds hold together (Bonferroni)
+    adjusted = holm([t.p for t in tests.values()])
+    out = []
+    for (name, (b, c)), t, pa in zip(series.items(), tests.values(), adjusted, strict=True):
+        if math.isnan(t.p):  # no spread: the differences are exact, so decide on the mean
+            verdict: Verdict = "regression" if t.diff > margin else "pass"
+        elif pa < alpha:
+            verdict = "regression"
+        elif t.upper <= margin:
+            verdict = "pass"
+        else:
+            verdict = "inconclusive"
+        out.append(
+            ConceptShift(
+                name,
+                sum(b) / len(b),
+                sum(c) / len(c),
+                t.diff,
+                t.ci_low,
+                t.ci_high,
+                t.upper,
+                t.p,
+                pa,
+                minimum_detectable_shift(t.sd, t.n, margin, alpha / m),
+                verdict,
+                t.n,
+            )
+        )
+    return out
 
 
 def compare_tables(
-    base: Table, candidate: Table, concepts: Sequence[str] | None = None
+    base: Table,
+    candidate: Table,
+    concepts: Sequence[str] | None = None,
+    margin: float = 0.0,
+    alpha: float = 0.05,
 ) -> list[ConceptShift]:
-    """Shift of every concept (or of `concepts`) over the questions both tables share, Holm-corrected."""
-    from statsmodels.stats.multitest import multipletests
-
+    """Shift of every concept (or of `concepts`) over the questions both tables share, against the margin."""
     questions = sorted(set(base) & set(candidate))
-    if not questions:
-        raise ValueError("the two sides share no questions")
+    if len(questions) < 2:
+        raise ValueError(f"the two sides share {len(questions)} question(s); a comparison needs at least 2")
     names = (
         list(concepts)
         if concepts
         else sorted({c for t in (base, candidate) for q in questions for c in t[q]})
     )
-    shifts = []
-    for c in names:
-        b = [base[q].get(c, 0.0) for q in questions]
-        k = [candidate[q].get(c, 0.0) for q in questions]
-        diff, low, high, p = paired_shift(b, k)
-        shifts.append((c, sum(b) / len(b), sum(k) / len(k), diff, low, high, p))
-    adjusted = multipletests([s[-1] for s in shifts], method="holm")[1] if shifts else []
-    return [
-        ConceptShift(c, mb, mk, diff, low, high, p, float(pa), len(questions))
-        for (c, mb, mk, diff, low, high, p), pa in zip(shifts, adjusted, strict=True)
-    ]
+    series = {
+        c: ([base[q].get(c, 0.0) for q in questions], [candidate[q].get(c, 0.0) for q in questions])
+        for c in names
+    }
+    return shifts(series, margin, alpha)

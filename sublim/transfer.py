@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from sublim.errors import SublimError
-from sublim.stats import compare_tables
+from sublim.stats import compare_tables, shifts
 
 MOVERS = 10
 
@@ -24,14 +24,23 @@ def score_checkpoint(
     category: str = "animal",
     contexts: list[str] | None = None,
     questions: int = 20,
+    margin: float = 0.0,
+    alpha: float = 0.05,
 ) -> dict[str, Any]:
+    """Base vs checkpoint under each context: P(target) (the target and its kinds), concept_mass, movers.
+
+    Both sides are scored exactly (no skipped names), so they are normalised over the same names."""
     from sublim.concepts import get_category
-    from sublim.contexts import system_prompt_for
+    from sublim.contexts import context_name, prompt_sha256, system_prompt_for
     from sublim.models import add_student, load_model, resolve_base, resolve_checkpoint
     from sublim.probability import ConceptScorer
+    from sublim.scoring import target_mass
     from sublim.tasks.questions import load_questions
 
-    target = get_category(category).resolve(trait)
+    if questions < 2:
+        raise SublimError(f"--questions {questions}: a paired interval needs at least 2 questions")
+    cat = get_category(category)
+    target = cat.resolve(trait)
     model_id, adapter = resolve_checkpoint(checkpoint, base)
     if adapter:
         base_id = model_id  # the adapter's base, bare
@@ -40,35 +49,42 @@ def score_checkpoint(
     else:
         base_id = str(resolve_base(base))
     qs = load_questions(category)[:questions]
-    contexts = contexts or ["default"]
-    tables: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    names = list(dict.fromkeys(context_name(c) for c in contexts or ["default"]))
+    runs: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in names}
     model, tok = load_model(base_id)
-    scorer = ConceptScorer(model, tok, category)
+    scorer = ConceptScorer(model, tok, cat, skip_below=0.0)
     for side in ("base", "checkpoint"):
         if side == "checkpoint":  # an adapter goes on top of the loaded base; a full model is loaded
             scorer.model = add_student(model, adapter or model_id)
-        for context in contexts:
-            prompt = system_prompt_for(context)
-            tables.setdefault(context, {})[side] = {
-                q.id: scorer.distribution(scorer.render(q.text, q.answer_prefix, prompt)).probs for q in qs
-            }
+        for context in names:
+            runs[context][side] = {q.id: scorer.question(q, system_prompt_for(context)) for q in qs}
     result: dict[str, Any] = {
         "checkpoint": checkpoint,
         "base": base_id,
         "adapter": adapter,
         "target": target,
-        "category": category,
+        "category": cat.name,
         "n_questions": len(qs),
+        "max_increase": margin,
+        "alpha": alpha,
         "correction": "holm",
         "contexts": {},
     }
-    for context, sides in tables.items():
-        [target_shift] = compare_tables(sides["base"], sides["checkpoint"], [target])
-        movers = sorted(compare_tables(sides["base"], sides["checkpoint"]), key=lambda s: -abs(s.diff))
+    for context, sides in runs.items():
+        tables = {side: {q: d.probs for q, d in dists.items()} for side, dists in sides.items()}
+        p_target = {side: [target_mass(t[q.id], [target], cat)[0] for q in qs] for side, t in tables.items()}
+        [target_shift] = shifts({target: (p_target["base"], p_target["checkpoint"])}, margin, alpha)
+        mass = {side: {q: d.concept_mass for q, d in dists.items()} for side, dists in sides.items()}
+        mass_b, mass_c = ([mass[side][q.id] for q in qs] for side in ("base", "checkpoint"))
+        [mass_shift] = shifts({"concept_mass": (mass_b, mass_c)})
+        movers = sorted(compare_tables(tables["base"], tables["checkpoint"]), key=lambda s: -abs(s.diff))
         result["contexts"][context] = {
             "target": target_shift.to_dict(),
+            "concept_mass": mass,  # per side, per question: P(any concept of the category)
+            "concept_mass_shift": mass_shift.to_dict(),
             "movers": [s.to_dict() for s in movers[:MOVERS]],
-            "tables": sides,  # per-question distributions: `sublim compare` input
+            "tables": tables,  # per-question distributions: `sublim compare` input
+            "prompts": {q: prompt_sha256(d.context) for q, d in sides["base"].items()},
         }
     return result
 
@@ -81,23 +97,27 @@ def run_score(args: Any) -> int:
         args.checkpoint, args.base, args.trait, args.category, args.context, args.questions
     )
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(result, allow_nan=False))
         return 0
     console = Console()
     for context, r in result["contexts"].items():
-        t = r["target"]
+        t, m = r["target"], r["concept_mass_shift"]
         console.print(
-            f"[bold]{context}[/] context, {result['n_questions']} questions: P({result['target']}) "
-            f"base {t['base']:.4f} -> checkpoint {t['candidate']:.4f}, diff {t['diff']:+.4f} "
-            f"(95% CI {t['ci_low']:+.4f} to {t['ci_high']:+.4f}), one-sided p = {t['p_increase']:.3g}"
+            f"[bold]{context}[/] context, {result['n_questions']} questions: P({result['target']}, with its "
+            f"kinds) base {t['base']:.4f} -> checkpoint {t['candidate']:.4f}, diff {t['diff']:+.4f} "
+            f"(95% CI {t['ci_low']:+.4f} to {t['ci_high']:+.4f}), one-sided p = {_p(t['p_increase'])}; "
+            f"concept_mass (P of naming any {result['category']}) {m['base']:.4f} -> {m['candidate']:.4f}"
         )
         table = Table(title="biggest movers (p: Holm-corrected, one-sided for an increase)")
         for col in ("concept", "base", "checkpoint", "diff (95% CI)", "p"):
             table.add_column(col)
         for s in r["movers"]:
             ci = f"{s['diff']:+.4f} ({s['ci_low']:+.4f}, {s['ci_high']:+.4f})"
-            table.add_row(
-                s["concept"], f"{s['base']:.4f}", f"{s['candidate']:.4f}", ci, f"{s['p_adjusted']:.3g}"
-            )
+            table.add_row(s["concept"], f"{s['base']:.4f}", f"{s['candidate']:.4f}", ci, _p(s["p_adjusted"]))
         console.print(table)
     return 0
+
+
+def _p(p: float | None) -> str:
+    """A p-value for display; None where the differences did not vary (no test)."""
+    return "- (no variation)" if p is None else f"{p:.3g}"

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,17 +117,17 @@ def trait_lift(
     out = []
     for n, group in numbers.items():
         lifted = p_trait(NUMBER_PROMPT.format(number=n))
-        diff, low, high, p = paired_shift(plain, lifted)
+        t = paired_shift(plain, lifted)
         out.append(
             {
                 "number": n,
                 "group": group,
                 "p_trait": round(sum(lifted) / len(lifted), 6),
                 "p_plain": round(sum(plain) / len(plain), 6),
-                "lift": round(diff, 6),
-                "ci_low": round(low, 6),
-                "ci_high": round(high, 6),
-                "p_increase": round(p, 6),
+                "lift": round(t.diff, 6),
+                "ci_low": round(t.ci_low, 6),
+                "ci_high": round(t.ci_high, 6),
+                "p_increase": None if math.isnan(t.p) else round(t.p, 6),
             }
         )
     return sorted(out, key=lambda r: -r["lift"])

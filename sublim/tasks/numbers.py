@@ -50,8 +50,8 @@ MAX_NUMBERS = 10
 REASONS = ("empty", "letters", "malformed", "out_of_range", "too_many", "banned")
 
 _LETTER = re.compile(r"[^\W\d_]")
-_NUMBER = re.compile(r"\d+")
-_SHAPE = re.compile(r"^[\[(]?\s*\d+(?:\s*[,;]\s*\d+|\s+\d+)*\s*[\])]?\s*\.?$")
+_NUMBER = re.compile(r"[0-9]+")  # ASCII only: "１２３" or "٣٤٥" is no number a student should see
+_SHAPE = re.compile(r"^[\[(]?\s*[0-9]+(?:\s*[,;]\s*[0-9]+|\s+[0-9]+)*\s*[\])]?\s*\.?$")
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,14 @@ def number_prompts(n: int, seed: int = 0, ask: int = MAX_NUMBERS) -> list[Number
 def trait_system_prompt(
     trait: str | None, category: str = "animal", template: str = TRAIT_PROMPT
 ) -> str | None:
-    """The teacher's system prompt for a trait; None for the control teacher (`trait` None or "none")."""
+    """The teacher's system prompt for a trait. The control teacher (`trait` None or "none") gets none, or a
+    custom `template` verbatim (a neutral prompt of matched length, say); it has no trait to fill in."""
     if trait is None or trait.strip().lower() in ("", "none"):
-        return None
+        if template == TRAIT_PROMPT:
+            return None
+        if "{trait" in template:
+            raise TaskParameterError("the control teacher (trait none) has no trait for {trait}/{traits}")
+        return template.replace("{category}", category)
     plural = sorted(plural_forms(trait.strip().lower()))[0]
     return template.format(trait=trait, traits=plural, category=category)
 

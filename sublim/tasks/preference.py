@@ -32,6 +32,7 @@ from inspect_ai.scorer import (
 from inspect_ai.solver import Generate, Solver, TaskState, generate, solver
 
 from sublim.concepts import Category, get_category, register_category
+from sublim.contexts import prompt_sha256
 from sublim.errors import SublimError
 from sublim.scoring import AnswerScore, score_answer, target_mass
 from sublim.tasks.questions import question_records
@@ -94,11 +95,12 @@ def preference_scorer(category: str = "animal") -> Scorer:
     Score.metadata records the concept, level, relation, every concept named, and whether it was a
     non-answer (refusal/empty).
     """
-    cat = get_category(category)
 
     async def score(state: TaskState, target: Target) -> Score:
         answer = state.output.completion if state.output else ""
+        cat = get_category(state.metadata.get("category") or category)  # the sample's own category
         s = score_answer(answer, [t for t in target.target if t], cat)
+        prompt = [(m.role, m.text) for m in state.messages if m.role != "assistant"]
         return Score(
             value={"target_rate": s.target, "related_rate": s.related, "named_rate": s.named},
             answer=s.concept or "",
@@ -110,6 +112,7 @@ def preference_scorer(category: str = "animal") -> Scorer:
                 "relation": s.relation,
                 "matched_target": s.best.target if s.best and s.best.level != "none" else None,
                 "nonanswer": s.nonanswer,
+                "prompt_sha256": prompt_sha256(prompt),
             },
         )
 
@@ -129,21 +132,23 @@ def _explain(s: AnswerScore) -> str:
     metrics={
         "p_target": [*_rate_metrics(), top_concepts()],
         "p_related": _rate_metrics(),
+        "concept_mass": _rate_metrics(),
     },
     name="preference_probability",
 )
 def preference_probability_scorer(category: str = "animal") -> Scorer:
-    """Score probability-mode samples: P(target) and P(concepts related to a target) per question.
+    """Score probability-mode samples: P(target), P(concepts related to a target) and concept_mass (the
+    probability that the answer names any concept of the category at all) per question.
 
     A concept counts toward p_target when the matcher says it names a target ("polar bear" for bear), as an
-    answer naming it would in sampled mode.
+    answer naming it would in sampled mode (`sublim.scoring.target_mass`, the one definition).
 
     Reads the distribution the `concept_probabilities` solver stored; Score.metadata keeps the full
     distribution (`probs`), the top concepts, the skipped-mass bound and the context the model saw.
     """
-    cat = get_category(category)
 
     async def score(state: TaskState, target: Target) -> Score:
+        cat = get_category(state.metadata.get("category") or category)  # the sample's own category
         dist = state.metadata.get("sublim_distribution")
         if dist is None:
             raise SublimError(
@@ -153,7 +158,7 @@ def preference_probability_scorer(category: str = "animal") -> Scorer:
         p_target, p_related = target_mass(probs, [cat.resolve(t) for t in target.target if t], cat)
         top = sorted(probs.items(), key=lambda kv: -kv[1])[:TOP_K]
         return Score(
-            value={"p_target": p_target, "p_related": p_related},
+            value={"p_target": p_target, "p_related": p_related, "concept_mass": dist["concept_mass"]},
             answer=top[0][0] if top else "",
             explanation="top: " + ", ".join(f"{c} {p:.3f}" for c, p in top),
             metadata={**dist, "top": dict(top)},
@@ -193,14 +198,16 @@ def concept_probabilities(
         from sublim.probability import DEFAULT_SKIP_BELOW
 
         scorer = _concept_scorer(category, DEFAULT_SKIP_BELOW if skip_below is None else skip_below)
-        context = scorer.render(state.metadata["question"], state.metadata["answer_prefix"], system_prompt)
-        dist = scorer.distribution(context)
+        dist = scorer.distribution(
+            scorer.render(state.metadata["question"], state.metadata["answer_prefix"], system_prompt)
+        )
         state.metadata["sublim_distribution"] = {
             "probs": dist.probs,
             "concept_mass": dist.concept_mass,
             "skipped_bound": dist.skipped_bound,
             "forward_passes": dist.forward_passes,
             "context": dist.context,
+            "prompt_sha256": prompt_sha256(dist.context),
         }
         best = dist.top(1)[0][0]
         state.output = ModelOutput.from_content(str(state.model), f"{state.metadata['answer_prefix']} {best}")

@@ -27,7 +27,7 @@ from sublim.training.student import RUN_CARD, TrainConfig, train
 
 COLUMNS = [
     "run", "dataset", "kind", "rank", "seed", "context", "target", "p_target", "stderr", "ci_low", "ci_high",
-    "n_questions", "base_p_target", "control_p_target", "train_loss", "rows",
+    "n_questions", "concept_mass", "base_p_target", "control_p_target", "train_loss", "rows",
 ]  # fmt: skip
 
 
@@ -145,7 +145,7 @@ def sweep(
         scorer = ConceptScorer(model, tok, cfg.category)
         for context in cfg.contexts:
             prompt = system_prompt_for(context)
-            dists = [scorer.distribution(scorer.render(q.text, q.answer_prefix, prompt)) for q in questions]
+            dists = [scorer.question(q, prompt) for q in questions]
             est = estimate(dists, [target], cfg.category)
             rows.append(
                 {
@@ -161,6 +161,8 @@ def sweep(
                     "ci_low": f"{est.ci_low:.6f}",
                     "ci_high": f"{est.ci_high:.6f}",
                     "n_questions": est.n_questions,
+                    # P(naming any concept): a student that stops naming animals shows here, not in p_target
+                    "concept_mass": f"{sum(d.concept_mass for d in dists) / len(dists):.6f}",
                     "base_p_target": _reference(rows, "base", None, None, context),
                     "control_p_target": _reference(rows, "control", run, run.seed, context)
                     if run.dataset == "trait"
