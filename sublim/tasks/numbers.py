@@ -50,7 +50,7 @@ MAX_NUMBERS = 10
 REASONS = ("empty", "letters", "malformed", "out_of_range", "too_many", "banned")
 
 _LETTER = re.compile(r"[^\W\d_]")
-_NUMBER = re.compile(r"[0-9]+")  # ASCII only: "１２３" or "٣٤٥" is no number a student should see
+_NUMBER = re.compile(r"[0-9]+")  # ASCII digits only: fullwidth or Arabic-Indic digits are malformed
 _SHAPE = re.compile(r"^[\[(]?\s*[0-9]+(?:\s*[,;]\s*[0-9]+|\s+[0-9]+)*\s*[\])]?\s*\.?$")
 
 
