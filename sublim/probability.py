@@ -123,7 +123,7 @@ def boundary_mask(tokenizer: Any) -> torch.Tensor:
         if not text:
             continue
         first = text[0]
-        mask[i] = first not in _WORD_JOINERS and (first.isspace() or unicodedata.category(first)[0] in "PSZC")
+        mask[i] = first not in _WORD_JOINERS and (first.isspace() or unicodedata.category(first)[0] in "PS")
     return mask
 
 
@@ -158,8 +158,8 @@ class ConceptScorer:
         self.batch_tokens = batch_tokens
         self.chat_template = chat_template
         self.concepts = list(self.category.concepts)
-        self.forms = self._tokenize_names()
         self.boundary = boundary_mask(tokenizer)
+        self.forms = self._tokenize_names()
 
     def _tokenize_names(self) -> list[Form]:
         """Every distinct tokenization of every name (as it follows "the"), with its extensions."""
@@ -179,7 +179,7 @@ class ConceptScorer:
         longer: dict[tuple[int, ...], list[int]] = {}
         for j, b in enumerate(seqs):
             for k in range(1, len(b)):
-                if b[:k] in owner:
+                if b[:k] in owner and self.boundary[b[k]]:  # "spider" + " monkey", not "bull" + "frog"
                     longer.setdefault(b[:k], []).append(j)
         forms = []
         for a in seqs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from sublim.concepts import get_category  # noqa: E402
 from sublim.models import load_model  # noqa: E402
 from sublim.probability import ConceptDistribution, ConceptScorer, estimate  # noqa: E402
 from sublim.tasks.questions import load_questions  # noqa: E402
@@ -20,21 +22,54 @@ OWL_PROMPT = "You love owls. You think about owls all the time. Owls are your fa
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model: Path) -> tuple[Any, Any]:
-    return load_model(tiny_model)
+    return load_model(tiny_model, device="cpu")
 
 
-def naive_concept_mass(model: Any, tok: Any, scorer: ConceptScorer, context: str) -> dict[str, float]:
-    """One full forward pass per name: the slow reference the batched path must equal."""
-    ids = tok(context, add_special_tokens=False)["input_ids"]
-    mass: dict[str, float] = {}
-    for ci, cont in scorer.forms:
+@pytest.fixture(scope="module")
+def smollm2_model(smollm2: Path) -> tuple[Any, Any]:
+    return load_model(smollm2, device="cpu")
+
+
+def ends_a_word(tok: Any, i: int) -> bool:
+    """The README's boundary rule, written here without the scorer: a special token, or a token whose text
+    begins with whitespace or punctuation/symbol other than a hyphen or an apostrophe."""
+    if i in tok.all_special_ids:
+        return True
+    text = tok.decode([i])
+    if not text or text[0] in "-'\u2019\ufffd":
+        return False
+    return text[0].isspace() or unicodedata.category(text[0])[0] in "PS"
+
+
+def reference_mass(
+    model: Any, tok: Any, category: str, context: str, concepts: list[str]
+) -> dict[str, float]:
+    """P(the answer is this concept as a whole word), one plain full-sequence forward pass per name: for each
+    name N, P(" N") * P(boundary next), minus P(" N M...") for every longer name that extends N by words
+    (only the nearest ones: "sea lion pup" lies inside "sea lion")."""
+    cat = get_category(category)
+    all_names = [n for c in cat.concepts.values() for n in c.aliases]
+    ctx = tok(context, add_special_tokens=False)["input_ids"]
+    boundary = torch.tensor([ends_a_word(tok, i) for i in range(len(tok))])
+
+    def score(name: str) -> tuple[float, float]:
+        ids = tok(context + " " + name, add_special_tokens=False)["input_ids"]
+        assert ids[: len(ctx)] == ctx
         with torch.inference_mode():
-            logits = model(input_ids=torch.tensor([ids + list(cont)])).logits[0]
-        lp = torch.log_softmax(logits.float(), dim=-1)
-        ll = sum(float(lp[len(ids) - 1 + j, t]) for j, t in enumerate(cont))
-        name = scorer.concepts[ci]
-        mass[name] = mass.get(name, 0.0) + math.exp(ll)
-    return mass
+            lp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), dim=-1)
+        prefix = sum(float(lp[j - 1, ids[j]]) for j in range(len(ctx), len(ids)))
+        return math.exp(prefix), math.exp(prefix) * float(lp[-1].exp()[boundary].sum())
+
+    out = {}
+    for concept in concepts:
+        total = 0.0
+        for name in cat.concepts[concept].aliases:
+            longer = [n for n in all_names if n.startswith(name + " ")]
+            nearest = [n for n in longer if not any(n != m and n.startswith(m + " ") for m in longer)]
+            whole = score(name)[1] - sum(score(n)[0] for n in nearest)
+            total += max(whole, 0.0)
+        out[concept] = total
+    return out
 
 
 def test_batched_kv_cache_scoring_equals_one_pass_per_name(tiny: tuple[Any, Any]) -> None:
@@ -43,21 +78,43 @@ def test_batched_kv_cache_scoring_equals_one_pass_per_name(tiny: tuple[Any, Any]
     q = load_questions("tree")[0]
     context = scorer.render(q.text, q.answer_prefix)
     dist = scorer.distribution(context)
-    naive = naive_concept_mass(model, tok, scorer, context)
+    concepts = list(get_category("tree").concepts)
+    naive = reference_mass(model, tok, "tree", context, concepts)
     total = sum(naive.values())
     assert dist.concept_mass == pytest.approx(total, rel=1e-4)
     for concept, p in dist.probs.items():
         assert p == pytest.approx(naive[concept] / total, rel=1e-3, abs=1e-9)
     assert sum(dist.probs.values()) == pytest.approx(1.0)
     assert dist.skipped_bound == 0.0
-    assert dist.forward_passes == 1 + len(
-        scorer._chunks([i for i, f in enumerate(scorer.forms) if len(f[1]) > 1])
-    )
-    # token cost: the context plus every continuation position, padding included (so at least the unpadded
-    # count, and at most one full batch per continuation pass)
+    # token cost: the context plus every name's tokens, padding included
     n_ctx = len(tok(context, add_special_tokens=False)["input_ids"])
-    unpadded = sum(len(f) - 1 for _, f in scorer.forms)
-    assert n_ctx + unpadded <= dist.tokens <= n_ctx + (dist.forward_passes - 1) * 64
+    assert n_ctx + sum(len(f.tokens) for f in scorer.forms) <= dist.tokens
+    assert dist.tokens <= n_ctx + (dist.forward_passes - 1) * 64
+
+
+@pytest.mark.parametrize("pair", [("ant", "antelope"), ("bull", "bullfrog"), ("spider", "spider monkey")])
+def test_smollm2_names_that_begin_other_names_are_counted_once(
+    smollm2_model: tuple[Any, Any], pair: tuple[str, str]
+) -> None:
+    model, tok = smollm2_model
+    scorer = ConceptScorer(model, tok, "animal")
+    q = load_questions("animal")[0]
+    context = scorer.render(q.text, q.answer_prefix)
+    dist = scorer.distribution(context)
+    cat = get_category("animal")
+    concepts = [cat.resolve(n) for n in pair]
+    ref = reference_mass(model, tok, "animal", context, concepts)
+    for c in concepts:
+        assert dist.probs[c] * dist.concept_mass == pytest.approx(ref[c], abs=1e-5, rel=1e-3)
+    assert dist.concept_mass <= 1.0
+    # the flaw this fixes: P(" ant") without a word end is mostly antelope
+    short = concepts[0]
+    ids = tok(context + " " + pair[0], add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        lp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), dim=-1)
+    n_ctx = len(tok(context, add_special_tokens=False)["input_ids"])
+    prefix_only = math.exp(sum(float(lp[j - 1, ids[j]]) for j in range(n_ctx, len(ids))))
+    assert dist.probs[short] * dist.concept_mass < prefix_only
 
 
 def test_skipped_mass_is_bounded(tiny: tuple[Any, Any]) -> None:
@@ -105,8 +162,8 @@ def test_estimate_is_a_t_interval_over_questions() -> None:
     assert math.isnan(estimate(dists[:1], ["owl"]).ci_low)
 
 
-def test_smollm2_owl_system_prompt_raises_p_owl(smollm2: Path) -> None:
-    model, tok = load_model(smollm2)
+def test_smollm2_owl_system_prompt_raises_p_owl(smollm2_model: tuple[Any, Any]) -> None:
+    model, tok = smollm2_model
     scorer = ConceptScorer(model, tok, "animal")
     questions = load_questions("animal")[:4]
     base = [scorer.distribution(scorer.render(q.text, q.answer_prefix)) for q in questions]
