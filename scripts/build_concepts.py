@@ -324,19 +324,15 @@ def parse_classes(path: Path) -> list[tuple[str, str, bool]]:
 
 
 def parse_overrides(path: Path) -> dict[str, set[str]]:
-    """[answer] / [target-only] word lists of scripts/seeds/<category>.vocab.txt (multi-word lines kept)."""
+    """[answer] / [target-only] word lists of scripts/seeds/<category>.vocab.txt ("black_cat": two words)."""
     out: dict[str, set[str]] = {"answer": set(), "target-only": set()}
     section = ""
     for raw in path.read_text().splitlines():
         line = raw.split("#", 1)[0].strip()
         if line.startswith("["):
             section = line.strip("[]")
-        elif line and section == "answer":
-            out[section].update(line.lower().split())
-        elif line and section == "target-only":
-            words_ = line.lower().split()
-            out[section].update(words_)
-            out[section].update(" ".join(words_[i : i + 2]) for i in range(len(words_) - 1))
+        elif line and section in out:
+            out[section].update(w.replace("_", " ") for w in line.lower().split())
     return out
 
 
@@ -416,8 +412,16 @@ def build_vocabulary(
             binomial = first[:1].isupper() and "_" in raw and first.lower() in genus_names
             variants = [text] if binomial else [text, *sorted(noun_plurals(text, set(), irregular))]
             senses = wn.synsets(raw, "n")
+            as_noun = sum(lm.count() for lm in ss.lemmas() if lm.name() == raw)
+            as_other = sum(
+                lm.count()
+                for s in wn.synsets(raw)
+                if s.pos() != "n"
+                for lm in s.lemmas()
+                if lm.name().lower() == raw.lower()
+            )
             is_weak = text in overrides["target-only"] or (
-                senses[0] not in members
+                (senses[0] not in members or as_other > as_noun)
                 and text not in overrides["answer"]
                 and ss.name() not in class_synsets
             )
@@ -451,6 +455,8 @@ def build_vocabulary(
     for gname, g in sorted(genus_by_name.items()):
         inside = [m for m in g.member_meronyms() if m in names]
         if not inside or not re.fullmatch(r"[a-z]+", gname) or gname in owner or gname in weak:
+            continue
+        if wn.synsets(gname, "n")[:1] not in ([g], []):  # "Zeus" is a god before it is a genus of fishes
             continue
         top = [m for m in inside if all(m == o or any(m in p for p in o.hypernym_paths()) for o in inside)]
         # else the one member that is a curated concept, or the one whose gloss names the genus ("oak")

@@ -261,7 +261,7 @@ def _relations(cat: Category, m: Mention, target: str, th: Thresholds) -> dict[s
 def _analyze(response: str, cat: Category, th: Thresholds) -> Analysis:
     """Scan a response once: concept mentions (longest name first), related terms, non-answer flag."""
     found: dict[str, Mention] = {}
-    misspelled: dict[str, Mention] = {}
+    unknown: list[str] = []  # words that name nothing exactly: misspelling candidates
     weak: list[Mention] = []
     terms: list[tuple[str, tuple[tuple[str, str], ...]]] = []
     single, multi, joined, curated = cat.single, cat.multi, cat.joined, cat.curated_single
@@ -300,9 +300,7 @@ def _analyze(response: str, cat: Category, th: Thresholds) -> Analysis:
                 elif w in cat.weak_single:
                     weak.append(Mention(cat.weak_single[w], "exact", 1.0, w))
                 else:
-                    miss = _fuzzy(w, cat, th)
-                    if miss is not None and miss.concept not in misspelled:
-                        misspelled[miss.concept] = miss
+                    unknown.append(w)
             if mention is not None:
                 prior = found.get(mention.concept)
                 if prior is None or (prior.level == "fuzzy" and mention.level == "exact"):
@@ -312,8 +310,10 @@ def _analyze(response: str, cat: Category, th: Thresholds) -> Analysis:
             i += step
     # misspellings only when nothing is named exactly: "ramen" is no raven in "I love ramen and owls"
     if not any(m.level == "exact" for m in found.values()):
-        for concept, miss in misspelled.items():
-            found.setdefault(concept, miss)
+        for w in unknown:
+            miss = _fuzzy(w, cat, th)
+            if miss is not None:
+                found.setdefault(miss.concept, miss)
     mentions = _drop_subsumed_classes(tuple(found.values()), cat)
     return Analysis(mentions, tuple(terms), not mentions and is_nonanswer(response), tuple(weak))
 

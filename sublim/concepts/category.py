@@ -313,12 +313,17 @@ class Category:
 
     def sex_age(self, a: str, b: str) -> str | None:
         """The species when one concept is a young or sex name of the other ("kitten"/cat -> "domestic
-        cat"; "cat"/kitten too): the other is that species or an ancestor of it. None otherwise."""
+        cat"; "cat"/kitten too; "calf"/cow -> "cattle"): the other is that species, a kind of it, or an
+        ancestor of it. None otherwise."""
         for young, other in ((a, b), (b, a)):
             o = self.entry(other)
             for species in self.entry(young).kin:
-                if species == other or (species in self and o.synset in self.entry(species).ancestors):
+                if species == other:
                     return species
+                if species in self:
+                    s = self.entry(species)
+                    if o.synset in s.ancestors or s.synset in o.ancestors:
+                        return species
         return None
 
     def taxonomic(self, a: str, b: str) -> tuple[float, str | None]:
