@@ -42,6 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sublim.concepts.category import plural_forms, wu_palmer
+from sublim.normalize import words
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "scripts" / "seeds"
@@ -341,6 +342,11 @@ def _is_rank(wn: Any, ss: Any, rank: str) -> bool:
     return any(top in p for p in ss.hypernym_paths())
 
 
+def norm(form: str) -> str:
+    """A form as the matcher reads it ("christ's-thorn" and "christ thorn" are one key)."""
+    return " ".join(words(form))
+
+
 def build_vocabulary(
     wn: Any, category: str, data: dict[str, Any], irregular: dict[str, set[str]]
 ) -> dict[str, Any]:
@@ -352,7 +358,7 @@ def build_vocabulary(
     classes = parse_classes(SEEDS / f"{category}.classes.txt")
     concepts = data["concepts"]
     curated = {c["synset"]: name for name, c in concepts.items()}
-    owner: dict[str, str] = {f: n for n, c in concepts.items() for f in c["forms"]}
+    owner: dict[str, str] = {norm(f): n for n, c in concepts.items() for f in c["forms"]}
 
     # the hypernym graph of every member and its ancestors
     nodes: dict[str, list[str]] = {}
@@ -426,29 +432,29 @@ def build_vocabulary(
                 and ss.name() not in class_synsets
             )
             for v in variants:
-                if owner.get(v, names.get(ss)) == names.get(ss) and v not in weak:
+                if owner.get(norm(v), names.get(ss)) == names.get(ss) and norm(v) not in weak:
                     (weak_forms if is_weak else forms).append(v)
         if ss.name() in curated:
             name = curated[ss.name()]
             extra = [f for f in forms if f not in concepts[name]["forms"]]
             concepts[name]["forms"].extend(extra)  # binomials ("quercus robur") name the concept too
             for f in extra:
-                owner[f] = name
+                owner[norm(f)] = name
             continue
-        candidates = [f for f in forms + weak_forms if f not in owner and f not in weak]
+        candidates = [f for f in forms + weak_forms if norm(f) not in owner and norm(f) not in weak]
         if not candidates:
             continue
         name = next((f for f in candidates if f in forms), candidates[0])
         names[ss] = name
         for f in forms:
-            owner.setdefault(f, name)
+            owner.setdefault(norm(f), name)
         for f in weak_forms:
-            weak.setdefault(f, name)
+            weak.setdefault(norm(f), name)
         entries[name] = {
             "synset": ss.name(),
             "gloss": ss.definition(),
-            "forms": [f for f in forms if owner[f] == name],
-            "weak": [f for f in weak_forms if weak[f] == name],
+            "forms": [f for f in forms if owner[norm(f)] == name],
+            "weak": [f for f in weak_forms if weak[norm(f)] == name],
         }
     # genus names: the genus's most general member (Quercus -> oak); several equal members -> related term
     terms = data["terms"]

@@ -297,10 +297,10 @@ def _analyze(response: str, cat: Category, th: Thresholds) -> Analysis:
                     mention = Mention(joined[w], "fuzzy", round(1 - 1 / (len(w) + 1), 3), w)
                 elif w in cat.term_single:
                     term = (w, cat.term_single[w])
-                elif w in cat.weak_single:
-                    weak.append(Mention(cat.weak_single[w], "exact", 1.0, w))
-                else:
+                elif w not in cat.weak_single:
                     unknown.append(w)
+                if w in cat.weak_single:  # counts only as its own target ("kid"); may be a term too
+                    weak.append(Mention(cat.weak_single[w], "exact", 1.0, w))
             if mention is not None:
                 prior = found.get(mention.concept)
                 if prior is None or (prior.level == "fuzzy" and mention.level == "exact"):
