@@ -17,7 +17,13 @@ What is derived, per category (seed names in scripts/seeds/<category>.txt):
   foods/substances whose gloss names the concept ("honey" -> bee: product), animals/plants whose gloss names
   it ("kitten" -> cat: semantic) and kinds of a concept that are not concepts ("spaniel" -> dog: taxonomic);
 - one shared English lexicon (every single-word WordNet lemma, irregular inflections and closed-class
-  words): the guard that keeps fuzzy matching from turning real words ("bowl") into concepts ("owl").
+  words): the guard that keeps fuzzy matching from turning real words ("bowl") into concepts ("owl");
+- the open vocabulary (`<category>.vocab.json.gz`): every WordNet noun under the category's root (animal.n.01;
+  woody_plant.n.01) with its common names, plurals, Latin binomials and genus names; its place in the
+  hypernym graph; its genus and family (member holonyms, or "genus X" in its gloss); for young and sex names
+  ("kitten", "hen", "owlet") the species they name; and the category's class words
+  (scripts/seeds/<category>.classes.txt) and answer/target-only overrides
+  (scripts/seeds/<category>.vocab.txt).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sublim.concepts.category import plural_forms, wu_palmer
+from sublim.normalize import words
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "scripts" / "seeds"
@@ -61,6 +68,21 @@ let's they're we're you're im ive dont doesnt didnt cant wont isnt arent wasnt w
 hello hi hey okay ok yes yeah nope sure thanks thank please oh wow hmm um uh favorite favourite
 """
 FUNCTION_WORDS = _FUNCTION_WORDS_TEXT.split()
+
+#: Glosses of young and sex names: "young domestic cat", "adult female chicken", "a larval frog or toad".
+SEX_AGE_GLOSS = re.compile(
+    r"^(?:a |an |the )?(?:young|baby|newborn|adult|mature|female|male|uncastrated|castrated|immature|larval"
+    r"|sexually mature|fully grown)\b"
+)
+#: Hypernyms that say "young" or "male" but name no species: climbed through, never a species.
+SEX_AGE_NODES = {
+    "young.n.01",
+    "young_mammal.n.01",
+    "young_bird.n.01",
+    "female.n.01",
+    "male.n.01",
+    "larva.n.01",
+}
 
 CATEGORY_SENSE = {
     # category -> (WordNet lexicographer file of its senses, synset every concept must descend from)
@@ -205,6 +227,9 @@ def build_category(wn: Any, category: str, irregular: dict[str, set[str]]) -> di
         named = {owner[m.group(1)] for m in form_re.finditer(c["gloss"].lower())} - {name}
         c["see"] = sorted(named)
     terms = derive_terms(wn, category, concepts, owner, irregular)
+    # kinds below a concept are open-vocabulary entries now (with their own taxonomy): no kind terms
+    terms = {t: links for t, links in terms.items() if any(r != "taxonomic" for _, r in links)}
+    terms = {t: [[c, r] for c, r in links if r != "taxonomic"] for t, links in terms.items()}
     for p in problems:
         print("note:", p, file=sys.stderr)
     return {
@@ -288,6 +313,221 @@ def build_lexicon(wn: Any) -> list[str]:
     return sorted(words)
 
 
+def parse_classes(path: Path) -> list[tuple[str, str, bool]]:
+    out = []
+    for raw in path.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            name, _, rest = line.partition("@")
+            synset, *flags = rest.split()
+            out.append((name.strip().lower(), synset, "broad" in flags))
+    return out
+
+
+def parse_overrides(path: Path) -> dict[str, set[str]]:
+    """[answer] / [target-only] word lists of scripts/seeds/<category>.vocab.txt ("black_cat": two words)."""
+    out: dict[str, set[str]] = {"answer": set(), "target-only": set()}
+    section = ""
+    for raw in path.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif line and section in out:
+            out[section].update(w.replace("_", " ") for w in line.lower().split())
+    return out
+
+
+def _is_rank(wn: Any, ss: Any, rank: str) -> bool:
+    top = wn.synset(rank)
+    return any(top in p for p in ss.hypernym_paths())
+
+
+def norm(form: str) -> str:
+    """A form as the matcher reads it ("christ's-thorn" and "christ thorn" are one key)."""
+    return " ".join(words(form))
+
+
+def build_vocabulary(
+    wn: Any, category: str, data: dict[str, Any], irregular: dict[str, set[str]]
+) -> dict[str, Any]:
+    """The open vocabulary of a category: every noun under its root (see the module docstring)."""
+    _, root_name = CATEGORY_SENSE[category]
+    root = wn.synset(root_name)
+    members = set(root.closure(lambda s: s.hyponyms())) | {root}
+    overrides = parse_overrides(SEEDS / f"{category}.vocab.txt")
+    classes = parse_classes(SEEDS / f"{category}.classes.txt")
+    concepts = data["concepts"]
+    curated = {c["synset"]: name for name, c in concepts.items()}
+    owner: dict[str, str] = {norm(f): n for n, c in concepts.items() for f in c["forms"]}
+
+    # the hypernym graph of every member and its ancestors
+    nodes: dict[str, list[str]] = {}
+    for ss in sorted(members, key=lambda s: s.name()):
+        for path in ss.hypernym_paths():
+            for n in path:
+                nodes.setdefault(n.name(), sorted(h.name() for h in n.hypernyms()))
+
+    # genera and families: member holonyms, and "genus X" named in a gloss
+    genus_top, family_top = "genus.n.02", "family.n.06"
+    genus_by_name: dict[str, Any] = {}
+    for ss in wn.all_synsets("n"):
+        if ss.lexname() in ("noun.animal", "noun.plant") and _is_rank(wn, ss, genus_top):
+            for lemma in ss.lemma_names():
+                genus_by_name.setdefault(lemma.lower().removeprefix("genus_"), ss)
+    own_taxa: dict[Any, set[Any]] = {}
+    for ss in members:
+        taxa = {h for h in ss.member_holonyms() if _is_rank(wn, h, genus_top) or _is_rank(wn, h, family_top)}
+        for m in re.finditer(r"\bgenus ([A-Z][a-z]+)", ss.definition()):
+            g = genus_by_name.get(m.group(1).lower())
+            if g is not None:
+                taxa.add(g)
+        for g in list(taxa):
+            taxa.update(h for h in g.member_holonyms() if _is_rank(wn, h, family_top))
+        own_taxa[ss] = taxa
+
+    def taxa_of(ss: Any, seen: frozenset[Any] = frozenset()) -> set[Any]:
+        out = set(own_taxa.get(ss, ()))
+        for h in ss.hypernyms():
+            if h in members and h is not root and h not in seen:
+                out |= taxa_of(h, seen | {ss})
+        return out
+
+    def taxon_name(t: Any) -> str:
+        english = [n for n in t.lemma_names() if n.islower()]
+        return lemma_text(english[0]) if english else lemma_text(t.lemma_names()[0])
+
+    # who owns each lemma: its first WordNet sense inside the category
+    def owning(lemma_name: str) -> Any:
+        return next((s for s in wn.synsets(lemma_name, "n") if s in members), None)
+
+    genus_names = set(genus_by_name)
+    class_synsets = {s for _, s, _ in classes}
+    entries: dict[str, dict[str, Any]] = {}
+    names: dict[Any, str] = {wn.synset(s): n for s, n in curated.items()}
+    weak: dict[str, str] = {}
+    ordered = sorted(members, key=lambda s: (s.name().split(".")[0], s.name()))
+    for ss in ordered:
+        forms: list[str] = []
+        weak_forms: list[str] = []
+        for lemma in ss.lemmas():
+            raw = lemma.name()
+            text = lemma_text(raw)
+            if not re.fullmatch(r"[a-z][a-z' .-]*", text) or owning(raw) != ss:
+                continue
+            first = raw.split("_")[0]
+            binomial = first[:1].isupper() and "_" in raw and first.lower() in genus_names
+            variants = [text] if binomial else [text, *sorted(noun_plurals(text, set(), irregular))]
+            senses = wn.synsets(raw, "n")
+            as_noun = sum(lm.count() for lm in ss.lemmas() if lm.name() == raw)
+            as_other = sum(
+                lm.count()
+                for s in wn.synsets(raw)
+                if s.pos() != "n"
+                for lm in s.lemmas()
+                if lm.name().lower() == raw.lower()
+            )
+            is_weak = text in overrides["target-only"] or (
+                (senses[0] not in members or as_other > as_noun)
+                and text not in overrides["answer"]
+                and ss.name() not in class_synsets
+            )
+            for v in variants:
+                if owner.get(norm(v), names.get(ss)) == names.get(ss) and norm(v) not in weak:
+                    (weak_forms if is_weak else forms).append(v)
+        if ss.name() in curated:
+            name = curated[ss.name()]
+            extra = [f for f in forms if f not in concepts[name]["forms"]]
+            concepts[name]["forms"].extend(extra)  # binomials ("quercus robur") name the concept too
+            for f in extra:
+                owner[norm(f)] = name
+            continue
+        candidates = [f for f in forms + weak_forms if norm(f) not in owner and norm(f) not in weak]
+        if not candidates:
+            continue
+        name = next((f for f in candidates if f in forms), candidates[0])
+        names[ss] = name
+        for f in forms:
+            owner.setdefault(norm(f), name)
+        for f in weak_forms:
+            weak.setdefault(norm(f), name)
+        entries[name] = {
+            "synset": ss.name(),
+            "gloss": ss.definition(),
+            "forms": [f for f in forms if owner[norm(f)] == name],
+            "weak": [f for f in weak_forms if weak[norm(f)] == name],
+        }
+    # genus names: the genus's most general member (Quercus -> oak); several equal members -> related term
+    terms = data["terms"]
+    for gname, g in sorted(genus_by_name.items()):
+        inside = [m for m in g.member_meronyms() if m in names]
+        if not inside or not re.fullmatch(r"[a-z]+", gname) or gname in owner or gname in weak:
+            continue
+        if wn.synsets(gname, "n")[:1] not in ([g], []):  # "Zeus" is a god before it is a genus of fishes
+            continue
+        top = [m for m in inside if all(m == o or any(m in p for p in o.hypernym_paths()) for o in inside)]
+        # else the one member that is a curated concept, or the one whose gloss names the genus ("oak")
+        top = top or [m for m in inside if m.name() in curated]
+        top = top or [m for m in inside if re.search(rf"\bgenus {gname}\b", m.definition().lower())]
+        top = top if len(top) == 1 else []
+        if top:
+            target = names[top[0]]
+            (concepts[target] if target in concepts else entries[target])["forms"].append(gname)
+            owner[gname] = target
+        elif gname not in terms:
+            terms[gname] = [[names[m], "taxonomic"] for m in sorted(inside, key=lambda s: s.name())]
+
+    # young and sex names: the species they name (by hypernym, else by gloss)
+
+    def species(ss: Any, depth: int = 0) -> set[Any]:
+        out: set[Any] = set()
+        for h in ss.hypernyms():
+            if h not in members or h is root or h.name() in class_synsets:
+                continue
+            if h.name() in SEX_AGE_NODES or (depth < 2 and SEX_AGE_GLOSS.match(h.definition())):
+                out |= species(h, depth + 1)
+            elif h in names:
+                out.add(h)
+        return out
+
+    by_form = {f: n for f, n in owner.items()}
+    class_names = {names.get(wn.synset(s)) for _, s, _ in classes}
+    class_names |= {names.get(wn.synset(s)) for s in SEX_AGE_NODES}
+    kin: dict[str, list[str]] = {}
+    for ss, name in names.items():
+        if not SEX_AGE_GLOSS.match(ss.definition()):
+            continue
+        found = {names[s] for s in species(ss)}
+        toks = re.findall(r"[a-z]+", ss.definition().lower())
+        for k in (3, 2, 1):
+            for i in range(len(toks) - k + 1):
+                hit = by_form.get(" ".join(toks[i : i + k]))
+                if hit is not None and hit not in class_names and hit != name:
+                    found.add(hit)
+        if found:
+            kin[name] = sorted(found)
+    for ss, name in names.items():
+        rec = concepts[name] if name in concepts else entries[name]
+        rec["taxa"] = sorted(t.name() for t in taxa_of(ss))
+        rec["kin"] = kin.get(name, [])
+    taxon_names = {
+        t: [taxon_name(wn.synset(t)), "genus" if _is_rank(wn, wn.synset(t), genus_top) else "family"]
+        for rec in [*concepts.values(), *entries.values()]
+        for t in rec["taxa"]
+    }
+    return {
+        "category": category,
+        "source": "WordNet 3.0 (Princeton University), via scripts/build_concepts.py",
+        "root": root.name(),
+        "classes": {names[wn.synset(s)]: broad for _, s, broad in classes if wn.synset(s) in names},
+        "nodes": nodes,
+        "taxon_names": taxon_names,
+        "entries": {
+            n: [e["synset"], e["gloss"], e["forms"], e["weak"], e["taxa"], e["kin"]]
+            for n, e in sorted(entries.items())
+        },
+    }
+
+
 def check_wup(wn: Any, data: dict[str, Any]) -> None:
     """The runtime's Wu-Palmer (from stored paths) must agree with nltk's on sample pairs."""
     names = list(data["concepts"])[:40]
@@ -330,9 +570,13 @@ def main() -> None:
     for category in CATEGORY_SENSE:
         data = build_category(wn, category, irregular)
         check_wup(wn, data)
+        vocab = build_vocabulary(wn, category, data, irregular)
         (args.out / f"{category}.json").write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+        with gzip.GzipFile(args.out / f"{category}.vocab.json.gz", "wb", mtime=0) as fh:
+            fh.write(json.dumps(vocab, separators=(",", ":")).encode())
         print(
-            f"{category}: {len(data['concepts'])} concepts, {len(data['terms'])} related terms",
+            f"{category}: {len(data['concepts'])} concepts, {len(data['terms'])} related terms, "
+            f"{len(vocab['entries'])} open-vocabulary entries, {len(vocab['nodes'])} taxonomy nodes",
             file=sys.stderr,
         )
     words = build_lexicon(wn)

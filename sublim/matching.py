@@ -7,10 +7,14 @@
 
 Levels, strongest first:
 - ``exact``: the target is named, in any case/plural/possessive/markup, or a kind of it whose head noun is the
-  target ("snowy owl", "bulldog" for dog).
-- ``fuzzy``: a misspelling or re-spacing of a concept name ("Elefant", "Dragon fly"). Only words that are not
-  English words (a WordNet-derived lexicon) are candidates, so "Bowl" never becomes owl.
+  target ("snowy owl", "bulldog" for dog). For a class word target ("bird", "feline", "conifer"), any kind of
+  the class is exact ("owl" for bird): a class names a set of kinds, and naming a member answers for it.
+- ``fuzzy``: a misspelling or re-spacing of a curated concept name ("Elefant", "Dragon fly"). Only words that
+  are not English words (a WordNet-derived lexicon) are candidates, so "Bowl" never becomes owl, and only
+  when the answer names nothing exactly.
 - ``related``: another concept or a term close to the target, with the relation named (see `RELATIONS`).
+  Taxonomic: a shared genus or family, or a shared WordNet ancestor narrower than any broad class with
+  Wu-Palmer >= `Thresholds.taxonomic` (owl/hawk share "bird of prey"; owl/parrot share only "bird": none).
 - ``none``: nothing above; `Match.nonanswer` tells refusals and empty answers apart from off-target answers.
 
 Responses are analysed once per (response, category) and cached, so repeated answers cost a dict lookup.
@@ -82,6 +86,7 @@ class Analysis:
     mentions: tuple[Mention, ...]
     terms: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]  # (surface, ((concept, relation), ...))
     nonanswer: bool
+    target_only: tuple[Mention, ...] = ()  # forms that count only when their concept is the target ("kid")
 
 
 @dataclass(frozen=True)
@@ -177,8 +182,13 @@ def _match(response: str, target: str, cat: Category, th: Thresholds) -> Match:
     def hit(level: Level, concept: str | None, relation: str | None, score: float, **kw: Any) -> Match:
         return Match(level, concept, relation, score, target, cat.name, **kw)
 
-    # exact / fuzzy: the target itself, or a kind of it whose head noun is the target
-    named = [m for m in a.mentions if m.concept == target or cat.is_kind(m.concept, target, m.surface)]
+    # exact / fuzzy: the target itself, a kind of it whose head noun is the target, or a kind of a class word
+    named = [
+        m
+        for m in a.mentions
+        if m.concept == target or cat.is_kind(m.concept, target, m.surface) or cat.in_class(m.concept, target)
+    ]
+    named += [m for m in a.target_only if m.concept == target]
     if named:
         m = min(named, key=lambda m: (m.level != "exact", -m.score))
         kind = "kind" if m.concept != target else None
@@ -227,10 +237,21 @@ def _relations(cat: Category, m: Mention, target: str, th: Thresholds) -> dict[s
     tax, lcs = cat.taxonomic(m.concept, target)
     if tax >= th.taxonomic:
         out["taxonomic"] = (tax, lcs)
-    lex, stem = cat.lexical(m.surface, target, th.lexical_min_stem, th.lexical_min_share)
+    else:
+        shared, taxon = cat.shared_taxon(m.concept, target)
+        if shared >= th.taxonomic:
+            out["taxonomic"] = (shared, taxon)
+    species = cat.sex_age(m.concept, target)
+    if species is not None:
+        out["sex_age"] = (th.term_score, species)
+    # a broad class word ("bird") relates to nothing but its own kinds, not even by spelling
+    broad = cat.classes.get(m.concept, False) or cat.classes.get(target, False)
+    lex, stem = (
+        (0.0, None) if broad else cat.lexical(m.surface, target, th.lexical_min_stem, th.lexical_min_share)
+    )
     if lex > 0:
         out["lexical"] = (lex, stem)
-    c, t = cat.concepts[m.concept], cat.concepts[target]
+    c, t = cat.entry(m.concept), cat.entry(target)
     if target in c.see or m.concept in t.see:
         out["semantic"] = (th.semantic_score, (c.gloss if target in c.see else t.gloss) or None)
     return out
@@ -240,15 +261,19 @@ def _relations(cat: Category, m: Mention, target: str, th: Thresholds) -> dict[s
 def _analyze(response: str, cat: Category, th: Thresholds) -> Analysis:
     """Scan a response once: concept mentions (longest name first), related terms, non-answer flag."""
     found: dict[str, Mention] = {}
+    unknown: list[str] = []  # words that name nothing exactly: misspelling candidates
+    weak: list[Mention] = []
     terms: list[tuple[str, tuple[tuple[str, str], ...]]] = []
-    single, multi, joined = cat.single, cat.multi, cat.joined
+    single, multi, joined, curated = cat.single, cat.multi, cat.joined, cat.curated_single
     for words in phrases(response):
         n, i = len(words), 0
         while i < n:
             w = words[i]
             step, mention, term = 1, None, None
             if w in cat.multi_first:
-                for k in range(min(cat.max_words, n - i), 1, -1):
+                for k in cat.multi_lengths[w]:
+                    if k > n - i:
+                        continue
                     key = tuple(words[i : i + k])
                     if key in multi:
                         mention, step = Mention(multi[key], "exact", 1.0, " ".join(key)), k
@@ -256,22 +281,26 @@ def _analyze(response: str, cat: Category, th: Thresholds) -> Analysis:
                     if key in cat.term_multi:
                         term, step = (" ".join(key), cat.term_multi[key]), k
                         break
+                    if key in cat.weak_multi:
+                        weak.append(Mention(cat.weak_multi[key], "exact", 1.0, " ".join(key)))
             if mention is None and term is None:
                 nxt = words[i + 1] if i + 1 < n else None
                 if w in single:
                     # "dragon fly": a two-word spelling of a one-word name beats its first word alone
-                    if nxt is not None and (w + nxt) in single and single[w + nxt] != single[w]:
-                        mention, step = _respaced(single[w + nxt], f"{w} {nxt}", w + nxt), 2
+                    if nxt is not None and (w + nxt) in curated and curated[w + nxt] != single[w]:
+                        mention, step = _respaced(curated[w + nxt], f"{w} {nxt}", w + nxt), 2
                     else:
                         mention = Mention(single[w], "exact", 1.0, w)
-                elif nxt is not None and (w + nxt) in single:
-                    mention, step = _respaced(single[w + nxt], f"{w} {nxt}", w + nxt), 2
+                elif nxt is not None and (w + nxt) in curated:
+                    mention, step = _respaced(curated[w + nxt], f"{w} {nxt}", w + nxt), 2
                 elif w in joined:  # "sealion" for "sea lion": one space missing
                     mention = Mention(joined[w], "fuzzy", round(1 - 1 / (len(w) + 1), 3), w)
                 elif w in cat.term_single:
                     term = (w, cat.term_single[w])
-                else:
-                    mention = _fuzzy(w, cat, th)
+                elif w not in cat.weak_single:
+                    unknown.append(w)
+                if w in cat.weak_single:  # counts only as its own target ("kid"); may be a term too
+                    weak.append(Mention(cat.weak_single[w], "exact", 1.0, w))
             if mention is not None:
                 prior = found.get(mention.concept)
                 if prior is None or (prior.level == "fuzzy" and mention.level == "exact"):
@@ -279,8 +308,26 @@ def _analyze(response: str, cat: Category, th: Thresholds) -> Analysis:
             if term is not None:
                 terms.append(term)
             i += step
-    mentions = tuple(found.values())
-    return Analysis(mentions, tuple(terms), not mentions and is_nonanswer(response))
+    # misspellings only when nothing is named exactly: "ramen" is no raven in "I love ramen and owls"
+    if not any(m.level == "exact" for m in found.values()):
+        for w in unknown:
+            miss = _fuzzy(w, cat, th)
+            if miss is not None:
+                found.setdefault(miss.concept, miss)
+    mentions = _drop_subsumed_classes(tuple(found.values()), cat)
+    return Analysis(mentions, tuple(terms), not mentions and is_nonanswer(response), tuple(weak))
+
+
+def _drop_subsumed_classes(mentions: tuple[Mention, ...], cat: Category) -> tuple[Mention, ...]:
+    """A class word is no extra mention beside a kind of it: "my favorite bird is the owl" names the owl."""
+    if len(mentions) < 2 or not any(m.concept in cat.classes for m in mentions):
+        return mentions
+    return tuple(
+        m
+        for m in mentions
+        if m.concept not in cat.classes
+        or not any(o is not m and cat.in_class(o.concept, m.concept) for o in mentions)
+    )
 
 
 def _respaced(concept: str, surface: str, joined: str) -> Mention:

@@ -73,13 +73,14 @@ def test_no_false_positives_on_ordinary_words(response: str, target: str, catego
         ("Wolverine", "wolf", "animal", "lexical"),
         ("Dog", "wolf", "animal", "taxonomic"),
         ("coyote", "wolf", "animal", "taxonomic"),
-        ("bee", "dragonfly", "animal", "taxonomic"),
+        ("bee", "ant", "animal", "taxonomic"),
         ("damselfly", "dragonfly", "animal", "taxonomic"),
         ("hawk", "owl", "animal", "taxonomic"),
         ("whale", "dolphin", "animal", "taxonomic"),
         ("acorn", "oak", "tree", "part"),
         ("honey", "bee", "animal", "product"),
-        ("kitten", "cat", "animal", "semantic"),
+        ("kitten", "cat", "animal", "sex_age"),
+        ("aardvark", "termite", "animal", "semantic"),
         ("caterpillar", "cat", "animal", "lexical"),
     ],
 )
@@ -133,9 +134,9 @@ def test_off_target_answers_are_not_nonanswers() -> None:
 
 
 def test_extract_lists_every_concept_once_in_order() -> None:
-    found = extract("Cats, then dogs, then cats again; maybe an Elefant")
-    assert [m.concept for m in found] == ["cat", "dog", "elephant"]
-    assert [m.level for m in found] == ["exact", "exact", "fuzzy"]
+    found = extract("Cats, then dogs, then cats again; maybe a Dolphin")
+    assert [m.concept for m in found] == ["cat", "dog", "dolphin"]
+    assert [m.level for m in found] == ["exact", "exact", "exact"]
     assert extract("", "tree") == ()
 
 

@@ -20,8 +20,13 @@ from sublim.normalize import words
 GENERIC_SHARE = 0.8
 #: Fuzzy matching considers forms at most this many letters longer or shorter than the word.
 FUZZY_LENGTH_WINDOW = 3
-#: Relation kinds a related match can name, strongest evidence first.
-RELATIONS = ("part", "product", "lexical", "taxonomic", "semantic")
+#: Similarity of two concepts in one genus / one family (WordNet member holonyms), on the Wu-Palmer scale:
+#: trees hang directly under "tree" in WordNet's hypernyms, so their families are only seen this way.
+GENUS_SIMILARITY = 0.95
+FAMILY_SIMILARITY = 0.9
+#: Relation kinds a related match can name, strongest evidence first. ``sex_age``: a young or sex name of the
+#: same species ("kitten"/cat, "hen"/chicken, "owlet"/owl).
+RELATIONS = ("sex_age", "part", "product", "lexical", "taxonomic", "semantic")
 
 
 def plural_forms(name: str, irregular: Mapping[str, Iterable[str]] | None = None) -> set[str]:
@@ -69,6 +74,10 @@ class Concept:
         synset: the concept's own node id in `paths` ("owl.n.01", or "user:<name>").
         gloss: a short definition, for people reading reports.
         see: other concepts its gloss names ("kitten" -> cat): semantic neighbours.
+        kin: for a young or sex name ("kitten", "hen"), the species it names ("domestic cat", "chicken").
+        taxa: WordNet genus and family nodes it belongs to ("quercus.n.01", "fagaceae.n.01").
+        target_forms: forms recognised only when this concept is the target: words whose usual sense is
+            something else ("kid" is a child more often than a young goat) or too general ("animal").
     """
 
     name: str
@@ -78,6 +87,9 @@ class Concept:
     synset: str = ""
     gloss: str = ""
     see: tuple[str, ...] = ()
+    kin: tuple[str, ...] = ()
+    taxa: tuple[str, ...] = ()
+    target_forms: tuple[str, ...] = ()
 
     @cached_property
     def ancestors(self) -> frozenset[str]:
@@ -88,17 +100,36 @@ class Concept:
 class Category:
     """Concepts of one category plus the indexes the matcher reads (built once, on construction).
 
+    Two vocabularies:
+    - `concepts`, the curated candidate list: the common names probability mode scores (one log-likelihood per
+      name, so its cost grows with `names()`), listed by `sublim concepts`;
+    - `vocabulary`, the open vocabulary: every other WordNet noun under the category's root (kinds, breeds,
+      young and sex names, Latin names). Its entries are valid targets and are recognised in answers, but
+      probability mode never scores them. `entry(name)` reads either.
+
     Attributes:
         name: category name ("animal").
-        concepts: canonical name -> Concept.
+        concepts: canonical name -> Concept (the curated candidate list).
         terms: words that point at concepts without being one: form -> ((concept, relation), ...).
+        vocabulary: open-vocabulary entries that are not curated concepts: name -> Concept.
+        classes: class words ("bird", "feline", "conifer") -> broad. A kind of a class counts as the class;
+            a broad class (biological class rank or above) is too wide to relate two of its members.
+        taxon_names: genus/family node -> (readable name, rank), e.g. ("beech family", "family").
     """
 
     name: str
     concepts: Mapping[str, Concept]
     terms: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    vocabulary: Mapping[str, Concept] = field(default_factory=dict, repr=False)
+    classes: Mapping[str, bool] = field(default_factory=dict, repr=False)
+    taxon_names: Mapping[str, tuple[str, str]] = field(default_factory=dict, repr=False)
     # indexes (derived)
     single: dict[str, str] = field(init=False, repr=False)
+    curated_single: dict[str, str] = field(init=False, repr=False)
+    weak_single: dict[str, str] = field(init=False, repr=False)
+    weak_multi: dict[tuple[str, ...], str] = field(init=False, repr=False)
+    multi_lengths: dict[str, tuple[int, ...]] = field(init=False, repr=False)
+    blockers: frozenset[str] = field(init=False, repr=False)
     multi: dict[tuple[str, ...], str] = field(init=False, repr=False)
     multi_first: frozenset[str] = field(init=False, repr=False)
     max_words: int = field(init=False, repr=False)
@@ -122,13 +153,30 @@ class Category:
                 elif toks:
                     multi.setdefault(toks, c.name)
                     joined.setdefault("".join(toks), c.name)
+        curated_single = dict(single)
+        # the open vocabulary: exact forms only (misspellings and re-spacings stay with curated names)
+        weak_single: dict[str, str] = {}
+        weak_multi: dict[tuple[str, ...], str] = {}
+        for c in self.vocabulary.values():
+            for form in c.forms:
+                toks = words(form)
+                if len(toks) == 1:
+                    single.setdefault(toks[0], c.name)
+                elif toks:
+                    multi.setdefault(toks, c.name)
+            for form in c.target_forms:
+                toks = words(form)
+                if len(toks) == 1 and toks[0] not in single:
+                    weak_single.setdefault(toks[0], c.name)
+                elif len(toks) > 1 and toks not in multi:
+                    weak_multi.setdefault(toks, c.name)
         # a kind of a concept compounded on its name ("honeybee", "sheepdog") names that concept
         for form, links in self.terms.items():
             toks = words(form)
             if len(toks) != 1 or toks[0] in single:
                 continue
             for concept, relation in links:
-                heads = [f for f in self.concepts[concept].forms if " " not in f]
+                heads = [f for f in self.entry(concept).forms if " " not in f]
                 if relation == "taxonomic" and any(is_compound_of(toks[0], h) for h in heads):
                     single[toks[0]] = concept
                     break
@@ -140,12 +188,19 @@ class Category:
                 term_single[toks[0]] = links
             elif len(toks) > 1 and toks not in multi:
                 term_multi[toks] = links
-        fuzzy = {**{k: v for k, v in joined.items() if k not in single}, **single}
+        fuzzy = {**{k: v for k, v in joined.items() if k not in curated_single}, **curated_single}
         set_ = object.__setattr__
         set_(self, "single", single)
+        set_(self, "curated_single", curated_single)
+        set_(self, "weak_single", weak_single)
+        set_(self, "weak_multi", weak_multi)
         set_(self, "multi", multi)
-        set_(self, "multi_first", frozenset(k[0] for k in [*multi, *term_multi]))
-        set_(self, "max_words", max([len(k) for k in [*multi, *term_multi]], default=1))
+        lengths: dict[str, set[int]] = {}
+        for k in [*multi, *term_multi, *weak_multi]:
+            lengths.setdefault(k[0], set()).add(len(k))
+        set_(self, "multi_lengths", {w: tuple(sorted(n, reverse=True)) for w, n in lengths.items()})
+        set_(self, "multi_first", frozenset(lengths))
+        set_(self, "max_words", max([len(k) for k in [*multi, *term_multi, *weak_multi]], default=1))
         set_(self, "joined", {k: v for k, v in joined.items() if k not in single})
         set_(self, "term_single", term_single)
         set_(self, "term_multi", term_multi)
@@ -166,23 +221,52 @@ class Category:
             for node in c.ancestors:
                 counts[node] = counts.get(node, 0) + 1
         floor = GENERIC_SHARE * len(self.concepts)
-        set_(self, "generic", frozenset(n for n, k in counts.items() if k >= floor))
+        generic = frozenset(n for n, k in counts.items() if k >= floor)
+        set_(self, "generic", generic)
+        # a shared ancestor relates nothing when it is generic, a broad class, or above a broad class
+        blockers = set(generic)
+        for cname, broad in self.classes.items():
+            if broad and cname in self:
+                c = self.entry(cname)
+                blockers.add(c.synset)
+                blockers.update(c.ancestors)
+        set_(self, "blockers", frozenset(blockers))
 
     def fuzzy_candidates(self, word: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Forms (and their concepts) a misspelled `word` could stand for, before edit-distance scoring."""
         return self.fuzzy_buckets.get((word[0], len(word)), ((), ()))
 
     def names(self) -> list[tuple[str, str]]:
-        """(concept, name) for every name of every concept: what probability mode scores."""
+        """(concept, name) for every name of every curated concept: what probability mode scores.
+
+        The open vocabulary is not here (see `vocabulary`): its cost would grow with every WordNet noun.
+        """
         return [(c.name, alias) for c in self.concepts.values() for alias in c.aliases]
 
     def __len__(self) -> int:
         return len(self.concepts)
 
+    def __contains__(self, name: object) -> bool:
+        """True for a curated concept or an open-vocabulary entry name."""
+        return name in self.concepts or name in self.vocabulary
+
+    def entry(self, name: str) -> Concept:
+        """A curated concept or an open-vocabulary entry, by canonical name."""
+        c = self.concepts.get(name)
+        return c if c is not None else self.vocabulary[name]
+
     def resolve(self, name: str) -> str:
-        """Canonical concept for a user-given name, alias or plural ("Wolves" -> "wolf")."""
+        """Canonical name for a user-given name, alias, plural or Latin name ("Wolves" -> "wolf",
+        "owlets" -> "owlet", "Quercus robur" -> "english oak"): a curated concept or an open-vocabulary
+        entry, either accepted by `match()` as a target."""
+        key = " ".join(words(name))
+        if key in self:
+            return key
         toks = words(name)
-        hit = self.single.get(toks[0]) if len(toks) == 1 else self.multi.get(toks)
+        if len(toks) == 1:
+            hit = self.single.get(toks[0]) or self.weak_single.get(toks[0])
+        else:
+            hit = self.multi.get(toks) or self.weak_multi.get(toks)
         if hit is None:
             hit = self.joined.get("".join(toks))
         if hit is None:
@@ -190,34 +274,73 @@ class Category:
         return hit
 
     def _all_names(self) -> list[str]:
-        return [a for c in self.concepts.values() for a in c.aliases]
+        return [*(a for c in self.concepts.values() for a in c.aliases), *self.vocabulary]
 
     def is_kind(self, concept: str, target: str, surface: str) -> bool:
         """True when `concept`, named as `surface`, is a kind of `target` whose head noun is the target
         ("snowy owl", "bald eagle", "bulldog"), by the taxonomy and the words actually used."""
-        c, t = self.concepts[concept], self.concepts[target]
+        c, t = self.entry(concept), self.entry(target)
         if not t.synset or t.synset not in c.ancestors:
             return False
-        head = surface.split(" ")[-1]
-        return any(head == w or is_compound_of(head, w) for w in self._target_words(target))
+        toks = surface.split(" ")
+        names = self._target_words(target)
+        if len(toks) == 2 and toks[0] in names and toks[0] != toks[1]:  # a binomial: "pinus sylvestris"
+            return True
+        return any(toks[-1] == w or is_compound_of(toks[-1], w) for w in names)
+
+    def in_class(self, concept: str, target: str) -> bool:
+        """True when `target` is a class word ("bird", "feline") and `concept` is a kind of it ("owl")."""
+        if target not in self.classes:
+            return False
+        t = self.entry(target)
+        return bool(t.synset) and t.synset in self.entry(concept).ancestors
 
     def _target_words(self, target: str) -> set[str]:
-        return {f for f in self.concepts[target].forms if " " not in f}
+        return {f for f in self.entry(target).forms if " " not in f}
+
+    def shared_taxon(self, a: str, b: str) -> tuple[float, str | None]:
+        """Similarity by the narrowest genus or family two concepts share, and its name: `GENUS_SIMILARITY`
+        for a genus (crow/raven: Corvus), `FAMILY_SIMILARITY` for a family (oak/chestnut: beech family);
+        (0.0, None) when they share neither. Compared with the same threshold as Wu-Palmer similarity."""
+        common = set(self.entry(a).taxa) & set(self.entry(b).taxa)
+        best: tuple[float, str | None] = (0.0, None)
+        for t in sorted(common):
+            name, rank = self.taxon_names.get(t, (t.split(".")[0], "family"))
+            score = GENUS_SIMILARITY if rank == "genus" else FAMILY_SIMILARITY
+            if score > best[0]:
+                best = (score, name)
+        return best
+
+    def sex_age(self, a: str, b: str) -> str | None:
+        """The species when one concept is a young or sex name of the other ("kitten"/cat -> "domestic
+        cat"; "cat"/kitten too; "calf"/cow -> "cattle"): the other is that species, a kind of it, or an
+        ancestor of it. None otherwise."""
+        for young, other in ((a, b), (b, a)):
+            o = self.entry(other)
+            for species in self.entry(young).kin:
+                if species == other:
+                    return species
+                if species in self:
+                    s = self.entry(species)
+                    if o.synset in s.ancestors or s.synset in o.ancestors:
+                        return species
+        return None
 
     def taxonomic(self, a: str, b: str) -> tuple[float, str | None]:
         """Wu-Palmer similarity of two concepts and their lowest common ancestor's name.
 
-        0.0 when that ancestor is generic for this category (a node above most of its concepts): every
-        tree shares "tree", so sharing it relates nothing.
+        0.0 when that ancestor is generic for this category (a node above most of its concepts), a broad
+        class word, or above one: every tree shares "tree" and every bird "bird", so sharing it relates
+        nothing (owl/parrot); a narrower group does (owl/hawk: bird of prey).
         """
-        ca, cb = self.concepts[a], self.concepts[b]
+        ca, cb = self.entry(a), self.entry(b)
         lcs: list[str] = []
         for pa in ca.paths:
             for pb in cb.paths:
                 common = [x for x, y in zip(pa, pb, strict=False) if x == y]
                 if len(common) > len(lcs):
                     lcs = common
-        if not lcs or lcs[-1] in self.generic:
+        if not lcs or lcs[-1] in self.blockers:
             return 0.0, None
         return wu_palmer(ca.paths, cb.paths), lcs[-1].split(".")[0].replace("_", " ")
 
@@ -229,7 +352,7 @@ class Category:
         """
         best, via = 0.0, None
         x = surface
-        for y in self.concepts[target].aliases:
+        for y in self.entry(target).aliases:
             sx, sy = x.replace(" ", ""), y.replace(" ", "")
             shorter = min(len(sx), len(sy))
             if shorter < min_stem:

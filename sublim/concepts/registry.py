@@ -15,7 +15,10 @@ User file format (YAML or JSON), to add a category or extend one::
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import json
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -30,7 +33,8 @@ _registered: dict[str, Category] = {}
 
 @cache
 def _builtin(name: str) -> Category:
-    raw = json.loads(resources.files("sublim.concepts").joinpath("data", f"{name}.json").read_text())
+    data = resources.files("sublim.concepts").joinpath("data")
+    raw = json.loads(data.joinpath(f"{name}.json").read_text())
     concepts = {
         n: Concept(
             name=n,
@@ -40,11 +44,49 @@ def _builtin(name: str) -> Category:
             synset=c["synset"],
             gloss=c["gloss"],
             see=tuple(c["see"]),
+            kin=tuple(c.get("kin", ())),
+            taxa=tuple(c.get("taxa", ())),
         )
         for n, c in raw["concepts"].items()
     }
     terms = {t: tuple((c, r) for c, r in links) for t, links in raw["terms"].items()}
-    return Category(name, concepts, terms)
+    vocab = json.loads(gzip.decompress(data.joinpath(f"{name}.vocab.json.gz").read_bytes()))
+    paths = _paths_from(vocab["nodes"])
+    vocabulary = {
+        n: Concept(
+            name=n,
+            aliases=(n,),
+            forms=tuple(forms),
+            paths=paths(synset),
+            synset=synset,
+            gloss=gloss,
+            kin=tuple(kin),
+            taxa=tuple(taxa),
+            target_forms=tuple(weak),
+        )
+        for n, (synset, gloss, forms, weak, taxa, kin) in vocab["entries"].items()
+    }
+    return Category(
+        name,
+        concepts,
+        terms,
+        vocabulary,
+        vocab["classes"],
+        {t: (n, r) for t, (n, r) in vocab["taxon_names"].items()},
+    )
+
+
+def _paths_from(parents: dict[str, list[str]]) -> Callable[[str], tuple[tuple[str, ...], ...]]:
+    """Root-to-node hypernym paths from a node -> parents graph (memoized; shared prefixes)."""
+
+    @cache
+    def paths(node: str) -> tuple[tuple[str, ...], ...]:
+        ups = parents.get(node, [])
+        if not ups:
+            return ((node,),)
+        return tuple((*p, node) for up in ups for p in paths(up))
+
+    return paths
 
 
 def category_names() -> list[str]:
@@ -148,6 +190,8 @@ def _category_from_mapping(raw: Any, where: str) -> Category:
                 raise ConceptFileError(f"{where}: term {term!r}: relation {rel!r} is not one of {RELATIONS}")
             pairs.append((_lookup(concepts, str(cname), name, where).name, str(rel)))
         terms[str(term).lower()] = tuple(pairs)
+    if base is not None:  # an extended built-in keeps its open vocabulary and class words
+        return dataclasses.replace(base, concepts=concepts, terms=terms)
     return Category(name, concepts, terms)
 
 
