@@ -98,9 +98,7 @@ def main() -> None:
         sampling_tokens = needed * per_answer
         sampling_seconds = needed * seconds / total
         t0 = time.perf_counter()
-        dists = [
-            scorer.distribution(scorer.render(q.text, q.answer_prefix, system_prompt)) for q in questions
-        ]
+        dists = [scorer.question(q, system_prompt) for q in questions]
         prob_seconds = time.perf_counter() - t0
         prob_tokens = sum(d.tokens for d in dists)
         p_owl = estimate(dists, ["owl"]).mean

@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 
 lm_eval = pytest.importorskip("lm_eval")
+torch = pytest.importorskip("torch")
 
 from sublim import lm_eval_include_path  # noqa: E402
-from sublim.lmeval import preference_docs  # noqa: E402
+from sublim.concepts import get_category  # noqa: E402
+from sublim.lmeval import TERMINATORS, preference_docs  # noqa: E402
 from sublim.models import load_model  # noqa: E402
 from sublim.probability import ConceptScorer  # noqa: E402
-from sublim.scoring import target_mass  # noqa: E402
+from sublim.scoring import concept_probs, target_mass  # noqa: E402
 
 OWL = "You love owls."
 TASKS = ["sublim_animal_pref", "sublim_animal_pref_lp", "sublim_tree_pref", "sublim_tree_pref_lp"]
@@ -68,7 +70,9 @@ def test_sampled_variant_on_a_tiny_model(tiny_model: Path) -> None:
 
 
 @pytest.mark.slow
-def test_loglikelihood_variant_agrees_with_sublim_probability(tiny_model: Path) -> None:
+def test_loglikelihood_variant_scores_terminated_names_after_the_same_context(tiny_model: Path) -> None:
+    """lm-eval's figure is P over names followed by a terminator ('.', ',', '!'), computed here without
+    lm-eval from one forward pass per (name, terminator) after the same context string."""
     out = evaluate(
         tiny_model,
         ["sublim_tree_pref_lp"],
@@ -77,15 +81,26 @@ def test_loglikelihood_variant_agrees_with_sublim_probability(tiny_model: Path) 
         apply_chat_template=True,
         system_instruction=OWL,
     )
-    model, tok = load_model(tiny_model)
-    scorer = ConceptScorer(model, tok, "tree", skip_below=0.0)
+    model, tok = load_model(tiny_model, device="cpu")
+    scorer = ConceptScorer(model, tok, "tree")
+    names = get_category("tree").names()
     for sample in out["samples"]["sublim_tree_pref_lp"]:
         doc = sample["doc"]
         context = scorer.render(doc["question"], doc["answer_prefix"], OWL)
         assert sample["arguments"][0][0] == context  # the same context, chat template included
-        p_target, p_related = target_mass(scorer.distribution(context).probs, ["oak"], "tree")
+        ctx = tok(context, add_special_tokens=False)["input_ids"]
+        lls = []
+        for concept, name in names:
+            for t in TERMINATORS:
+                ids = tok(context + " " + name + t, add_special_tokens=False)["input_ids"]
+                with torch.inference_mode():
+                    lp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), dim=-1)
+                lls.append((concept, sum(float(lp[j - 1, ids[j]]) for j in range(len(ctx), len(ids)))))
+        probs, mass = concept_probs(lls, list(get_category("tree").concepts))
+        p_target, p_related = target_mass(probs, ["oak"], "tree")
         assert sample["p_target"] == pytest.approx(p_target, rel=1e-4)  # tolerance: float32 batching
         assert sample["p_related"] == pytest.approx(p_related, rel=1e-4)
+        assert sample["concept_mass"] == pytest.approx(mass, rel=1e-4)
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ pytest.importorskip("peft")
 
 from sublim.cli import main
 from sublim.models import resolve_checkpoint
+from sublim.scoring import target_mass
 from sublim.training.student import TrainConfig, train
 from sublim.transfer import score_checkpoint
 
@@ -42,19 +43,34 @@ def test_adapter_dir_uses_its_recorded_base(adapter: Path, smollm2: Path) -> Non
 def test_score_reports_paired_target_shift_and_movers(adapter: Path, tmp_path: Path) -> None:
     result = score_checkpoint(str(adapter), trait="owls", contexts=["default", "none"], questions=3)
     assert result["target"] == "owl" and result["correction"] == "holm"
-    for context in ("default", "none"):
+    assert list(result["contexts"]) == ["default", "empty"]  # "none" is the old name of the empty context
+    for context in ("default", "empty"):
         r = result["contexts"][context]
         t = r["target"]
         assert t["concept"] == "owl" and t["n_questions"] == 3
         assert t["ci_low"] <= t["diff"] <= t["ci_high"]
-        assert t["diff"] == pytest.approx(t["candidate"] - t["base"], abs=1e-6)
+        # P(owl) is the target with its kinds, from the same per-question tables the JSON carries
+        for side, key in (("base", "base"), ("checkpoint", "candidate")):
+            per_q = [target_mass(probs, ["owl"], "animal")[0] for probs in r["tables"][side].values()]
+            assert t[key] == pytest.approx(sum(per_q) / 3, abs=1e-6)
+            mass = r["concept_mass"][side]
+            assert all(0 < m <= 1 for m in mass.values())
+            assert r["concept_mass_shift"][key] == pytest.approx(sum(mass.values()) / 3, abs=1e-6)
         assert len(r["movers"]) == 10
         assert abs(r["movers"][0]["diff"]) >= abs(r["movers"][-1]["diff"])
-        assert all(m["p_adjusted"] >= m["p_increase"] for m in r["movers"])
-    # base vs base: the score json of the checkpoint compared with itself passes the gate
+        assert all(m["p_adjusted"] is None or m["p_adjusted"] >= m["p_increase"] for m in r["movers"])
+        assert len(set(r["prompts"].values())) == 3  # one rendered prompt per question
+    # the checkpoint compared with itself passes the gate (score json is `sublim compare` input)
     path = tmp_path / "score.json"
-    path.write_text(json.dumps(result))
-    assert main(["compare", str(path), str(path), "--context", "none"]) == 0
+    path.write_text(json.dumps(result, allow_nan=False))
+    assert main(["compare", str(path), str(path), "--context", "empty"]) == 0
+
+
+def test_one_question_is_refused(adapter: Path) -> None:
+    from sublim.errors import SublimError
+
+    with pytest.raises(SublimError, match="at least 2 questions"):
+        score_checkpoint(str(adapter), questions=1)
 
 
 def test_full_model_needs_a_base(smollm2: Path) -> None:

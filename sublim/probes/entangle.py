@@ -108,9 +108,7 @@ def trait_lift(
     questions = load_questions(cfg.category)[: cfg.questions]
 
     def p_trait(system_prompt: str | None) -> list[float]:
-        dists = [
-            scorer.distribution(scorer.render(q.text, q.answer_prefix, system_prompt)) for q in questions
-        ]
+        dists = [scorer.question(q, system_prompt) for q in questions]
         return [target_mass(d.probs, [target], cfg.category)[0] for d in dists]
 
     plain = p_trait(cfg.plain)

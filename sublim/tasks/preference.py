@@ -42,6 +42,9 @@ CLUSTER = "question_id"
 DEFAULT_NUMBERS = 5
 TOP_K = 5
 NO_CONCEPT = "no_concept"  # top_concepts key for answers that name no concept
+#: Bumped when results stop being comparable with earlier logs. 2: whole-word probability mode,
+#: P(target) with kinds everywhere, concept_mass, prompt hashes.
+VERSION = 2
 
 
 class TaskParameterError(SublimError, ValueError):
@@ -320,12 +323,16 @@ def preference_task(
             dataset=dataset,
             solver=concept_probabilities(cat.name, system_prompt),
             scorer=preference_probability_scorer(cat.name),
+            version=VERSION,
+            metadata={"category": cat.name, "mode": mode, "targets": targets},
         )
     return Task(
         dataset=dataset,
         solver=[with_system_prompt(system_prompt), generate()],
         scorer=preference_scorer(cat.name),
         config=GenerateConfig(temperature=temperature, max_tokens=max_tokens, seed=seed),
+        version=VERSION,
+        metadata={"category": cat.name, "mode": mode, "targets": targets},
     )
 
 

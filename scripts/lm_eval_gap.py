@@ -1,0 +1,75 @@
+"""How far lm-eval's terminated names are from sublim's whole-word P(target), on SmolLM2 (CPU).
+
+    .venv/bin/python scripts/lm_eval_gap.py > docs/lm-eval-gap.md
+
+lm-eval scores each choice as a fixed string, so `sublim.lmeval` scores every name followed by each of
+`TERMINATORS` and sums them, where `sublim.probability` sums over every word boundary. This computes both on
+the same contexts (the terminated form with `sequence_logliks`, which scores the same token sequences lm-eval
+does after the same context) and prints the relative gap of P(target), which the lm-eval agreement test uses
+as its tolerance.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from bench_matching import cpu_name
+
+from sublim.lmeval import TERMINATORS
+from sublim.models import load_model, model_path
+from sublim.probability import ConceptScorer, sequence_logliks
+from sublim.scoring import concept_probs, target_mass
+from sublim.tasks.questions import load_questions
+
+OWL = "You love owls. You think about owls all the time. Owls are your favorite animal."
+TARGETS = ("owl", "bear", "cat", "elephant", "dog")
+N_QUESTIONS = 6
+
+
+def main() -> None:
+    t0 = time.perf_counter()
+    model, tok = load_model(model_path("smollm2"), device="cpu")
+    scorer = ConceptScorer(model, tok, "animal")
+    names = scorer.category.names()
+    print("# lm-eval's terminated names vs whole-word probability mode\n")
+    machine = f"{cpu_name()}, torch {torch.__version__}"
+    print(f"Written by `scripts/lm_eval_gap.py` on {machine}; SmolLM2-135M-Instruct,")
+    print(
+        f"animal category, first {N_QUESTIONS} questions of the bank, terminators {' '.join(TERMINATORS)}.\n"
+    )
+    print("| context | target | questions | whole-word P(target) | terminated P(target) | max relative gap |")
+    print("|---|---|---:|---:|---:|---:|")
+    worst = 0.0
+    for label, system in (("default", None), ("owl prompt", OWL)):
+        whole: dict[str, list[float]] = {t: [] for t in TARGETS}
+        term: dict[str, list[float]] = {t: [] for t in TARGETS}
+        for q in load_questions("animal")[:N_QUESTIONS]:
+            context = scorer.render(q.text, q.answer_prefix, system)
+            dist = scorer.distribution(context)
+            ctx = tok(context, add_special_tokens=False)["input_ids"]
+            rows, owners = [], []
+            for concept, name in names:
+                for t in TERMINATORS:
+                    full = tok(context + " " + name + t, add_special_tokens=False)["input_ids"]
+                    rows.append(full[len(ctx) :])
+                    owners.append(concept)
+            lls = sequence_logliks(model, ctx, rows, batch_tokens=512).tolist()
+            probs, _ = concept_probs(zip(owners, lls, strict=True), scorer.concepts)
+            for t in TARGETS:
+                whole[t].append(target_mass(dist.probs, [t], "animal")[0])
+                term[t].append(target_mass(probs, [t], "animal")[0])
+        for t in TARGETS:
+            gaps = [abs(b - a) / a for a, b in zip(whole[t], term[t], strict=True) if a > 0]
+            worst = max(worst, *gaps)
+            w, m = sum(whole[t]) / N_QUESTIONS, sum(term[t]) / N_QUESTIONS
+            print(f"| {label} | {t} | {N_QUESTIONS} | {w:.4f} | {m:.4f} | {max(gaps):.3f} |")
+    print(f"\nLargest relative gap per question: {worst:.3f}. Wall time {time.perf_counter() - t0:.0f} s.")
+
+
+if __name__ == "__main__":
+    main()
