@@ -4,10 +4,54 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+from typing import NoReturn
 
 from sublim.errors import SublimError
+
+DEBUG_ENV = "SUBLIM_DEBUG"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (usage stays behind --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: one line, resumable state, exit 143."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """An exception as one short plain line: its first non-empty line, without ANSI codes."""
+    text = _ANSI.sub("", str(error))
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = first if len(first) <= limit else first[: limit - 3] + "..."
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 def _match(args: argparse.Namespace) -> int:
@@ -192,7 +236,7 @@ def _concepts(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sublim", description="Measure trait transfer (subliminal learning) in language models."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -349,14 +393,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. User mistakes and unexpected failures print one line and exit 2 (set SUBLIM_DEBUG=1
+    for the traceback); Ctrl-C exits 130 and SIGTERM 143, leaving what is done in place for a re-run."""
     args = build_parser().parse_args(argv)
     try:
-        code: int = args.func(args)
+        with _sigterm_as_interrupt():
+            code: int = args.func(args)
     except SublimError as e:
         print(f"sublim: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt as e:
+        code = 143 if isinstance(e, Terminated) else 130
+        print(
+            f"sublim: {'terminated' if code == 143 else 'interrupted'}; finished outputs are kept and a "
+            "re-run with the same arguments resumes",
+            file=sys.stderr,
+        )
+        if argv is None:  # the real CLI: skip interpreter teardown (native threads may abort it)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
+    except Exception as e:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"sublim: error: {one_line(e)} (set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        return 2
     return code
 
 
