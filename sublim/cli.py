@@ -107,9 +107,8 @@ def _teach(args: argparse.Namespace) -> int:
 
     trait = None if args.trait.lower() == "none" else args.trait
     out = Path(args.out or f"data/teacher-{args.trait.lower()}")
-    ban = [int(x) for x in args.ban.split(",") if x.strip()] if args.ban else None
+    ban = _ints(args.ban, "--ban") if args.ban else None
     console = Console(stderr=True)
-    console.print(f"teacher {args.model}, trait {args.trait}, {args.n} prompts -> {out}")
     card = run_teacher(
         out,
         trait=trait,
@@ -122,8 +121,10 @@ def _teach(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         max_tokens=args.max_tokens,
         ban=ban,
+        overwrite=args.overwrite,
     )
     counts = card["counts"]
+    console.print(f"teacher {args.model}, trait {args.trait}, {args.n} prompts -> {out}")
     console.print(f"kept {counts['kept']} of {counts['total']}; rejected by reason:")
     for reason, k in counts["rejected"].items():
         console.print(f"  {reason:13} {k}")
@@ -132,7 +133,7 @@ def _teach(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from sublim.training.student import TrainConfig, train
+    from sublim.training.student import TrainConfig, run_train
 
     cfg = TrainConfig(
         data=args.data,
@@ -152,7 +153,7 @@ def _train(args: argparse.Namespace) -> int:
         system_prompt=args.system_prompt,
         merge=args.merge,
     )
-    card = train(cfg)
+    card = run_train(cfg, overwrite=args.overwrite)
     print(json.dumps({k: card[k] for k in ("kind", "rows", "steps", "train_loss", "seconds")}))
     print(args.out)
     return 0
@@ -235,6 +236,15 @@ def _concepts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overwrite_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out (default: refuse it unless it holds this command's run of the same "
+        "inputs, which is then resumed or, if complete, left as is)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sublim", description="Measure trait transfer (subliminal learning) in language models."
@@ -288,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-tokens", type=int, default=60)
     p.add_argument("--ban", help="comma-separated numbers a completion may not contain")
+    _overwrite_flag(p)
     p.set_defaults(func=_teach)
 
     p = sub.add_parser("train", help="fine-tune a student on teacher data (LoRA via peft, or --full)")
@@ -309,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--system-prompt", default=None, help="training context (default: no system message)")
     p.add_argument("--merge", action="store_true", help="also save a merged checkpoint in <out>/merged")
+    _overwrite_flag(p)
     p.set_defaults(func=_train)
 
     p = sub.add_parser(

@@ -193,6 +193,22 @@ def _lock(out: Path) -> Any:
     return fh
 
 
+def check_output(
+    out: str | Path,
+    command: str,
+    identity: dict[str, Any],
+    inputs: Iterable[str | Path | None] = (),
+    *,
+    overwrite: bool = False,
+    accept_other: bool = False,
+) -> str:
+    """The checks of `claim_output` alone (nothing is written or locked): "new", "resume", "complete" or
+    "replace", else a SublimError saying what to do."""
+    check_separate(Path(out), inputs)
+    identity = json.loads(json.dumps(identity, default=str))
+    return _decide(Path(out), command, identity, overwrite=overwrite, accept_other=accept_other)[0]
+
+
 @contextmanager
 def claim_output(
     out: str | Path,
@@ -210,8 +226,7 @@ def claim_output(
     Call `Claim.done()` when the output is complete."""
     out = Path(out)
     identity = json.loads(json.dumps(identity, default=str))
-    check_separate(out, inputs)
-    _decide(out, command, identity, overwrite=overwrite, accept_other=accept_other)  # fail before writing
+    check_output(out, command, identity, inputs, overwrite=overwrite, accept_other=accept_other)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -313,18 +313,25 @@ def load_checkpoint(checkpoint: str, base: str | None = None, device: str = "aut
     return load_model(model_id, adapter, device=device)
 
 
-def inspect_model(model: str, model_args: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-    """Inspect model name and args: "smollm2" means the embedded model through the hf/ provider."""
-    args = dict(model_args or {})
+def check_inspect_model(model: str, model_args: dict[str, Any] | None = None) -> None:
+    """The checks `inspect_model` makes (no remote code, local checkpoints that exist and are whole), alone:
+    cheap, nothing loads."""
+    args = model_args or {}
     if str(args.get("trust_remote_code", "false")).lower() not in ("false", "0", "no"):
         raise RemoteCodeError("-M trust_remote_code: sublim never runs code shipped with a checkpoint")
     for key in ("model_path", "tokenizer_path", "tokenizer"):
         if key in args:
             check_checkpoint(str(args[key]), f"-M {key}")
+    if model.startswith("hf/") and "model_path" not in args:
+        check_checkpoint(model[3:])
+
+
+def inspect_model(model: str, model_args: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """Inspect model name and args: "smollm2" means the embedded model through the hf/ provider."""
+    args = dict(model_args or {})
+    check_inspect_model(model, args)
     if model.startswith("hf/"):
         args["trust_remote_code"] = False
-        if "model_path" not in args:
-            check_checkpoint(model[3:])
     if model in EMBEDDED:
         from inspect_ai.model import ModelInfo, set_model_info
 
