@@ -188,7 +188,7 @@ def _sweep(args: argparse.Namespace) -> int:
         questions=args.questions,
         train=train_args,
     )
-    run_with_progress(cfg)
+    run_with_progress(cfg, resume=args.resume, overwrite=args.overwrite)
     print(f"{args.out}/results.csv\n{args.out}/sweep.png\n{args.out}/summary.md")
     return 0
 
@@ -349,6 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--system-prompt", default=None, help="training context (default: no system message)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a sweep dir made with other inputs: its rows stay, new runs get new ids",
+    )
+    _overwrite_flag(p)
     p.set_defaults(func=_sweep)
 
     p = sub.add_parser(
