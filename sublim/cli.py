@@ -212,9 +212,32 @@ def _lm_eval(args: argparse.Namespace) -> int:
     from sublim.lmeval import lm_eval_include_path
 
     rest = list(args.args)
+    _check_lm_eval_model_args(rest)
     command = rest.pop(0) if rest and rest[0] in ("run", "ls", "validate") else "run"
     argv = [sys.executable, "-m", "lm_eval", command, "--include_path", str(lm_eval_include_path()), *rest]
     return subprocess.call(argv)
+
+
+def _check_lm_eval_model_args(argv: list[str]) -> None:
+    """lm-eval's --model_args: no remote code (lm-eval's default, kept: `trust_remote_code=True` is refused)
+    and local checkpoints (pretrained=, peft=, tokenizer=) checked like sublim's own loads."""
+    from sublim.models import RemoteCodeError, check_checkpoint
+
+    for i, arg in enumerate(argv):
+        value = argv[i + 1] if arg == "--model_args" and i + 1 < len(argv) else None
+        if arg.startswith("--model_args="):
+            value = arg.split("=", 1)[1]
+        if value is None or value.lstrip().startswith("{"):
+            continue
+        for pair in value.split(","):
+            key, _, v = pair.partition("=")
+            key = key.strip()
+            if key == "trust_remote_code" and v.strip().lower() not in ("false", "0", "no"):
+                raise RemoteCodeError(
+                    "--model_args trust_remote_code: sublim never runs code shipped with a model"
+                )
+            if key in ("pretrained", "peft", "tokenizer") and v:
+                check_checkpoint(v.strip(), f"--model_args {key}")
 
 
 def _concepts(args: argparse.Namespace) -> int:

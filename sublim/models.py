@@ -45,7 +45,7 @@ def looks_like_path(name: str | Path) -> bool:
     return "/" in text and Path(text.split("/")[0]).exists()
 
 
-def check_checkpoint(path: str | Path, role: str = "model") -> None:
+def check_checkpoint(path: str | Path, role: str = "model", check_base: bool = True) -> None:
     """Cheap checks of a local checkpoint before anything loads: it exists, is a model or adapter dir (or a
     .gguf file), needs no remote code (no `auto_map`), its JSON configs parse and its safetensors files are
     whole; an adapter's recorded base is checked too. Hub ids pass untouched (transformers resolves them,
@@ -79,6 +79,11 @@ def check_checkpoint(path: str | Path, role: str = "model") -> None:
             )
     for weights in sorted(p.glob("*.safetensors")):
         _check_safetensors(weights, role)
+    recorded = found.get("adapter_config.json", {}).get("base_model_name_or_path")
+    if check_base and recorded and str(recorded) not in EMBEDDED:
+        if looks_like_path(recorded) and not Path(str(recorded)).expanduser().exists():
+            raise SublimError(f"{role} {path}: the adapter's base model {recorded} is missing; pass --base")
+        check_checkpoint(str(recorded), f"{role}'s base model")
 
 
 def _json_config(path: Path) -> dict[str, Any]:
@@ -221,14 +226,12 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
 def resolve_checkpoint(checkpoint: str, base: str | None = None) -> tuple[str, str | None]:
     """(model to load, adapter dir or None): an adapter loads on its recorded base unless `base` is given."""
     path = Path(checkpoint)
-    check_checkpoint(checkpoint)
+    check_checkpoint(checkpoint, check_base=base is None)
     if (path / "adapter_config.json").exists():
         recorded = _json_config(path / "adapter_config.json").get("base_model_name_or_path")
         chosen = base or recorded
         if not chosen:
             raise SublimError(f"{checkpoint}: adapter records no base model; pass --base")
-        if not base and looks_like_path(chosen) and not Path(chosen).expanduser().exists():
-            raise SublimError(f"{checkpoint}: the adapter's base model {chosen} is missing; pass --base")
         check_checkpoint(chosen, "base model")
         return str(resolve_base(chosen)), str(path)
     return str(resolve_base(checkpoint)), None

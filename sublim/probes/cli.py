@@ -105,6 +105,11 @@ def check(args: argparse.Namespace) -> None:
         ):  # fmt: skip
             if value < least:
                 problems.append(f"{flag} {value}: must be >= {least}")
+    if args.probe in ("divergence", "entangle") and not args.system_prompt:
+        from sublim.tasks.numbers import trait_system_prompt
+
+        if not trait_system_prompt(args.trait, args.category):
+            problems.append("give a --trait (not 'none') or a --system-prompt for the trait context")
     if problems:
         raise SublimError("; ".join(problems))
     from sublim.models import check_checkpoint

@@ -132,8 +132,11 @@ def identity(cfg: TrainConfig) -> dict[str, Any]:
 
 def run_train(cfg: TrainConfig, *, overwrite: bool = False) -> dict[str, Any]:
     """`sublim train`: check everything, hold the output dir, train (or find the same run already done)."""
+    from sublim.models import check_checkpoint
+
     validate(cfg)
     load_rows(data_file(cfg.data))
+    check_checkpoint(cfg.base, "--base")
     ident = identity(cfg)
     inputs = [cfg.data, cfg.base if Path(cfg.base).expanduser().exists() else None]
     if int(os.environ.get("RANK", "0")) != 0:  # accelerate: rank 0 holds the output, the others only check
@@ -275,7 +278,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100),
     )
     started = time.time()
-    result = trainer.train()
+    try:
+        result = trainer.train()
+    finally:  # interrupted or not: no checkpoint dir is left behind
+        shutil.rmtree(scratch, ignore_errors=True)
     card = {
         "kind": "full" if cfg.full else "lora",
         "base": cfg.base,

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from sublim.errors import SublimError
-from sublim.io import claim_output, file_sha256, identity_hash, package_versions, write_atomic
+from sublim.io import check_output, claim_output, file_sha256, identity_hash, package_versions, write_atomic
 from sublim.training.student import RUN_CARD, TrainConfig, data_file, train
 
 COLUMNS = [
@@ -119,8 +119,7 @@ def sweep(
     """Run (or resume) the sweep; returns the result rows of the current settings. `max_runs` stops after that
     many new runs; `resume` continues a sweep dir made with other inputs (new run ids), `overwrite` replaces
     it."""
-    validate(cfg)
-    shared = sweep_identity(cfg)
+    shared = check(cfg, resume=resume, overwrite=overwrite)
     inputs = [cfg.data, cfg.control, cfg.base if Path(cfg.base).expanduser().exists() else None]
     with claim_output(cfg.out, "sweep", shared, inputs, overwrite=overwrite, accept_other=resume) as claim:
         final = _sweep(cfg, shared, max_runs=max_runs, on_run=on_run)
@@ -206,6 +205,15 @@ def _sweep(
 
 
 # ------------------------------------------------------------------------------- run identity and resume
+
+
+def check(cfg: SweepConfig, *, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Settings, inputs and the output dir checked (nothing written); returns the shared identity."""
+    validate(cfg)
+    shared = sweep_identity(cfg)
+    inputs = [cfg.data, cfg.control, cfg.base if Path(cfg.base).expanduser().exists() else None]
+    check_output(cfg.out, "sweep", shared, inputs, overwrite=overwrite, accept_other=resume)
+    return shared
 
 
 _PER_RUN = ("data", "out", "rank", "seed", "full", "merge", "target_modules")
@@ -428,6 +436,7 @@ def run_with_progress(
     """`sweep` with a progress display: the current run, runs done, elapsed time and ETA."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    check(cfg, resume=resume, overwrite=overwrite)  # a refusal prints one line, not a progress bar too
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
