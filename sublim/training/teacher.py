@@ -79,6 +79,8 @@ def _generate(
     log_dir: str | None,
 ) -> dict[str, Any]:
     name, args = inspect_model(model, model_args)  # first: may set HF_HUB_OFFLINE before imports
+    if temperature == 0 and name.startswith("hf/"):
+        args.setdefault("do_sample", False)  # greedy: transformers refuses temperature 0 when sampling
     from inspect_ai import eval as inspect_eval
     from inspect_ai.model import GenerateConfig, get_model
 
