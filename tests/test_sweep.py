@@ -153,3 +153,13 @@ def test_adding_a_context_scores_only_what_is_missing(small: SweepConfig) -> Non
     assert [r for r in rows if r["context"] == "none"] == first
     trait = next(r for r in rows if r["dataset"] == "trait" and r["context"] == "default")
     assert trait["base_p_target"]  # the reference reaches the new context
+
+
+def test_a_control_added_later_reaches_the_trait_rows(small: SweepConfig, tmp_path: Path) -> None:
+    first = sweep(small)
+    small.control = str(teacher_data(tmp_path / "control2", 3))
+    rows = sweep(small, resume=True)  # other inputs (a control): refused without --resume
+    trait = [r for r in rows if r["dataset"] == "trait"]
+    assert [r["run"] for r in trait] == [r["run"] for r in first if r["dataset"] == "trait"]  # not retrained
+    control = next(r for r in rows if r["dataset"] == "control")
+    assert trait[0]["control_p_target"] == control["p_target"] != ""
