@@ -30,6 +30,19 @@ def write_atomic(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temp name beside `path` (same suffix, for writers that infer the format) that is renamed to `path`
+    when the block succeeds: readers never see half a file, a failure leaves the old one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_json(path: Path, data: Any) -> None:
     """`data` as indented JSON, atomically; creates the parent folder. NaN is refused (not valid JSON)."""
     path = Path(path)

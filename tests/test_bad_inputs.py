@@ -142,6 +142,7 @@ CASES: list[tuple[list[str], str]] = [
     (["teach", "--out", "{W}/full"], "sublim did not write"),
     (["teach", "--out", "{W}/afile"], "is a file"),
     (["teach", "--out", "/proc/sublim-cannot-write/x"], "cannot create"),
+    (["teach", "--out", "{W}/afile/sub"], "cannot create"),
     (["teach", "--model", "hf/local", "-M", "model_path={W}/model", "--out", "{W}/model"], "overlaps"),
     # train
     (["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/o", "--rank", "0"], "--rank 0"),

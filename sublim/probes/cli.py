@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from sublim.contexts import system_prompt_for
-    from sublim.io import json_safe, write_json
+    from sublim.io import atomic_path, json_safe, write_json
 
     out = Path(args.out)
     if args.probe == "digits":
@@ -186,7 +186,8 @@ def _run(args: argparse.Namespace) -> int:
         plot, show = entangle.plot, _show_entangle
     report = json_safe(report)
     write_json(out / "report.json", report)
-    plot(report, out / f"{args.probe}.png")
+    with atomic_path(out / f"{args.probe}.png") as png:
+        plot(report, png)
     if args.json:
         print(json.dumps(report, allow_nan=False))
     else:

@@ -30,7 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from sublim.errors import SublimError
-from sublim.io import check_output, claim_output, file_sha256, identity_hash, package_versions, write_atomic
+from sublim.io import (
+    atomic_path,
+    check_output,
+    claim_output,
+    file_sha256,
+    identity_hash,
+    package_versions,
+    write_atomic,
+)
 from sublim.training.student import RUN_CARD, TrainConfig, data_file, train
 
 COLUMNS = [
@@ -199,7 +207,8 @@ def _sweep(
         write_results(results_path, _fill_references(rows, cfg, ids))
         del model, scorer
     final = _current(read_results(results_path), cfg, ids)
-    plot(final, out / "sweep.png")
+    with atomic_path(out / "sweep.png") as png:
+        plot(final, png)
     write_atomic(out / "summary.md", summarize(final))
     return final
 
