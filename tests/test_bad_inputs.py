@@ -115,6 +115,7 @@ CASES: list[tuple[list[str], str]] = [
     (["probe", "digits"], "required: model"),
     (["sweep", "--epochs", "abc"], "invalid float value"),
     (["bogus"], "invalid choice"),
+    (["model-path", "bogus"], "invalid choice"),
     # teach
     (["teach", "--system-prompt", "You love {foo}", "--out", "{W}/t"], "not {foo}"),
     (["teach", "--system-prompt", "You love {", "--out", "{W}/t"], "valid template"),
@@ -405,6 +406,8 @@ def test_a_damaged_cached_conversion_is_rebuilt(work: Path, monkeypatch: pytest.
     (target / "model.safetensors").write_bytes(b"w" * 50)  # truncated
     assert models.gguf_checkpoint(gguf, work / "cache") == target and len(calls) == 2  # rebuilt
     assert (target / "model.safetensors").stat().st_size == 100
+    with pytest.raises(SublimError, match="cannot write the model cache"):
+        models.gguf_checkpoint(gguf, work / "afile")  # a cache path under a file
 
 
 def test_load_checks_fire_at_the_one_door(work: Path) -> None:
