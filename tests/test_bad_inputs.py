@@ -302,10 +302,13 @@ def test_teach_reruns_are_safe(
     assert main(argv) == 0  # same inputs, complete: nothing to do
     assert "already complete" in capsys.readouterr().out
     assert snapshot(work) == before and fake_teacher == [4]
+    (work / "t" / "card.json").unlink()  # a finished output the user damaged is made again
+    assert main(argv) == 0 and (work / "t" / "card.json").is_file() and fake_teacher == [4, 4]
+    capsys.readouterr()
     line = refused(capsys, work, ["teach", "--n", "5", "--out", "{W}/t"], "n: 4 -> 5")
     assert "--overwrite" in line
     assert main([*argv[:-4], "--n", "5", "--out", str(work / "t"), "--overwrite"]) == 0
-    assert len((work / "t" / "train.jsonl").read_text().splitlines()) == 5 and fake_teacher == [4, 5]
+    assert len((work / "t" / "train.jsonl").read_text().splitlines()) == 5 and fake_teacher == [4, 4, 5]
 
 
 def test_overwrite_restores_the_old_output_when_the_new_run_fails(work: Path) -> None:

@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     with claim_output(
         args.out, f"probe {args.probe}", _identity(args), inputs, overwrite=args.overwrite
     ) as claim:
-        if claim.state == "complete":
+        if claim.state == "complete" and (Path(args.out) / "report.json").is_file():
             print(f"{args.out}: this probe run is already complete (same inputs); nothing to do")
             print(f"{args.out}/report.json\n{args.out}/{args.probe}.png")
             return 0

@@ -141,9 +141,10 @@ def run_train(cfg: TrainConfig, *, overwrite: bool = False) -> dict[str, Any]:
     inputs = [cfg.data, cfg.base if Path(cfg.base).expanduser().exists() else None]
     if int(os.environ.get("RANK", "0")) != 0:  # accelerate: rank 0 holds the output, the others only check
         state = check_output(cfg.out, "train", ident, inputs, overwrite=overwrite)
-        return _finished(cfg.out) if state == "complete" else train(cfg)
+        done = state == "complete" and (Path(cfg.out) / RUN_CARD).is_file()
+        return _finished(cfg.out) if done else train(cfg)
     with claim_output(cfg.out, "train", ident, inputs, overwrite=overwrite) as claim:
-        if claim.state == "complete":
+        if claim.state == "complete" and (Path(cfg.out) / RUN_CARD).is_file():
             return _finished(cfg.out)
         card = train(cfg)
         claim.done()

@@ -51,7 +51,7 @@ def run_teacher(
     }  # fmt: skip
     inputs = [v for k, v in (model_args or {}).items() if k in ("model_path", "tokenizer_path")]
     with claim_output(out, "teach", identity, inputs, overwrite=overwrite) as claim:
-        if claim.state == "complete":
+        if claim.state == "complete" and (out / "card.json").is_file():
             print(f"{out}: this teacher run is already complete (same inputs); nothing to do", flush=True)
             card: dict[str, Any] = json.loads((out / "card.json").read_text())
             return card
