@@ -105,6 +105,8 @@ def _teach(args: argparse.Namespace) -> int:
 
     from sublim.training.teacher import run_teacher
 
+    if not args.trait.strip():
+        raise SublimError("--trait '': give a trait (e.g. owl), or 'none' for the control teacher")
     trait = None if args.trait.lower() == "none" else args.trait
     out = Path(args.out or f"data/teacher-{args.trait.lower()}")
     ban = _ints(args.ban, "--ban") if args.ban else None

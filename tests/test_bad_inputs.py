@@ -122,6 +122,7 @@ CASES: list[tuple[list[str], str]] = [
     (["teach", "--ban", "abc", "--out", "{W}/t"], "--ban 'abc'"),
     (["teach", "--temperature", "-1", "--out", "{W}/t"], "--temperature -1.0"),
     (["teach", "--n", "0", "--out", "{W}/t"], "--n 0"),
+    (["teach", "--trait", " ", "--out", "{W}/t"], "--trait ''"),
     (["teach", "--max-tokens", "0", "--out", "{W}/t"], "--max-tokens 0"),
     (["teach", "--model", "hf/local", "-M", "model_path={W}/nope", "--out", "{W}/t"], "no such file"),
     (["teach", "--model", "hf/local", "-M", "model_path={W}/remote", "--out", "{W}/t"], "never runs"),
@@ -201,6 +202,7 @@ CASES: list[tuple[list[str], str]] = [
     ),
     (["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--ranks", "0"], "--ranks"),
     (["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--ranks", "a,b"], "integers"),
+    (["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--seeds", ","], "--seeds"),
     (
         ["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--questions", "1"],
         "--questions",

@@ -115,7 +115,7 @@ def test_summary_pairs_trait_and_control_by_seed() -> None:
 
 @pytest.fixture
 def small(cfg: SweepConfig) -> SweepConfig:
-    cfg.control, cfg.ranks, cfg.full, cfg.contexts = None, [1], False, ["none"]
+    cfg.control, cfg.ranks, cfg.full, cfg.contexts = None, [1, 1], False, ["none", "none"]  # repeats: once
     return cfg
 
 

@@ -156,7 +156,7 @@ def _sweep(
     questions = load_questions(cfg.category)[: cfg.questions]
     base = str(resolve_base(cfg.base))
     ids = run_ids(cfg, shared)
-    todo = [(r, m) for r in plan(cfg) if (m := _missing(rows, ids[r], cfg.contexts))]
+    todo = [(r, m) for r in dict.fromkeys(plan(cfg)) if (m := _missing(rows, ids[r], cfg.contexts))]
     for i, (run, missing) in enumerate(todo[:max_runs] if max_runs is not None else todo):
         if on_run:
             on_run(run, i, len(todo))
@@ -490,6 +490,8 @@ def validate(cfg: SweepConfig) -> None:
     get_category(cfg.category).resolve(cfg.target)
     if not cfg.ranks and not cfg.full:
         problems.append("nothing to train: give --ranks and/or --full")
+    if not cfg.seeds:
+        problems.append("give at least one --seeds value")
     if any(r < 1 for r in cfg.ranks):
         problems.append("--ranks must be positive integers")
     if cfg.questions < 2:
