@@ -496,3 +496,28 @@ def test_inspect_cli_shows_one_line_and_exits_nonzero(param: str, match: str, tm
     assert proc.returncode != 0
     assert "Traceback" not in text and len(lines) == 1 and match in lines[0], text
     assert not list(tmp_path.glob("*.eval"))  # refused before any log was written
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "match"), [("cancelled", 130, "interrupted"), ("error", 2, "boom")]
+)
+def test_a_teacher_log_that_did_not_succeed_is_not_exported(
+    status: str,
+    code: int,
+    match: str,
+    work: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import types
+
+    import inspect_ai
+
+    import sublim.training.teacher as teacher
+
+    error = types.SimpleNamespace(message="Traceback ...\nValueError: boom")
+    log = types.SimpleNamespace(status=status, error=error if status == "error" else None, location="x.eval")
+    monkeypatch.setattr(teacher, "inspect_model", lambda model, args: ("mockllm/model", {}))
+    monkeypatch.setattr(inspect_ai, "eval", lambda *a, **k: [log])
+    refused(capsys, work, ["teach", "--n", "2", "--out", "{W}/t"], match, code=code)
+    assert not (work / "t" / "train.jsonl").exists()
