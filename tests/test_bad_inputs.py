@@ -89,9 +89,15 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 def refused(
-    capsys: pytest.CaptureFixture[str], root: Path, argv: list[str], match: str, code: int = 2
+    capsys: pytest.CaptureFixture[str],
+    root: Path,
+    argv: list[str],
+    match: str,
+    code: int = 2,
+    started: bool = False,
 ) -> str:
-    """Run the CLI in-process; assert exit code, one line naming the problem, nothing changed."""
+    """Run the CLI in-process; assert exit code, one line naming the problem, nothing changed (and, unless the
+    run had `started`, nothing created)."""
     before = snapshot(root)
     try:
         rc = main([a.replace("{W}", str(root)) for a in argv])
@@ -105,6 +111,7 @@ def refused(
     assert match in lines[0], lines[0]
     after = snapshot(root)
     assert {k: v for k, v in after.items() if k in before} == before  # nothing that existed changed
+    assert started or after == before  # refused before anything was written
     return lines[0]
 
 
@@ -519,5 +526,5 @@ def test_a_teacher_log_that_did_not_succeed_is_not_exported(
     log = types.SimpleNamespace(status=status, error=error if status == "error" else None, location="x.eval")
     monkeypatch.setattr(teacher, "inspect_model", lambda model, args: ("mockllm/model", {}))
     monkeypatch.setattr(inspect_ai, "eval", lambda *a, **k: [log])
-    refused(capsys, work, ["teach", "--n", "2", "--out", "{W}/t"], match, code=code)
+    refused(capsys, work, ["teach", "--n", "2", "--out", "{W}/t"], match, code=code, started=True)
     assert not (work / "t" / "train.jsonl").exists()
