@@ -157,7 +157,13 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def _decide(
-    out: Path, command: str, identity: dict[str, Any], *, overwrite: bool, accept_other: bool
+    out: Path,
+    command: str,
+    identity: dict[str, Any],
+    *,
+    overwrite: bool,
+    accept_other: bool,
+    adopt: bool = False,
 ) -> tuple[str, dict[str, Any] | None]:
     """("new" | "resume" | "complete" | "replace", previous identity) or a SublimError; touches nothing."""
     if out.exists() and not out.is_dir():
@@ -168,6 +174,8 @@ def _decide(
             return "new", None
         if overwrite:
             return "replace", None
+        if adopt:
+            return "resume", None
         raise SublimError(
             f"--out {out} already holds files sublim did not write here (e.g. {entries[0].name!r}); "
             "pass --overwrite to replace them, or choose an empty --out"
@@ -226,12 +234,15 @@ def check_output(
     *,
     overwrite: bool = False,
     accept_other: bool = False,
+    adopt: bool = False,
 ) -> str:
     """The checks of `claim_output` alone (nothing is written or locked): "new", "resume", "complete" or
     "replace", else a SublimError saying what to do."""
     check_separate(Path(out), inputs)
     identity = json.loads(json.dumps(identity, default=str))
-    return _decide(Path(out), command, identity, overwrite=overwrite, accept_other=accept_other)[0]
+    return _decide(Path(out), command, identity, overwrite=overwrite, accept_other=accept_other, adopt=adopt)[
+        0
+    ]
 
 
 @contextmanager
@@ -243,15 +254,17 @@ def claim_output(
     *,
     overwrite: bool = False,
     accept_other: bool = False,
+    adopt: bool = False,
 ) -> Iterator[Claim]:
     """Hold `out` for one writer: refuse an output that overlaps an input, a non-empty dir sublim did not
     write, another command's output, or a run with other inputs (unless `overwrite`; `accept_other` lets a
-    caller that keys its own results, like the sweep, continue with other inputs). All checks run before
+    caller that keys its own results, like the sweep, continue with other inputs; `adopt` takes over a dir
+    with no record of its inputs, e.g. one an earlier sublim wrote). All checks run before
     anything is written. Old contents replaced under `overwrite` are restored if the new run fails.
     Call `Claim.done()` when the output is complete."""
     out = Path(out)
     identity = json.loads(json.dumps(identity, default=str))
-    check_output(out, command, identity, inputs, overwrite=overwrite, accept_other=accept_other)
+    check_output(out, command, identity, inputs, overwrite=overwrite, accept_other=accept_other, adopt=adopt)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -259,7 +272,9 @@ def claim_output(
     fh = _lock(out)
     replaced = out / _REPLACED
     try:
-        state, previous = _decide(out, command, identity, overwrite=overwrite, accept_other=accept_other)
+        state, previous = _decide(
+            out, command, identity, overwrite=overwrite, accept_other=accept_other, adopt=adopt
+        )
         if state == "replace":
             shutil.rmtree(replaced, ignore_errors=True)
             replaced.mkdir()

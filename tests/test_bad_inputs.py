@@ -349,6 +349,25 @@ def test_sweep_with_other_inputs_is_refused_before_anything_loads(
     refused(capsys, work, [*argv[:-2], "--questions", "5"], "questions: 10 -> 5")
 
 
+def test_a_sweep_dir_of_an_earlier_sublim_needs_resume(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sublim.training.sweep import SweepConfig, check
+
+    old = work / "old"
+    old.mkdir()
+    (old / "results.csv").write_text("run,dataset,kind,rank\nbase,base,base,\n")
+    argv = ["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/old"]
+    refused(capsys, work, argv, "earlier sublim")
+    cfg = SweepConfig(data=str(work / "data"), base=str(work / "model"), out=str(old))
+    check(cfg, resume=True)  # adopted: its rows stay, runs get new ids
+    with pytest.raises(SublimError, match="sublim did not write"):
+        check(
+            SweepConfig(data=str(work / "data"), base=str(work / "model"), out=str(work / "full")),
+            resume=True,
+        )
+
+
 # ---------------------------------------------------------------------------------- the error boundary
 
 

@@ -129,7 +129,10 @@ def sweep(
     it."""
     shared = check(cfg, resume=resume, overwrite=overwrite)
     inputs = [cfg.data, cfg.control, cfg.base if Path(cfg.base).expanduser().exists() else None]
-    with claim_output(cfg.out, "sweep", shared, inputs, overwrite=overwrite, accept_other=resume) as claim:
+    adopt = resume and _earlier_sweep(cfg)
+    with claim_output(
+        cfg.out, "sweep", shared, inputs, overwrite=overwrite, accept_other=resume, adopt=adopt
+    ) as claim:
         final = _sweep(cfg, shared, max_runs=max_runs, on_run=on_run)
         if max_runs is None:
             claim.done()
@@ -221,8 +224,26 @@ def check(cfg: SweepConfig, *, resume: bool = False, overwrite: bool = False) ->
     validate(cfg)
     shared = sweep_identity(cfg)
     inputs = [cfg.data, cfg.control, cfg.base if Path(cfg.base).expanduser().exists() else None]
-    check_output(cfg.out, "sweep", shared, inputs, overwrite=overwrite, accept_other=resume)
+    if _earlier_sweep(cfg) and not (resume or overwrite):
+        raise SublimError(
+            f"--out {cfg.out} holds a sweep from an earlier sublim, with no record of its inputs: pass "
+            "--resume to keep its rows and train the runs under new ids, or --overwrite to replace it"
+        )
+    adopt = resume and _earlier_sweep(cfg)
+    check_output(cfg.out, "sweep", shared, inputs, overwrite=overwrite, accept_other=resume, adopt=adopt)
     return shared
+
+
+def _earlier_sweep(cfg: SweepConfig) -> bool:
+    """A sweep dir an earlier sublim wrote: results.csv with sweep columns but no input record."""
+    from sublim.io import STAMP
+
+    out = Path(cfg.out)
+    try:
+        header = (out / "results.csv").open().readline()
+    except OSError:
+        return False
+    return not (out / STAMP).exists() and header.startswith("run,dataset,kind,")
 
 
 _PER_RUN = ("data", "out", "rank", "seed", "full", "merge", "target_modules")
