@@ -288,9 +288,9 @@ def _int(value: Any) -> int:
 
 
 def _check_probability_model() -> None:
-    """Probability mode reads log-likelihoods from an hf/ model: refuse any other provider up front. Inspect sets
-    the active model before it builds tasks (a private function; tests/test_bad_inputs.py fails if it moves);
-    outside an eval there is none and the solver's own check remains."""
+    """Probability mode reads log-likelihoods from an hf/ model: refuse any other provider up front. Inspect
+    sets the active model before it builds tasks (a private function; tests/test_bad_inputs.py fails if it
+    moves); outside an eval there is none and the solver's own check remains."""
     from inspect_ai.model._model import active_model
 
     model = active_model()
