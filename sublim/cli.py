@@ -4,10 +4,54 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+from typing import NoReturn
 
 from sublim.errors import SublimError
+
+DEBUG_ENV = "SUBLIM_DEBUG"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (usage stays behind --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: one line, resumable state, exit 143."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """An exception as one short plain line: its first non-empty line, without ANSI codes."""
+    text = _ANSI.sub("", str(error))
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = first if len(first) <= limit else first[: limit - 3] + "..."
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 def _match(args: argparse.Namespace) -> int:
@@ -61,11 +105,12 @@ def _teach(args: argparse.Namespace) -> int:
 
     from sublim.training.teacher import run_teacher
 
+    if not args.trait.strip():
+        raise SublimError("--trait '': give a trait (e.g. owl), or 'none' for the control teacher")
     trait = None if args.trait.lower() == "none" else args.trait
     out = Path(args.out or f"data/teacher-{args.trait.lower()}")
-    ban = [int(x) for x in args.ban.split(",") if x.strip()] if args.ban else None
+    ban = _ints(args.ban, "--ban") if args.ban else None
     console = Console(stderr=True)
-    console.print(f"teacher {args.model}, trait {args.trait}, {args.n} prompts -> {out}")
     card = run_teacher(
         out,
         trait=trait,
@@ -78,8 +123,10 @@ def _teach(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         max_tokens=args.max_tokens,
         ban=ban,
+        overwrite=args.overwrite,
     )
     counts = card["counts"]
+    console.print(f"teacher {args.model}, trait {args.trait}, {args.n} prompts -> {out}")
     console.print(f"kept {counts['kept']} of {counts['total']}; rejected by reason:")
     for reason, k in counts["rejected"].items():
         console.print(f"  {reason:13} {k}")
@@ -88,7 +135,7 @@ def _teach(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from sublim.training.student import TrainConfig, train
+    from sublim.training.student import TrainConfig, run_train
 
     cfg = TrainConfig(
         data=args.data,
@@ -108,7 +155,7 @@ def _train(args: argparse.Namespace) -> int:
         system_prompt=args.system_prompt,
         merge=args.merge,
     )
-    card = train(cfg)
+    card = run_train(cfg, overwrite=args.overwrite)
     print(json.dumps({k: card[k] for k in ("kind", "rows", "steps", "train_loss", "seconds")}))
     print(args.out)
     return 0
@@ -143,7 +190,7 @@ def _sweep(args: argparse.Namespace) -> int:
         questions=args.questions,
         train=train_args,
     )
-    run_with_progress(cfg)
+    run_with_progress(cfg, resume=args.resume, overwrite=args.overwrite)
     print(f"{args.out}/results.csv\n{args.out}/sweep.png\n{args.out}/summary.md")
     return 0
 
@@ -167,9 +214,32 @@ def _lm_eval(args: argparse.Namespace) -> int:
     from sublim.lmeval import lm_eval_include_path
 
     rest = list(args.args)
+    _check_lm_eval_model_args(rest)
     command = rest.pop(0) if rest and rest[0] in ("run", "ls", "validate") else "run"
     argv = [sys.executable, "-m", "lm_eval", command, "--include_path", str(lm_eval_include_path()), *rest]
     return subprocess.call(argv)
+
+
+def _check_lm_eval_model_args(argv: list[str]) -> None:
+    """lm-eval's --model_args: no remote code (lm-eval's default, kept: `trust_remote_code=True` is refused)
+    and local checkpoints (pretrained=, peft=, tokenizer=) checked like sublim's own loads."""
+    from sublim.models import RemoteCodeError, check_checkpoint
+
+    for i, arg in enumerate(argv):
+        value = argv[i + 1] if arg == "--model_args" and i + 1 < len(argv) else None
+        if arg.startswith("--model_args="):
+            value = arg.split("=", 1)[1]
+        if value is None or value.lstrip().startswith("{"):
+            continue
+        for pair in value.split(","):
+            key, _, v = pair.partition("=")
+            key = key.strip()
+            if key == "trust_remote_code" and v.strip().lower() not in ("false", "0", "no"):
+                raise RemoteCodeError(
+                    "--model_args trust_remote_code: sublim never runs code shipped with a model"
+                )
+            if key in ("pretrained", "peft", "tokenizer") and v:
+                check_checkpoint(v.strip(), f"--model_args {key}")
 
 
 def _concepts(args: argparse.Namespace) -> int:
@@ -191,8 +261,17 @@ def _concepts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overwrite_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out (default: refuse it unless it holds this command's run of the same "
+        "inputs, which is then resumed or, if complete, left as is)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sublim", description="Measure trait transfer (subliminal learning) in language models."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -244,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-tokens", type=int, default=60)
     p.add_argument("--ban", help="comma-separated numbers a completion may not contain")
+    _overwrite_flag(p)
     p.set_defaults(func=_teach)
 
     p = sub.add_parser("train", help="fine-tune a student on teacher data (LoRA via peft, or --full)")
@@ -265,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--system-prompt", default=None, help="training context (default: no system message)")
     p.add_argument("--merge", action="store_true", help="also save a merged checkpoint in <out>/merged")
+    _overwrite_flag(p)
     p.set_defaults(func=_train)
 
     p = sub.add_parser(
@@ -293,6 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--system-prompt", default=None, help="training context (default: no system message)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a sweep dir made with other inputs: its rows stay, new runs get new ids",
+    )
+    _overwrite_flag(p)
     p.set_defaults(func=_sweep)
 
     p = sub.add_parser(
@@ -360,14 +447,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. User mistakes and unexpected failures print one line and exit 2 (set SUBLIM_DEBUG=1
+    for the traceback); Ctrl-C exits 130 and SIGTERM 143, leaving what is done in place for a re-run."""
     args = build_parser().parse_args(argv)
     try:
-        code: int = args.func(args)
+        with _sigterm_as_interrupt():
+            code: int = args.func(args)
     except SublimError as e:
         print(f"sublim: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt as e:
+        code = 143 if isinstance(e, Terminated) else 130
+        print(
+            f"sublim: {'terminated' if code == 143 else 'interrupted'}; finished outputs are kept and a "
+            "re-run with the same arguments resumes",
+            file=sys.stderr,
+        )
+        if argv is None:  # the real CLI: skip interpreter teardown (native threads may abort it)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
+    except Exception as e:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"sublim: error: {one_line(e)} (set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        return 2
     return code
 
 

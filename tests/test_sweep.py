@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("peft")
 
 from sublim.errors import SublimError
-from sublim.training.sweep import COLUMNS, SweepConfig, plan, sweep
+from sublim.training.sweep import COLUMNS, SweepConfig, plan, run_ids, sweep, sweep_identity
 
 pytestmark = pytest.mark.slow
 
@@ -57,15 +57,16 @@ def test_interrupted_sweep_resumes_without_redoing_finished_runs(cfg: SweepConfi
     out = Path(cfg.out)
     sweep(cfg, max_runs=3)  # "killed" after three runs
     first = list(csv.DictReader((out / "results.csv").open()))
-    assert [r["run"] for r in first] == ["base", "base", "control-r1-s0", "control-r1-s0", "control-r4-s0",
-                                         "control-r4-s0"]  # fmt: skip
-    stamp = (out / "runs" / "control-r1-s0" / "run.json").stat().st_mtime_ns
+    ids = {r.name: i for r, i in run_ids(cfg, sweep_identity(cfg)).items()}
+    assert [r["run"] for r in first] == [ids[n] for n in ("base", "base", "control-r1-s0", "control-r1-s0",
+                                                           "control-r4-s0", "control-r4-s0")]  # fmt: skip
+    stamp = (out / "runs" / ids["control-r1-s0"] / "run.json").stat().st_mtime_ns
     # a run killed mid-training: weights dir without run.json is trained again
-    (out / "runs" / "trait-r1-s0").mkdir(parents=True)
-    (out / "runs" / "trait-r1-s0" / "adapter_model.safetensors").write_text("half-written")
+    (out / "runs" / ids["trait-r1-s0"]).mkdir(parents=True)
+    (out / "runs" / ids["trait-r1-s0"] / "adapter_model.safetensors").write_text("half-written")
 
     rows = sweep(cfg)
-    assert (out / "runs" / "control-r1-s0" / "run.json").stat().st_mtime_ns == stamp  # not retrained
+    assert (out / "runs" / ids["control-r1-s0"] / "run.json").stat().st_mtime_ns == stamp  # not retrained
     assert rows[: len(first)] == first  # finished results untouched
     assert len(rows) == 7 * 2
     assert list(rows[0]) == COLUMNS
@@ -73,7 +74,7 @@ def test_interrupted_sweep_resumes_without_redoing_finished_runs(cfg: SweepConfi
     trait = [r for r in rows if r["dataset"] == "trait"]
     assert all(r["base_p_target"] and r["control_p_target"] for r in trait)
     for r in trait:
-        base = next(b for b in rows if b["run"] == "base" and b["context"] == r["context"])
+        base = next(b for b in rows if b["run"] == ids["base"] and b["context"] == r["context"])
         assert r["base_p_target"] == base["p_target"]
     assert all(float(r["ci_low"]) <= float(r["p_target"]) <= float(r["ci_high"]) for r in rows)
     assert (out / "sweep.png").stat().st_size > 10_000
@@ -110,3 +111,55 @@ def test_summary_pairs_trait_and_control_by_seed() -> None:
     full = next(line for line in text.splitlines() if line.startswith("| full FT |"))
     assert "+0.01000" in full and full.endswith("| - | - |")  # one seed: no interval
     assert "Base model P(owl) = 0.01000." in text
+
+
+@pytest.fixture
+def small(cfg: SweepConfig) -> SweepConfig:
+    cfg.control, cfg.ranks, cfg.full, cfg.contexts = None, [1, 1], False, ["none", "none"]  # repeats: once
+    return cfg
+
+
+def test_rerun_with_other_inputs_is_refused_naming_the_setting(small: SweepConfig, tmp_path: Path) -> None:
+    sweep(small)
+    before = (Path(small.out) / "results.csv").read_bytes()
+    small.data = str(teacher_data(tmp_path / "other", 5))
+    with pytest.raises(SublimError, match="data_sha256"):
+        sweep(small)
+    small.train = {**small.train, "epochs": 2}
+    with pytest.raises(SublimError, match="epochs: 1 -> 2"):
+        sweep(small)
+    assert (Path(small.out) / "results.csv").read_bytes() == before  # nothing touched
+
+
+def test_resume_with_other_inputs_adds_runs_under_new_ids(small: SweepConfig) -> None:
+    old = {r["run"] for r in sweep(small)}
+    small.target = "cat"
+    new = sweep(small, resume=True)
+    assert {r["run"] for r in new}.isdisjoint(old)  # fresh ids: no stale row or adapter reused
+    everything = list(csv.DictReader((Path(small.out) / "results.csv").open()))
+    assert len(everything) == 4 and {r["target"] for r in everything} == {"owl", "cat"}
+    assert len(new) == 2 and {r["target"] for r in new} == {"cat"}  # summary rows: current settings only
+
+
+def test_adding_a_context_scores_only_what_is_missing(small: SweepConfig) -> None:
+    first = sweep(small)
+    trained = next(Path(small.out, "runs").iterdir())
+    stamp = (trained / "run.json").stat().st_mtime_ns
+    small.contexts = ["none", "default"]
+    rows = sweep(small)
+    assert (trained / "run.json").stat().st_mtime_ns == stamp  # not retrained
+    keys = [(r["run"], r["context"]) for r in rows]
+    assert len(keys) == len(set(keys)) == 4  # no duplicated row
+    assert [r for r in rows if r["context"] == "none"] == first
+    trait = next(r for r in rows if r["dataset"] == "trait" and r["context"] == "default")
+    assert trait["base_p_target"]  # the reference reaches the new context
+
+
+def test_a_control_added_later_reaches_the_trait_rows(small: SweepConfig, tmp_path: Path) -> None:
+    first = sweep(small)
+    small.control = str(teacher_data(tmp_path / "control2", 3))
+    rows = sweep(small, resume=True)  # other inputs (a control): refused without --resume
+    trait = [r for r in rows if r["dataset"] == "trait"]
+    assert [r["run"] for r in trait] == [r["run"] for r in first if r["dataset"] == "trait"]  # not retrained
+    control = next(r for r in rows if r["dataset"] == "control")
+    assert trait[0]["control_p_target"] == control["p_target"] != ""

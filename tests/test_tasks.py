@@ -14,8 +14,8 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.log import EvalLog
 from inspect_ai.model import ChatMessage, ModelOutput, ModelUsage, get_model
 
-from sublim.errors import SublimError, UnknownConceptError
-from sublim.tasks.preference import animal_pref, preference, tree_pref
+from sublim.errors import SublimError
+from sublim.tasks.preference import TaskParameterError, animal_pref, preference, tree_pref
 from sublim.tasks.questions import load_questions
 
 
@@ -157,7 +157,7 @@ def test_user_category_from_a_concept_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"target": "owll"}, UnknownConceptError, "'owl'"),
+        ({"target": "owll"}, TaskParameterError, "'owl'"),  # shown by Inspect as one line
         ({"mode": "sampling"}, SublimError, "'sample' or 'probability'"),
         ({"samples": 0}, SublimError, "integer >= 1"),
         ({"temperature": -1}, SublimError, ">= 0"),

@@ -106,6 +106,44 @@ def test_bad_data_is_a_clear_error(tmp_path: Path) -> None:
         train(TrainConfig(data=str(tmp_path / "missing")))
 
 
+def test_unknown_lora_targets_are_one_line(
+    tiny_model: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sublim.cli import main
+
+    argv = ["train", "--data", str(data), "--base", str(tiny_model), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--targets", "foo_proj"]) == 2
+    err = capsys.readouterr().err  # after transformers' "Loading weights" progress: one error line
+    assert "Traceback" not in err and "--targets 'foo_proj': no such modules" in err.strip().splitlines()[-1]
+    assert not (tmp_path / "o" / "run.json").exists()
+
+
+def test_a_finished_run_is_not_redone_and_other_inputs_are_refused(
+    tiny_model: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sublim.cli import main
+
+    argv = [
+        "train",
+        "--data",
+        str(data),
+        "--base",
+        str(tiny_model),
+        "--out",
+        str(tmp_path / "o"),
+        "--epochs",
+        "1",
+    ]
+    assert main(argv) == 0
+    card = (tmp_path / "o" / "run.json").read_bytes()
+    assert main(argv) == 0 and "already complete" in capsys.readouterr().out
+    assert main([*argv, "--rank", "2"]) == 2
+    assert "rank: 8 -> 2" in capsys.readouterr().err
+    assert (tmp_path / "o" / "run.json").read_bytes() == card
+    assert main([*argv, "--rank", "2", "--overwrite"]) == 0
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["hyperparameters"]["rank"] == 2
+
+
 def test_two_cpu_processes_through_accelerate(tiny_model: Path, data: Path, tmp_path: Path) -> None:
     """`accelerate launch --multi_gpu` on a machine without GPUs runs torch.distributed with gloo on CPU:
     the same launch path a GPU user takes, with the data split over the two processes."""

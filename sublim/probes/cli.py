@@ -74,12 +74,86 @@ def add_parser(sub: Any) -> None:
 def _common(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--out", default=f"runs/probe-{kind}", help=f"output dir (default: runs/probe-{kind})")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out (default: refuse it unless it holds this probe's run of the same "
+        "inputs)",
+    )
     p.set_defaults(func=run)
 
 
+def check(args: argparse.Namespace) -> None:
+    """Every setting of a probe, checked before anything loads."""
+    from sublim.errors import SublimError
+
+    problems = []
+    if args.probe == "digits":
+        if args.prompts < 2:
+            problems.append(f"--prompts {args.prompts}: need at least 2 (a confidence interval needs two)")
+        if args.numbers < 1:
+            problems.append(f"--numbers {args.numbers}: must be >= 1")
+    elif args.probe == "divergence":
+        if args.limit is not None and args.limit < 2:
+            problems.append(f"--limit {args.limit}: need at least 2 rows (a confidence interval needs two)")
+        if args.min_flips < 1:
+            problems.append(f"--min-flips {args.min_flips}: must be >= 1")
+    else:
+        for flag, value, least in (
+            ("--prompts", args.prompts, 2), ("--max-number", args.max_number, 2), ("--top", args.top, 1),
+            ("--questions", args.questions, 2),
+        ):  # fmt: skip
+            if value < least:
+                problems.append(f"{flag} {value}: must be >= {least}")
+    if args.probe in ("divergence", "entangle") and not args.system_prompt:
+        from sublim.tasks.numbers import trait_system_prompt
+
+        if not trait_system_prompt(args.trait, args.category):
+            problems.append("give a --trait (not 'none') or a --system-prompt for the trait context")
+    if problems:
+        raise SublimError("; ".join(problems))
+    from sublim.models import check_checkpoint
+
+    for key, role in (("model", "model"), ("teacher", "teacher"), ("student", "student")):
+        if getattr(args, key, None):
+            check_checkpoint(getattr(args, key), role)
+    if args.probe == "divergence":
+        from sublim.probes.divergence import read_rows
+
+        read_rows(args.data)  # a missing or malformed file fails here, not after the model loads
+
+
+def _identity(args: argparse.Namespace) -> dict[str, Any]:
+    from sublim.io import file_sha256
+
+    ident = {k: v for k, v in vars(args).items() if k not in ("func", "out", "json", "overwrite", "command")}
+    if args.probe == "divergence":
+        data = Path(args.data)
+        data = data / "train.jsonl" if data.is_dir() else data
+        ident["data_sha256"] = file_sha256(data) if data.is_file() else None
+    return ident
+
+
 def run(args: argparse.Namespace) -> int:
+    from sublim.io import claim_output
+
+    check(args)
+    inputs = [getattr(args, k, None) for k in ("model", "student", "data", "teacher")]
+    with claim_output(
+        args.out, f"probe {args.probe}", _identity(args), inputs, overwrite=args.overwrite
+    ) as claim:
+        if claim.state == "complete" and (Path(args.out) / "report.json").is_file():
+            print(f"{args.out}: this probe run is already complete (same inputs); nothing to do")
+            print(f"{args.out}/report.json\n{args.out}/{args.probe}.png")
+            return 0
+        code = _run(args)
+        claim.done()
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     from sublim.contexts import system_prompt_for
-    from sublim.io import write_json
+    from sublim.io import atomic_path, json_safe, write_json
 
     out = Path(args.out)
     if args.probe == "digits":
@@ -110,10 +184,12 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         report = entangle.probe(args.model, ecfg)
         plot, show = entangle.plot, _show_entangle
+    report = json_safe(report)
     write_json(out / "report.json", report)
-    plot(report, out / f"{args.probe}.png")
+    with atomic_path(out / f"{args.probe}.png") as png:
+        plot(report, png)
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(report, allow_nan=False))
     else:
         show(report)
         print(f"{out}/report.json\n{out}/{args.probe}.png")

@@ -12,9 +12,12 @@ whatever reaches the student carries no words (any letter rejects a completion).
 
 from __future__ import annotations
 
+import math
 import random
 import re
+import string
 from dataclasses import dataclass
+from typing import Any
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
@@ -86,6 +89,48 @@ def trait_system_prompt(
         return template.replace("{category}", category)
     plural = sorted(plural_forms(trait.strip().lower()))[0]
     return template.format(trait=trait, traits=plural, category=category)
+
+
+TEMPLATE_FIELDS = ("trait", "traits", "category")
+
+
+def check_teacher_settings(
+    n: Any, temperature: Any, max_tokens: Any, system_prompt: Any, ban: Any, flag: str = "-T "
+) -> None:
+    """The numbers task's parameters, checked before anything runs (`flag` names them as the caller's CLI
+    does: "-T " for Inspect, "--" for `sublim teach`)."""
+
+    def bad(name: str, value: Any, expected: str) -> TaskParameterError:
+        sep = "=" if flag == "-T " else " "
+        return TaskParameterError(f"{flag}{name}{sep}{value!r}: expected {expected}")
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise bad("n", n, "an integer >= 1")
+    if not isinstance(temperature, int | float) or not (math.isfinite(temperature) and temperature >= 0):
+        raise bad("temperature", temperature, "a number >= 0")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise bad("max_tokens" if flag == "-T " else "max-tokens", max_tokens, "an integer >= 1")
+    if ban is not None and (
+        not isinstance(ban, list) or not all(isinstance(b, int) and not isinstance(b, bool) for b in ban)
+    ):
+        raise bad(
+            "ban", ban, "a list of integers, e.g. [666,13]" if flag == "-T " else "integers, e.g. 666,13"
+        )
+    if system_prompt is not None:
+        name = "system_prompt" if flag == "-T " else "system-prompt"
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(str(system_prompt)) if f is not None}
+        except ValueError as e:
+            raise bad(
+                name, system_prompt, f"a valid template ({e}; write {{{{ and }}}} for braces)"
+            ) from None
+        unknown = sorted(fields - set(TEMPLATE_FIELDS))
+        if unknown:
+            raise bad(
+                name,
+                system_prompt,
+                f"placeholders from {{trait}}, {{traits}}, {{category}} only, not {{{unknown[0]}}}",
+            )
 
 
 def check_completion(
@@ -161,8 +206,7 @@ def numbers(
         max_tokens: completion length limit.
         ban: numbers a clean completion may not contain.
     """
-    if not isinstance(n, int) or n < 1:
-        raise TaskParameterError(f"-T n={n!r}: expected an integer >= 1")
+    check_teacher_settings(n, temperature, max_tokens, system_prompt, ban)
     prompt = trait_system_prompt(trait, category, system_prompt or TRAIT_PROMPT)
     samples = [
         Sample(

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from inspect_ai import Task, task
+from inspect_ai._util.error import PrerequisiteError
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ChatMessageSystem, GenerateConfig, ModelOutput, get_model
 from inspect_ai.scorer import (
@@ -47,8 +48,15 @@ NO_CONCEPT = "no_concept"  # top_concepts key for answers that name no concept
 VERSION = 2
 
 
-class TaskParameterError(SublimError, ValueError):
-    """A task parameter (-T) with a value the task cannot use."""
+class TaskParameterError(SublimError, PrerequisiteError, ValueError):
+    """A task parameter (-T) with a value the task cannot use. A PrerequisiteError, so `inspect eval` shows
+    the message alone (no traceback) and exits 1; `sublim` prints it as its own one-line error."""
+
+    def __init__(self, message: str) -> None:
+        from rich.markup import escape
+
+        Exception.__init__(self, message)
+        self.message = escape(message)  # Inspect renders it as rich markup
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -273,11 +281,36 @@ def _dataset(
     return MemoryDataset(out, name=f"sublim-{cat.name}")
 
 
-def _targets(cat: Category, target: str | list[str] | None) -> list[str]:
-    if target is None or target == "":
-        return []
+def _names(target: str | list[str]) -> list[str]:
     names = [t.strip() for t in target.split(",")] if isinstance(target, str) else [str(t) for t in target]
-    return [cat.resolve(t) for t in names if t]
+    return [t for t in names if t]
+
+
+def _targets(cat: Category, target: str | list[str] | None) -> list[str]:
+    return [] if target is None else [cat.resolve(t) for t in _names(target)]
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return -1  # refused by the caller's range check
+
+
+def _check_probability_model() -> None:
+    """Probability mode reads log-likelihoods from an hf/ model: refuse any other provider up front. Inspect
+    sets the active model before it builds tasks (a private function; tests/test_bad_inputs.py fails if it
+    moves); outside an eval there is none and the solver's own check remains."""
+    from inspect_ai.model._model import active_model
+
+    model = active_model()
+    if model is not None and not model.name.startswith("hf/") and not str(model).startswith("hf/"):
+        api = model.api
+        if getattr(api, "model", None) is None or getattr(api, "tokenizer", None) is None:
+            raise TaskParameterError(
+                f"-T mode=probability needs an hf/ model (got {model}): other providers do not return "
+                "prompt log-likelihoods. Use mode=sample, or --model hf/..."
+            )
 
 
 def _check(name: str, ok: bool, expected: str, value: Any) -> None:
@@ -299,7 +332,30 @@ def preference_task(
     mode: Mode = "sample",
     concepts: str | None = None,
 ) -> Task:
-    """Build a preference task (the three registered tasks call this; see their docs)."""
+    """Build a preference task (the three registered tasks call this; see their docs). Every parameter is
+    checked here, so a bad one stops the run with one line before any sample runs."""
+    try:
+        return _preference_task(**locals())
+    except TaskParameterError:
+        raise
+    except SublimError as e:  # unknown category/target, bad concept or question file
+        raise TaskParameterError(str(e)) from None
+
+
+def _preference_task(
+    category: str,
+    *,
+    target: str | list[str] | None,
+    system_prompt: str | None,
+    numbers_prefix: bool | int,
+    questions: str | None,
+    samples: int,
+    temperature: float,
+    max_tokens: int,
+    seed: int,
+    mode: Mode,
+    concepts: str | None,
+) -> Task:
     if concepts:
         register_category(concepts)
     cat = get_category(category)
@@ -310,8 +366,18 @@ def preference_task(
         "temperature", isinstance(temperature, int | float) and temperature >= 0, "a number >= 0", temperature
     )
     _check("seed", isinstance(seed, int), "an integer", seed)
-    numbers = DEFAULT_NUMBERS if numbers_prefix is True else int(numbers_prefix or 0)
-    _check("numbers_prefix", 0 <= numbers <= 50, "true/false or a count 0-50", numbers_prefix)
+    numbers = DEFAULT_NUMBERS if numbers_prefix is True else _int(numbers_prefix)
+    _check(
+        "numbers_prefix",
+        isinstance(numbers_prefix, bool | int) and 0 <= numbers <= 50,
+        "true/false or a count 0-50",
+        numbers_prefix,
+    )
+    _check(
+        "target", target is None or bool(_names(target)), "a concept name, e.g. owl (or leave it out)", target
+    )
+    if mode == "probability":
+        _check_probability_model()
     if system_prompt is not None and not isinstance(system_prompt, str):
         system_prompt = str(system_prompt)
     targets = _targets(cat, target)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sublim.errors import SublimError
-from sublim.io import package_versions
+from sublim.io import check_output, claim_output, file_sha256, json_safe, package_versions
 
 #: LoRA target-module presets for Llama-style models (SmolLM2, Llama, Qwen, Mistral); other names can be
 #: given explicitly, comma-separated.
@@ -89,6 +91,72 @@ def target_modules(spec: str) -> list[str]:
     return names
 
 
+_MODULE = re.compile(r"^[A-Za-z_][\w.]*$")
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Every setting checked before anything loads; one SublimError lists what is wrong."""
+    problems = []
+    if not cfg.full and cfg.rank < 1:
+        problems.append(f"--rank {cfg.rank}: must be >= 1")
+    if cfg.alpha is not None and cfg.alpha < 1:
+        problems.append(f"--alpha {cfg.alpha}: must be >= 1")
+    if not 0 <= cfg.dropout < 1:
+        problems.append(f"--dropout {cfg.dropout}: must be in [0, 1)")
+    if not (math.isfinite(cfg.epochs) and cfg.epochs > 0):
+        problems.append(f"--epochs {cfg.epochs}: must be > 0 (0 would save an untrained model as a result)")
+    if cfg.lr is not None and not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        problems.append(f"--lr {cfg.lr}: must be > 0")
+    for flag, value in (("--batch-size", cfg.batch_size), ("--grad-accum", cfg.grad_accum)):
+        if value < 1:
+            problems.append(f"{flag} {value}: must be >= 1")
+    if cfg.max_length < 8:
+        problems.append(f"--max-length {cfg.max_length}: must be >= 8 tokens")
+    if not cfg.full:
+        try:
+            bad = [m for m in target_modules(cfg.targets) if not _MODULE.match(m)]
+        except SublimError as e:
+            problems.append(str(e))
+        else:
+            if bad:
+                problems.append(f"--targets {cfg.targets!r}: {bad[0]!r} is not a module name")
+    if problems:
+        raise SublimError("; ".join(problems))
+
+
+def identity(cfg: TrainConfig) -> dict[str, Any]:
+    """What a student's weights depend on: every resolved hyperparameter, the data's content and the base."""
+    settings = {k: v for k, v in cfg.resolved().items() if k not in ("out", "data")}
+    return {**settings, "data_sha256": file_sha256(data_file(cfg.data))}
+
+
+def run_train(cfg: TrainConfig, *, overwrite: bool = False) -> dict[str, Any]:
+    """`sublim train`: check everything, hold the output dir, train (or find the same run already done)."""
+    from sublim.models import check_checkpoint
+
+    validate(cfg)
+    load_rows(data_file(cfg.data))
+    check_checkpoint(cfg.base, "--base")
+    ident = identity(cfg)
+    inputs = [cfg.data, cfg.base if Path(cfg.base).expanduser().exists() else None]
+    if int(os.environ.get("RANK", "0")) != 0:  # accelerate: rank 0 holds the output, the others only check
+        state = check_output(cfg.out, "train", ident, inputs, overwrite=overwrite)
+        done = state == "complete" and (Path(cfg.out) / RUN_CARD).is_file()
+        return _finished(cfg.out) if done else train(cfg)
+    with claim_output(cfg.out, "train", ident, inputs, overwrite=overwrite) as claim:
+        if claim.state == "complete" and (Path(cfg.out) / RUN_CARD).is_file():
+            return _finished(cfg.out)
+        card = train(cfg)
+        claim.done()
+    return card
+
+
+def _finished(out: str | Path) -> dict[str, Any]:
+    card: dict[str, Any] = json.loads((Path(out) / RUN_CARD).read_text())
+    print(f"{out}: this run is already complete (same inputs); nothing to do", flush=True)
+    return card
+
+
 def data_file(data: str | Path) -> Path:
     path = Path(data)
     path = path / "train.jsonl" if path.is_dir() else path
@@ -154,6 +222,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     from sublim.models import causal_lm, load_tokenizer, resolve_base
 
+    validate(cfg)
     settings = cfg.resolved()
     path = data_file(cfg.data)
     rows = load_rows(path)
@@ -169,16 +238,24 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if not cfg.full:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=cfg.rank,
-                lora_alpha=settings["alpha"],
-                lora_dropout=cfg.dropout,
-                target_modules=settings["target_modules"],
-                task_type="CAUSAL_LM",
-            ),
-        )
+        try:
+            model = get_peft_model(
+                model,
+                LoraConfig(
+                    r=cfg.rank,
+                    lora_alpha=settings["alpha"],
+                    lora_dropout=cfg.dropout,
+                    target_modules=settings["target_modules"],
+                    task_type="CAUSAL_LM",
+                ),
+            )
+        except ValueError as e:
+            if "not found in the base model" not in str(e):
+                raise
+            raise SublimError(
+                f"--targets {cfg.targets!r}: no such modules in {cfg.base} (attn, mlp and all name Llama"
+                "-style modules; list others by name, e.g. q_proj,v_proj)"
+            ) from None
     scratch = Path(tempfile.mkdtemp(prefix="sublim-train-"))
     args = TrainingArguments(
         output_dir=str(scratch),  # checkpoints are not kept: the final weights go to `out`
@@ -202,7 +279,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100),
     )
     started = time.time()
-    result = trainer.train()
+    try:
+        result = trainer.train()
+    finally:  # interrupted or not: no checkpoint dir is left behind
+        shutil.rmtree(scratch, ignore_errors=True)
     card = {
         "kind": "full" if cfg.full else "lora",
         "base": cfg.base,
@@ -219,14 +299,28 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     }
     if trainer.is_world_process_zero():
         out.mkdir(parents=True, exist_ok=True)
-        trainer.save_model(str(out))
-        tok.save_pretrained(out)
+        partial = Path(tempfile.mkdtemp(dir=out, prefix=".partial-"))
+        trainer.save_model(str(partial))
+        tok.save_pretrained(partial)
         if cfg.merge and not cfg.full:
             merged = model.merge_and_unload()
-            merged.save_pretrained(out / "merged")
-            tok.save_pretrained(out / "merged")
+            merged.save_pretrained(partial / "merged")
+            tok.save_pretrained(partial / "merged")
+        _move_into(partial, out)
         tmp = out / (RUN_CARD + ".tmp")
-        tmp.write_text(json.dumps(card, indent=2) + "\n")
+        tmp.write_text(json.dumps(json_safe(card), indent=2, allow_nan=False) + "\n")  # a NaN loss: null
         os.replace(tmp, out / RUN_CARD)  # written last: its presence marks a finished run
     shutil.rmtree(scratch, ignore_errors=True)
     return card
+
+
+def _move_into(partial: Path, out: Path) -> None:
+    """Rename what a save wrote into `out` (replacing a killed run's files), then drop the temp dir."""
+    for entry in partial.iterdir():
+        target = out / entry.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(entry, target)
+    partial.rmdir()
+    for leftover in out.glob(".partial-*"):  # from a killed run
+        shutil.rmtree(leftover, ignore_errors=True)

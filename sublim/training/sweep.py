@@ -6,9 +6,17 @@ Contexts: "none" (an empty system message: no system prompt at all), "default" (
 chat template's default applies, e.g. SmolLM2's "You are a helpful AI assistant named SmolLM..."), or any
 other string, used as the system prompt.
 
-Resumable: a run is done when its rows are in results.csv; results.csv is rewritten whole to a temp file and
-renamed after each run, so a killed sweep never leaves a half-written result, and a re-run skips finished
-runs (a half-trained run has no run.json and is trained again).
+Runs know their inputs: a run's id is its name plus a hash of everything that changes its result (the data's
+content, base model, target, category, questions, epochs, lr, rank, alpha, targets, seed, ..., sublim's
+version), e.g. `trait-r4-s0-1a2b3c4d`, and its adapter lives in `runs/<id>`. The sweep dir records the
+shared inputs (`sublim.io.claim_output`): a re-run with other inputs is refused with the settings that differ
+(`--overwrite` replaces the dir; `--resume` keeps it and adds runs under new ids). Ranks, seeds and contexts
+may change between re-runs: only (run id, context) pairs missing from results.csv are trained or scored, so no
+row is ever duplicated, and the summary and plot show only the rows of the current settings.
+
+Resumable: results.csv is rewritten whole to a temp file and renamed after each run, so a killed sweep never
+leaves a half-written result, and a re-run skips finished runs (a half-trained run has no run.json and is
+trained again).
 """
 
 from __future__ import annotations
@@ -22,8 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from sublim.errors import SublimError
-from sublim.io import write_atomic
-from sublim.training.student import RUN_CARD, TrainConfig, train
+from sublim.io import (
+    atomic_path,
+    check_output,
+    claim_output,
+    file_sha256,
+    identity_hash,
+    package_versions,
+    write_atomic,
+)
+from sublim.training.student import RUN_CARD, TrainConfig, data_file, train
 
 COLUMNS = [
     "run", "dataset", "kind", "rank", "seed", "context", "target", "p_target", "stderr", "ci_low", "ci_high",
@@ -105,31 +121,53 @@ def sweep(
     *,
     max_runs: int | None = None,
     on_run: Callable[[Run, int, int], None] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> list[dict[str, str]]:
-    """Run (or resume) the sweep; returns all result rows. `max_runs` stops after that many new runs."""
+    """Run (or resume) the sweep; returns the result rows of the current settings. `max_runs` stops after that
+    many new runs; `resume` continues a sweep dir made with other inputs (new run ids), `overwrite` replaces
+    it."""
+    shared = check(cfg, resume=resume, overwrite=overwrite)
+    inputs = [cfg.data, cfg.control, cfg.base if Path(cfg.base).expanduser().exists() else None]
+    adopt = resume and _earlier_sweep(cfg)
+    with claim_output(
+        cfg.out, "sweep", shared, inputs, overwrite=overwrite, accept_other=resume, adopt=adopt
+    ) as claim:
+        final = _sweep(cfg, shared, max_runs=max_runs, on_run=on_run)
+        if max_runs is None:
+            claim.done()
+    return final
+
+
+def _sweep(
+    cfg: SweepConfig,
+    shared: dict[str, Any],
+    *,
+    max_runs: int | None,
+    on_run: Callable[[Run, int, int], None] | None,
+) -> list[dict[str, str]]:
     from sublim.concepts import get_category
     from sublim.contexts import system_prompt_for
     from sublim.models import load_model, resolve_base
     from sublim.probability import ConceptScorer, estimate
     from sublim.tasks.questions import load_questions
 
-    validate(cfg)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.csv"
-    rows: list[dict[str, Any]] = read_results(results_path)
+    rows: list[dict[str, Any]] = _unique(read_results(results_path))
     target = get_category(cfg.category).resolve(cfg.target)
     questions = load_questions(cfg.category)[: cfg.questions]
     base = str(resolve_base(cfg.base))
-    todo = [r for r in plan(cfg) if not _done(rows, r, cfg.contexts)]
-    for i, run in enumerate(todo[:max_runs] if max_runs is not None else todo):
+    ids = run_ids(cfg, shared)
+    todo = [(r, m) for r in dict.fromkeys(plan(cfg)) if (m := _missing(rows, ids[r], cfg.contexts))]
+    for i, (run, missing) in enumerate(todo[:max_runs] if max_runs is not None else todo):
         if on_run:
             on_run(run, i, len(todo))
         card: dict[str, Any] = {}
         if run.kind == "base":
             model, tok = load_model(base)
         else:
-            run_dir = out / "runs" / run.name
+            run_dir = out / "runs" / ids[run]
             data = cfg.control if run.dataset == "control" else cfg.data
             train_cfg = TrainConfig(
                 data=str(data),
@@ -143,13 +181,13 @@ def sweep(
             card = train(train_cfg) if not (run_dir / RUN_CARD).exists() else _card(run_dir)
             model, tok = load_model(run_dir) if run.kind == "full" else load_model(base, adapter=run_dir)
         scorer = ConceptScorer(model, tok, cfg.category)
-        for context in cfg.contexts:
+        for context in missing:
             prompt = system_prompt_for(context)
             dists = [scorer.question(q, prompt) for q in questions]
             est = estimate(dists, [target], cfg.category)
             rows.append(
                 {
-                    "run": run.name,
+                    "run": ids[run],
                     "dataset": run.dataset,
                     "kind": run.kind,
                     "rank": run.rank if run.rank is not None else "",
@@ -171,12 +209,120 @@ def sweep(
                     "rows": card.get("rows", ""),
                 }
             )
-        write_results(results_path, rows)
+        write_results(results_path, _fill_references(rows, cfg, ids))
         del model, scorer
-    final = read_results(results_path)
-    plot(final, out / "sweep.png")
+    final = _current(read_results(results_path), cfg, ids)
+    with atomic_path(out / "sweep.png") as png:
+        plot(final, png)
     write_atomic(out / "summary.md", summarize(final))
     return final
+
+
+# ------------------------------------------------------------------------------- run identity and resume
+
+
+def check(cfg: SweepConfig, *, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Settings, inputs and the output dir checked (nothing written); returns the shared identity."""
+    validate(cfg)
+    shared = sweep_identity(cfg)
+    inputs = [cfg.data, cfg.control, cfg.base if Path(cfg.base).expanduser().exists() else None]
+    if _earlier_sweep(cfg) and not (resume or overwrite):
+        raise SublimError(
+            f"--out {cfg.out} holds a sweep from an earlier sublim, with no record of its inputs: pass "
+            "--resume to keep its rows and train the runs under new ids, or --overwrite to replace it"
+        )
+    adopt = resume and _earlier_sweep(cfg)
+    check_output(cfg.out, "sweep", shared, inputs, overwrite=overwrite, accept_other=resume, adopt=adopt)
+    return shared
+
+
+def _earlier_sweep(cfg: SweepConfig) -> bool:
+    """A sweep dir an earlier sublim wrote: results.csv with sweep columns but no input record."""
+    from sublim.io import STAMP
+
+    out = Path(cfg.out)
+    try:
+        header = (out / "results.csv").open().readline()
+    except OSError:
+        return False
+    return not (out / STAMP).exists() and header.startswith("run,dataset,kind,")
+
+
+_PER_RUN = ("data", "out", "rank", "seed", "full", "merge", "target_modules")
+_SCORING = ("base", "target", "category", "questions", "sublim")
+
+
+def sweep_identity(cfg: SweepConfig) -> dict[str, Any]:
+    """The inputs every run of the sweep shares (ranks, seeds and contexts may change between re-runs)."""
+    from sublim.concepts import get_category
+
+    settings = TrainConfig(data=cfg.data, **cfg.train).resolved()
+    return {
+        "data_sha256": file_sha256(data_file(cfg.data)),
+        "control_sha256": file_sha256(data_file(cfg.control)) if cfg.control else None,
+        "base": cfg.base,
+        "target": get_category(cfg.category).resolve(cfg.target),
+        "category": cfg.category,
+        "questions": cfg.questions,
+        "sublim": package_versions("sublim")["sublim"],
+        **{k: v for k, v in settings.items() if k not in _PER_RUN},
+        # None: derived per run (alpha = rank; lr by LoRA or full), which the run's kind and rank pin down
+        "alpha": cfg.train.get("alpha"),
+        "lr": cfg.train.get("lr"),
+    }
+
+
+def run_ids(cfg: SweepConfig, shared: dict[str, Any]) -> dict[Run, str]:
+    """Each run's id: its name and a hash of everything its result depends on."""
+    common = {k: v for k, v in shared.items() if k not in ("data_sha256", "control_sha256")}
+    out = {}
+    for run in plan(cfg):
+        ident: dict[str, Any] = {**common, "kind": run.kind}
+        if run.kind != "base":
+            data = shared["control_sha256"] if run.dataset == "control" else shared["data_sha256"]
+            ident.update(data_sha256=data, rank=run.rank, seed=run.seed)
+        else:  # the base model is scored, not trained
+            ident = {k: v for k, v in ident.items() if k in _SCORING or k == "kind"}
+        out[run] = f"{run.name}-{identity_hash(ident, 8)}"
+    return out
+
+
+def _missing(rows: list[dict[str, Any]], run_id: str, contexts: list[str]) -> list[str]:
+    """The contexts this run has no row for yet."""
+    have = {r["context"] for r in rows if r["run"] == run_id}
+    return [c for c in dict.fromkeys(contexts) if c not in have]
+
+
+def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (run, context): the first (a duplicate can only come from an older sublim)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for r in rows:
+        if (r["run"], r["context"]) not in seen:
+            seen.add((r["run"], r["context"]))
+            out.append(r)
+    return out
+
+
+def _current(rows: list[dict[str, Any]], cfg: SweepConfig, ids: dict[Run, str]) -> list[dict[str, Any]]:
+    """The rows of this sweep's runs and contexts (results.csv may also hold runs of earlier settings)."""
+    wanted = set(ids.values())
+    return [r for r in rows if r["run"] in wanted and r["context"] in cfg.contexts]
+
+
+def _fill_references(
+    rows: list[dict[str, Any]], cfg: SweepConfig, ids: dict[Run, str]
+) -> list[dict[str, Any]]:
+    """base_p_target and control_p_target of the current rows, from the current base and control runs (a
+    context or control added later reaches rows scored earlier)."""
+    current = _current(rows, cfg, ids)
+    by_id = {v: k for k, v in ids.items()}
+    for r in current:
+        run = by_id[r["run"]]
+        r["base_p_target"] = _reference(current, "base", None, None, r["context"])
+        if run.dataset == "trait":
+            r["control_p_target"] = _reference(current, "control", run, run.seed, r["context"])
+    return rows
 
 
 def summarize(rows: list[dict[str, str]]) -> str:
@@ -240,11 +386,6 @@ def summarize(rows: list[dict[str, str]]) -> str:
             )
         lines.append("")
     return "\n".join(lines)
-
-
-def _done(rows: list[dict[str, Any]], run: Run, contexts: list[str]) -> bool:
-    have = {r["context"] for r in rows if r["run"] == run.name}
-    return set(contexts) <= have
 
 
 def _card(run_dir: Path) -> dict[str, Any]:
@@ -321,10 +462,13 @@ def _mean(rows: list[dict[str, str]], key: str) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def run_with_progress(cfg: SweepConfig) -> list[dict[str, str]]:
+def run_with_progress(
+    cfg: SweepConfig, *, resume: bool = False, overwrite: bool = False
+) -> list[dict[str, str]]:
     """`sweep` with a progress display: the current run, runs done, elapsed time and ETA."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    check(cfg, resume=resume, overwrite=overwrite)  # a refusal prints one line, not a progress bar too
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -338,15 +482,39 @@ def run_with_progress(cfg: SweepConfig) -> list[dict[str, str]]:
         def on_run(run: Run, i: int, total: int) -> None:
             progress.update(task, total=total, completed=i, description=f"training+scoring {run.name}")
 
-        rows = sweep(cfg, on_run=on_run)
+        rows = sweep(cfg, on_run=on_run, resume=resume, overwrite=overwrite)
         progress.update(task, completed=progress.tasks[0].total or 0, description="done")
     return rows
 
 
 def validate(cfg: SweepConfig) -> None:
+    """Every setting and input checked before any model loads (the data, the base, the target, training)."""
+    from sublim.concepts import get_category
+    from sublim.models import check_checkpoint
+    from sublim.training.student import load_rows
+    from sublim.training.student import validate as validate_training
+
     problems = []
+    for flag, data in (("--data", cfg.data), ("--control", cfg.control)):
+        if data is not None:
+            try:
+                load_rows(data_file(data))
+            except SublimError as e:
+                problems.append(f"{flag}: {e}")
+    unknown = sorted(set(cfg.train) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        problems.append(f"unknown training setting {unknown[0]!r}")
+    else:
+        try:
+            validate_training(TrainConfig(data=cfg.data, **cfg.train))
+        except SublimError as e:
+            problems.append(str(e))
+    check_checkpoint(cfg.base, "--base")
+    get_category(cfg.category).resolve(cfg.target)
     if not cfg.ranks and not cfg.full:
         problems.append("nothing to train: give --ranks and/or --full")
+    if not cfg.seeds:
+        problems.append("give at least one --seeds value")
     if any(r < 1 for r in cfg.ranks):
         problems.append("--ranks must be positive integers")
     if cfg.questions < 2:

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from sublim.errors import SublimError
-from sublim.io import package_versions, write_atomic
-from sublim.models import EMBEDDED_DEFAULT, inspect_model
-from sublim.tasks.numbers import REASONS
+from sublim.io import claim_output, package_versions, write_atomic
+from sublim.models import EMBEDDED_DEFAULT, check_inspect_model, inspect_model
+from sublim.tasks.numbers import REASONS, check_teacher_settings
 
 
 def run_teacher(
@@ -37,9 +37,50 @@ def run_teacher(
     max_tokens: int = 60,
     ban: list[int] | None = None,
     log_dir: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Generate teacher data with Inspect and export it; returns the card."""
+    """Generate teacher data with Inspect and export it; returns the card. Every setting is checked and `out`
+    is held (see `sublim.io.claim_output`) before the model loads; a finished `out` of the same settings is
+    left as is."""
+    check_teacher_settings(n, temperature, max_tokens, system_prompt, ban, flag="--")
+    check_inspect_model(model, model_args)
+    identity = {
+        "trait": trait, "category": category, "n": n, "seed": seed, "system_prompt": system_prompt,
+        "temperature": temperature, "max_tokens": max_tokens, "ban": ban or [], "model": model,
+        "model_args": {k: str(v) for k, v in (model_args or {}).items()},
+    }  # fmt: skip
+    inputs = [v for k, v in (model_args or {}).items() if k in ("model_path", "tokenizer_path")]
+    with claim_output(out, "teach", identity, inputs, overwrite=overwrite) as claim:
+        if claim.state == "complete" and (out / "card.json").is_file():
+            print(f"{out}: this teacher run is already complete (same inputs); nothing to do", flush=True)
+            card: dict[str, Any] = json.loads((out / "card.json").read_text())
+            return card
+        card = _generate(
+            out, trait=trait, n=n, model=model, model_args=model_args, seed=seed, system_prompt=system_prompt,
+            category=category, temperature=temperature, max_tokens=max_tokens, ban=ban, log_dir=log_dir,
+        )  # fmt: skip
+        claim.done()
+    return card
+
+
+def _generate(
+    out: Path,
+    *,
+    trait: str | None,
+    n: int,
+    model: str,
+    model_args: dict[str, Any] | None,
+    seed: int,
+    system_prompt: str | None,
+    category: str,
+    temperature: float,
+    max_tokens: int,
+    ban: list[int] | None,
+    log_dir: str | None,
+) -> dict[str, Any]:
     name, args = inspect_model(model, model_args)  # first: may set HF_HUB_OFFLINE before imports
+    if temperature == 0 and name.startswith("hf/"):
+        args.setdefault("do_sample", False)  # greedy: transformers refuses temperature 0 when sampling
     from inspect_ai import eval as inspect_eval
     from inspect_ai.model import GenerateConfig, get_model
 
@@ -53,8 +94,13 @@ def run_teacher(
         display="none",
         max_connections=32,
     )
+    if log.status == "cancelled":
+        raise KeyboardInterrupt
     if log.status != "success":
-        raise SublimError(f"teacher run failed: {log.error}")
+        message = log.error.message if log.error else log.status
+        raise SublimError(
+            f"teacher run failed: {message.strip().splitlines()[-1][:300]} (log: {log.location})"
+        )
     rows = []
     for s in sorted(log.samples or [], key=lambda s: str(s.id)):
         score = next(iter((s.scores or {}).values()))

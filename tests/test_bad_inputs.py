@@ -1,0 +1,549 @@
+"""Hostile inputs across every command and task family: each is refused with exit 2 (Inspect: its own
+one-line error), one line of output and no traceback, before any model loads, and no file that existed
+before changes. Models are replaced by a guard that fails the test if anything tries to load one."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sublim.cli import main
+from sublim.errors import SublimError
+from sublim.io import LOCK, claim_output
+
+ROW = {
+    "prompt": [{"role": "user", "content": "1, 2, 3"}],
+    "completion": [{"role": "assistant", "content": "4"}],
+}
+
+
+class ModelLoaded(BaseException):
+    """Raised by the guard: a BaseException, so no `except Exception` in sublim can swallow it."""
+
+
+def _guard(*args: Any, **kwargs: Any) -> Any:
+    raise ModelLoaded("a model load was attempted before the inputs were checked")
+
+
+@pytest.fixture(autouse=True)
+def no_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sublim.models
+    import sublim.training.teacher
+
+    for name in ("causal_lm", "load_tokenizer", "load_model", "model_path", "_convert_gguf", "add_adapter"):
+        monkeypatch.setattr(sublim.models, name, _guard)
+    monkeypatch.setattr(sublim.training.teacher, "inspect_model", _guard)
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    """A folder of inputs: teacher data, a model-shaped dir, damaged and hostile checkpoints."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.jsonl").write_text(json.dumps(ROW) + "\n")
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "not a list"}\n')
+    (tmp_path / "empty.jsonl").write_text("")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (tmp_path / "notamodel").mkdir()
+    (tmp_path / "notamodel" / "readme.txt").write_text("hello")
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    (remote / "config.json").write_text(
+        json.dumps({"model_type": "evil", "auto_map": {"AutoModelForCausalLM": "evil.EvilModel"}})
+    )
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    (corrupt / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 7)
+    badjson = tmp_path / "badjson"
+    badjson.mkdir()
+    (badjson / "config.json").write_text("{not json")
+    orphan = tmp_path / "orphan"
+    orphan.mkdir()
+    (orphan / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": str(tmp_path / "gone")})
+    )
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("the user's own file")
+    return tmp_path
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def refused(
+    capsys: pytest.CaptureFixture[str],
+    root: Path,
+    argv: list[str],
+    match: str,
+    code: int = 2,
+    started: bool = False,
+) -> str:
+    """Run the CLI in-process; assert exit code, one line naming the problem, nothing changed (and, unless the
+    run had `started`, nothing created)."""
+    before = snapshot(root)
+    try:
+        rc = main([a.replace("{W}", str(root)) for a in argv])
+    except SystemExit as e:  # argparse
+        rc = int(e.code or 0)
+    out, err = capsys.readouterr()
+    lines = [line for line in (out + err).splitlines() if line.strip()]
+    assert rc == code, (rc, out, err)
+    assert len(lines) == 1, lines
+    assert "Traceback" not in out + err
+    assert match in lines[0], lines[0]
+    after = snapshot(root)
+    assert {k: v for k, v in after.items() if k in before} == before  # nothing that existed changed
+    assert started or after == before  # refused before anything was written
+    return lines[0]
+
+
+CASES: list[tuple[list[str], str]] = [
+    # argparse
+    (["train", "--rank", "x"], "invalid int value"),
+    (["teach", "--n", "abc"], "invalid int value"),
+    (["probe", "digits"], "required: model"),
+    (["sweep", "--epochs", "abc"], "invalid float value"),
+    (["bogus"], "invalid choice"),
+    (["model-path", "bogus"], "invalid choice"),
+    # teach
+    (["teach", "--system-prompt", "You love {foo}", "--out", "{W}/t"], "not {foo}"),
+    (["teach", "--system-prompt", "You love {", "--out", "{W}/t"], "valid template"),
+    (["teach", "--ban", "abc", "--out", "{W}/t"], "--ban 'abc'"),
+    (["teach", "--temperature", "-1", "--out", "{W}/t"], "--temperature -1.0"),
+    (["teach", "--n", "0", "--out", "{W}/t"], "--n 0"),
+    (["teach", "--trait", " ", "--out", "{W}/t"], "--trait ''"),
+    (["teach", "--max-tokens", "0", "--out", "{W}/t"], "--max-tokens 0"),
+    (["teach", "--model", "hf/local", "-M", "model_path={W}/nope", "--out", "{W}/t"], "no such file"),
+    (["teach", "--model", "hf/local", "-M", "model_path={W}/remote", "--out", "{W}/t"], "never runs"),
+    (
+        [
+            "teach",
+            "--model",
+            "hf/local",
+            "-M",
+            "model_path={W}/model",
+            "-M",
+            "trust_remote_code=true",
+            "--out",
+            "{W}/t",
+        ],
+        "never runs",
+    ),
+    (["teach", "-M", "novalue", "--out", "{W}/t"], "expected key=value"),
+    (["teach", "--out", "{W}/full"], "sublim did not write"),
+    (["teach", "--out", "{W}/afile"], "is a file"),
+    (["teach", "--out", "/proc/sublim-cannot-write/x"], "cannot create"),
+    (["teach", "--out", "{W}/afile/sub"], "cannot create"),
+    (["teach", "--model", "hf/local", "-M", "model_path={W}/model", "--out", "{W}/model"], "overlaps"),
+    # train
+    (["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/o", "--rank", "0"], "--rank 0"),
+    (
+        ["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/o", "--batch-size", "0"],
+        "--batch-size",
+    ),
+    (["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/o", "--epochs", "0"], "untrained"),
+    (["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/o", "--lr", "-1"], "--lr"),
+    (
+        ["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/o", "--dropout", "1.5"],
+        "--dropout",
+    ),
+    (
+        ["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/o", "--targets", "foo bar"],
+        "module",
+    ),
+    (
+        ["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/o", "--max-length", "0"],
+        "--max-length",
+    ),
+    (
+        ["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/o", "--grad-accum", "0"],
+        "--grad-accum",
+    ),
+    (["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/o", "--alpha", "0"], "--alpha"),
+    (["train", "--data", "{W}/missing", "--base", "{W}/model", "--out", "{W}/o"], "no teacher data"),
+    (["train", "--data", "{W}/bad.jsonl", "--base", "{W}/model", "--out", "{W}/o"], "bad.jsonl:1"),
+    (["train", "--data", "{W}/empty.jsonl", "--base", "{W}/model", "--out", "{W}/o"], "has no rows"),
+    (["train", "--data", "{W}/data", "--base", "{W}/nope", "--out", "{W}/o"], "no such file"),
+    (["train", "--data", "{W}/data", "--base", "{W}/notamodel", "--out", "{W}/o"], "not a model"),
+    (["train", "--data", "{W}/data", "--base", "{W}/remote", "--out", "{W}/o"], "never runs"),
+    (["train", "--data", "{W}/data", "--base", "{W}/corrupt", "--out", "{W}/o"], "truncated"),
+    (["train", "--data", "{W}/data", "--base", "{W}/badjson", "--out", "{W}/o"], "not valid JSON"),
+    (["train", "--data", "{W}/data", "--base", "{W}/afile", "--out", "{W}/o"], "is a file"),
+    (["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/data"], "overlaps"),
+    (["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/data/sub"], "overlaps"),
+    (["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}"], "overlaps"),
+    (["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/full"], "sublim did not write"),
+    # sweep
+    (["sweep", "--data", "{W}/missing", "--base", "{W}/model", "--out", "{W}/s"], "no teacher data"),
+    (
+        [
+            "sweep",
+            "--data",
+            "{W}/data",
+            "--control",
+            "{W}/bad.jsonl",
+            "--base",
+            "{W}/model",
+            "--out",
+            "{W}/s",
+        ],
+        "--control",
+    ),
+    (["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--ranks", "0"], "--ranks"),
+    (["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--ranks", "a,b"], "integers"),
+    (["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--seeds", ","], "--seeds"),
+    (
+        ["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--questions", "1"],
+        "--questions",
+    ),
+    (["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--target", "wolff"], "'wolf'"),
+    (
+        ["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--category", "animl"],
+        "animal",
+    ),
+    (["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--epochs", "0"], "untrained"),
+    (
+        ["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--batch-size", "0"],
+        "--batch-size",
+    ),
+    (["sweep", "--data", "{W}/data", "--base", "{W}/remote", "--out", "{W}/s"], "never runs"),
+    (["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/data"], "overlaps"),
+    (["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/full"], "sublim did not write"),
+    # probes
+    (["probe", "digits", "{W}/model", "--prompts", "0", "--out", "{W}/p"], "--prompts 0"),
+    (["probe", "digits", "{W}/model", "--numbers", "0", "--out", "{W}/p"], "--numbers 0"),
+    (["probe", "digits", "{W}/nope", "--out", "{W}/p"], "no such file"),
+    (["probe", "digits", "{W}/model", "--student", "{W}/remote", "--out", "{W}/p"], "never runs"),
+    (["probe", "digits", "{W}/orphan", "--out", "{W}/p"], "base model"),
+    (["probe", "digits", "{W}/model", "--out", "{W}/full"], "sublim did not write"),
+    (["probe", "divergence", "--data", "{W}/data", "--out", "{W}/data"], "overlaps"),
+    (["probe", "divergence", "--data", "{W}/missing", "--out", "{W}/p"], "no train.jsonl"),
+    (["probe", "divergence", "--data", "{W}/data", "--min-flips", "0", "--out", "{W}/p"], "--min-flips"),
+    (["probe", "divergence", "--data", "{W}/data", "--limit", "1", "--out", "{W}/p"], "--limit"),
+    (["probe", "divergence", "--data", "{W}/data", "--trait", "none", "--out", "{W}/p"], "--trait"),
+    (["probe", "entangle", "{W}/model", "--top", "0", "--out", "{W}/p"], "--top"),
+    (["probe", "entangle", "{W}/model", "--questions", "1", "--out", "{W}/p"], "--questions"),
+    # lm-eval pass-through: the model args are checked before lm-eval starts
+    (["lm-eval", "--model", "hf", "--model_args", "pretrained={W}/remote", "--tasks", "x"], "never runs"),
+    (
+        ["lm-eval", "--model", "hf", "--model_args", "pretrained={W}/model,trust_remote_code=True"],
+        "never runs",
+    ),
+    (["lm-eval", "--model", "hf", "--model_args", "pretrained={W}/model,peft={W}/orphan"], "base model"),
+]
+
+
+@pytest.mark.parametrize(("argv", "match"), CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
+def test_cli_refuses_with_one_line_and_changes_nothing(
+    argv: list[str], match: str, work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refused(capsys, work, argv, match)
+
+
+def test_a_second_writer_is_refused_naming_the_first(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = work / "held"
+    out.mkdir()
+    with (out / LOCK).open("a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fh.write("4242\n")
+        fh.flush()
+        argv = ["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/held"]
+        refused(capsys, work, argv, "another sublim process (pid 4242)")
+
+
+def test_probe_divergence_never_overwrites_the_teacher_data(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    teacher = work / "teacher"
+    teacher.mkdir()
+    (teacher / "train.jsonl").write_text(json.dumps(ROW) + "\n")
+    (teacher / "card.json").write_text("{}")
+    refused(
+        capsys, work, ["probe", "divergence", "--data", "{W}/teacher", "--out", "{W}/teacher"], "overlaps"
+    )
+    argv = ["probe", "divergence", "--data", "{W}/teacher/train.jsonl", "--out", "{W}/teacher"]
+    refused(capsys, work, argv, "overlaps")
+
+
+@pytest.fixture
+def fake_teacher(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """`sublim teach` with the generation replaced: it writes a fixed export (counts the calls)."""
+    import sublim.training.teacher as teacher
+
+    calls: list[int] = []
+
+    def generate(out: Path, **kw: Any) -> dict[str, Any]:
+        calls.append(kw["n"])
+        rows = [{"id": str(i), "prompt": "p", "completion": "1, 2", "reason": None} for i in range(kw["n"])]
+        return teacher.export(
+            out, rows, teacher={"model": "fake"}, system_prompt=None, settings={"n": kw["n"]}
+        )
+
+    monkeypatch.setattr(teacher, "_generate", generate)
+    return calls
+
+
+def test_teach_reruns_are_safe(
+    work: Path, fake_teacher: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["teach", "--n", "4", "--out", str(work / "t")]
+    assert main(argv) == 0
+    capsys.readouterr()
+    before = snapshot(work)
+    assert main(argv) == 0  # same inputs, complete: nothing to do
+    assert "already complete" in capsys.readouterr().out
+    assert snapshot(work) == before and fake_teacher == [4]
+    (work / "t" / "card.json").unlink()  # a finished output the user damaged is made again
+    assert main(argv) == 0 and (work / "t" / "card.json").is_file() and fake_teacher == [4, 4]
+    capsys.readouterr()
+    line = refused(capsys, work, ["teach", "--n", "5", "--out", "{W}/t"], "n: 4 -> 5")
+    assert "--overwrite" in line
+    assert main([*argv[:-4], "--n", "5", "--out", str(work / "t"), "--overwrite"]) == 0
+    assert len((work / "t" / "train.jsonl").read_text().splitlines()) == 5 and fake_teacher == [4, 4, 5]
+
+
+def test_overwrite_restores_the_old_output_when_the_new_run_fails(work: Path) -> None:
+    out = work / "o"
+    with claim_output(out, "teach", {"n": 1}) as claim:
+        (out / "train.jsonl").write_text("old")
+        claim.done()
+    before = snapshot(out)
+    with pytest.raises(RuntimeError), claim_output(out, "teach", {"n": 2}, overwrite=True):
+        (out / "train.jsonl").write_text("half new")
+        raise RuntimeError("killed")
+    assert snapshot(out) == before
+
+
+def test_sweep_with_other_inputs_is_refused_before_anything_loads(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sublim.training.sweep import SweepConfig, sweep_identity
+
+    cfg = SweepConfig(
+        data=str(work / "data"), base=str(work / "model"), out=str(work / "s"), train={"epochs": 3.0}
+    )
+    with claim_output(cfg.out, "sweep", sweep_identity(cfg)) as claim:
+        claim.done()
+    argv = ["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--epochs", "2"]
+    refused(capsys, work, argv, "epochs: 3.0 -> 2.0")
+    refused(capsys, work, [*argv[:-2], "--lr", "0.1"], "lr: None -> 0.1")
+    refused(capsys, work, [*argv[:-2], "--target", "cat"], "target: 'owl' -> 'cat'")
+    refused(capsys, work, [*argv[:-2], "--questions", "5"], "questions: 10 -> 5")
+
+
+def test_a_sweep_dir_of_an_earlier_sublim_needs_resume(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sublim.training.sweep import SweepConfig, check
+
+    old = work / "old"
+    old.mkdir()
+    (old / "results.csv").write_text("run,dataset,kind,rank\nbase,base,base,\n")
+    argv = ["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/old"]
+    refused(capsys, work, argv, "earlier sublim")
+    cfg = SweepConfig(data=str(work / "data"), base=str(work / "model"), out=str(old))
+    check(cfg, resume=True)  # adopted: its rows stay, runs get new ids
+    with pytest.raises(SublimError, match="sublim did not write"):
+        check(
+            SweepConfig(data=str(work / "data"), base=str(work / "model"), out=str(work / "full")),
+            resume=True,
+        )
+
+
+# ---------------------------------------------------------------------------------- the error boundary
+
+
+def _failing(error: BaseException) -> Callable[..., int]:
+    def run(args: Any) -> int:
+        raise error
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "match"),
+    [
+        (RuntimeError("\x1b[31mboom\x1b[0m\n" + "x" * 36_000), 2, "RuntimeError: boom"),
+        (ValueError("x" * 5000), 2, "..."),
+        (KeyboardInterrupt(), 130, "interrupted"),
+        (OSError(30, "Read-only file system"), 2, "Read-only"),
+    ],
+)
+def test_unexpected_failures_are_one_line(
+    error: BaseException,
+    code: int,
+    match: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sublim.cli
+
+    monkeypatch.setattr(sublim.cli, "_concepts", _failing(error))
+    assert main(["concepts"]) == code
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and match in err and "\x1b" not in err and len(err) < 500
+    if code == 2:
+        assert "SUBLIM_DEBUG=1" in err
+
+
+def test_sublim_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sublim.cli
+
+    monkeypatch.setattr(sublim.cli, "_concepts", _failing(RuntimeError("boom")))
+    monkeypatch.setenv("SUBLIM_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["concepts"])
+
+
+# ---------------------------------------------------------------------------------- model loading
+
+
+def test_a_damaged_cached_conversion_is_rebuilt(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sublim.models as models
+
+    calls: list[Path] = []
+
+    def convert(gguf: Path, out: Path) -> None:
+        calls.append(out)
+        out.mkdir(parents=True)
+        (out / "model.safetensors").write_bytes(b"w" * 100)
+
+    monkeypatch.setattr(models, "_convert_gguf", convert)
+    gguf = work / "m.gguf"
+    gguf.write_bytes(b"gguf")
+    leftover = work / "cache" / "models" / ".convert-killed"
+    leftover.mkdir(parents=True)
+    target = models.gguf_checkpoint(gguf, work / "cache")
+    assert not leftover.exists()  # a killed conversion's temp dir is cleaned up
+    assert models.gguf_checkpoint(gguf, work / "cache") == target and len(calls) == 1  # cached
+    (target / "model.safetensors").write_bytes(b"w" * 50)  # truncated
+    assert models.gguf_checkpoint(gguf, work / "cache") == target and len(calls) == 2  # rebuilt
+    assert (target / "model.safetensors").stat().st_size == 100
+    with pytest.raises(SublimError, match="cannot write the model cache"):
+        models.gguf_checkpoint(gguf, work / "afile")  # a cache path under a file
+
+
+def test_load_checks_fire_at_the_one_door(work: Path) -> None:
+    from sublim.models import check_checkpoint, resolve_checkpoint
+
+    for name, match in (("remote", "never runs"), ("corrupt", "truncated"), ("notamodel", "not a model")):
+        with pytest.raises(SublimError, match=match):
+            check_checkpoint(work / name)
+    with pytest.raises(SublimError, match=r"base model .* is missing"):
+        resolve_checkpoint(str(work / "orphan"))
+    check_checkpoint("HuggingFaceTB/SmolLM2-135M-Instruct")  # a hub id passes to transformers
+
+
+def test_json_reports_never_hold_nan() -> None:
+    from sublim.io import json_safe
+
+    data = json_safe({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": 2}})
+    assert json.dumps(data, allow_nan=False) == '{"a": null, "b": [1.0, null], "c": {"d": 2}}'
+
+
+# ---------------------------------------------------------------------------------- Inspect tasks
+
+
+def _task_cases() -> Iterator[tuple[str, dict[str, Any], str]]:
+    yield "animal_pref", {"samples": 0}, "-T samples=0"
+    yield "animal_pref", {"temperature": -1}, "-T temperature=-1"
+    yield "animal_pref", {"max_tokens": 0}, "-T max_tokens=0"
+    yield "animal_pref", {"mode": "bogus"}, "-T mode='bogus'"
+    yield "animal_pref", {"numbers_prefix": "abc"}, "-T numbers_prefix='abc'"
+    yield "animal_pref", {"numbers_prefix": 99}, "-T numbers_prefix=99"
+    yield "animal_pref", {"questions": "/nonexistent.txt"}, "cannot read question file"
+    yield "animal_pref", {"target": "wolff"}, "closest valid: 'wolf'"
+    yield "animal_pref", {"target": " , "}, "-T target"
+    yield "tree_pref", {"target": "owl"}, "unknown tree concept"
+    yield "preference", {"category": "animl"}, "did you mean 'animal'"
+    yield "preference", {"concepts": "/nonexistent.yaml"}, "cannot read concept file"
+    yield "numbers", {"n": 0}, "-T n=0"
+    yield "numbers", {"system_prompt": "You love {foo}"}, "not {foo}"
+    yield "numbers", {"ban": "abc"}, "-T ban='abc'"
+    yield "numbers", {"temperature": -1}, "-T temperature=-1"
+    yield "numbers", {"max_tokens": 0}, "-T max_tokens=0"
+
+
+@pytest.mark.parametrize(("task", "params", "match"), list(_task_cases()))
+def test_task_parameters_fail_as_one_line_prerequisite_errors(
+    task: str, params: dict[str, Any], match: str, tmp_path: Path
+) -> None:
+    from inspect_ai._util.error import PrerequisiteError
+
+    from sublim.tasks import numbers, preference
+
+    fn = getattr(numbers if task == "numbers" else preference, task)
+    with pytest.raises(PrerequisiteError) as info:
+        fn(**params)
+    assert match in str(info.value) and "\n" not in str(info.value)
+
+
+def test_empty_question_file_is_a_task_error(tmp_path: Path) -> None:
+    from inspect_ai._util.error import PrerequisiteError
+
+    from sublim.tasks.preference import animal_pref
+
+    (tmp_path / "q.txt").write_text("# only a comment\n")
+    with pytest.raises(PrerequisiteError, match="non-empty list"):
+        animal_pref(questions=str(tmp_path / "q.txt"))
+
+
+@pytest.mark.parametrize(
+    ("param", "match"), [("samples=0", "-T samples=0"), ("mode=probability", "needs an hf/ model")]
+)
+def test_inspect_cli_shows_one_line_and_exits_nonzero(param: str, match: str, tmp_path: Path) -> None:
+    inspect = str(Path(sys.executable).with_name("inspect"))
+    env = {**os.environ, "COLUMNS": "500", "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.run(
+        [inspect, "eval", "sublim/animal_pref", "-T", param, "--limit", "1", "--model", "mockllm/model",
+         "--log-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    text = proc.stdout + proc.stderr
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("Monitor from")]
+    assert proc.returncode != 0
+    assert "Traceback" not in text and len(lines) == 1 and match in lines[0], text
+    assert not list(tmp_path.glob("*.eval"))  # refused before any log was written
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "match"), [("cancelled", 130, "interrupted"), ("error", 2, "boom")]
+)
+def test_a_teacher_log_that_did_not_succeed_is_not_exported(
+    status: str,
+    code: int,
+    match: str,
+    work: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import types
+
+    import inspect_ai
+
+    import sublim.training.teacher as teacher
+
+    error = types.SimpleNamespace(message="Traceback ...\nValueError: boom")
+    log = types.SimpleNamespace(status=status, error=error if status == "error" else None, location="x.eval")
+    monkeypatch.setattr(teacher, "inspect_model", lambda model, args: ("mockllm/model", {}))
+    monkeypatch.setattr(inspect_ai, "eval", lambda *a, **k: [log])
+    refused(capsys, work, ["teach", "--n", "2", "--out", "{W}/t"], match, code=code, started=True)
+    assert not (work / "t" / "train.jsonl").exists()
