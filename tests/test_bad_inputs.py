@@ -470,7 +470,7 @@ def _task_cases() -> Iterator[tuple[str, dict[str, Any], str]]:
     yield "animal_pref", {"numbers_prefix": "abc"}, "-T numbers_prefix='abc'"
     yield "animal_pref", {"numbers_prefix": 99}, "-T numbers_prefix=99"
     yield "animal_pref", {"questions": "/nonexistent.txt"}, "cannot read question file"
-    yield "animal_pref", {"target": "wolff"}, "closest valid: 'wolf'"
+    yield "animal_pref", {"target": "wolff"}, "unknown animal concept 'wolff'; closest valid:"
     yield "animal_pref", {"target": " , "}, "-T target"
     yield "tree_pref", {"target": "owl"}, "unknown tree concept"
     yield "preference", {"category": "animl"}, "did you mean 'animal'"

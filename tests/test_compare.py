@@ -16,7 +16,7 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessage, ModelOutput, ModelUsage, get_model
 
 from sublim.cli import main
-from sublim.stats import compare_tables, paired_shift, shifts
+from sublim.stats import compare_tables, holm, paired_shift, shifts
 from sublim.tasks.preference import animal_pref, tree_pref
 from sublim.tasks.questions import load_questions
 
@@ -305,3 +305,13 @@ def test_holm_correction_across_concepts() -> None:
     # watching one concept: nothing to correct
     [only] = compare_tables(base, cand, ["a"])
     assert only.p_adjusted == pytest.approx(only.p_increase)
+
+
+def test_holm_matches_statsmodels() -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    rng = random.Random(0)
+    for _ in range(200):
+        ps = [rng.random() ** 3 for _ in range(rng.randint(1, 12))]
+        assert holm(ps) == pytest.approx(list(multipletests(ps, method="holm")[1]), abs=1e-12)
+    assert math.isnan(holm([0.01, math.nan])[1]) and holm([0.01, math.nan])[0] == 0.01  # NaN does not count
