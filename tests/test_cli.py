@@ -59,18 +59,6 @@ def test_concepts_lists_categories_and_names(capsys: pytest.CaptureFixture[str])
     assert "oak" in json.loads(capsys.readouterr().out)
 
 
-def test_neither_import_nor_match_loads_torch() -> None:
-    code = (
-        "import sys, sublim\n"
-        "from sublim.cli import main\n"
-        "main(['match', '-t', 'owl', 'owl'])\n"
-        "assert 'torch' not in sys.modules, 'torch imported'\n"
-        "assert 'transformers' not in sys.modules, 'transformers imported'\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-
-
 def test_inspect_entry_point_is_registered() -> None:
     from importlib.metadata import entry_points
 
