@@ -1,9 +1,12 @@
-"""Files sublim writes: atomic writes (readers never see half a file) and run-card package versions."""
+"""Files sublim writes: atomic writes (readers never see half a file), a lock for work that several processes
+may start at once, and run-card package versions."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,28 @@ def write_json(path: Path, data: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) until the block ends; other processes wait.
+
+    POSIX `flock`: released by the kernel when the process dies, so a killed holder never blocks the next.
+    Where `fcntl` is missing (Windows) the block runs unlocked: callers must still be correct, only slower.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def package_versions(*packages: str) -> dict[str, str]:

