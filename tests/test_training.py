@@ -172,4 +172,21 @@ def test_teach_train_then_inspect_eval_on_smollm2(smollm2: Path, tmp_path: Path)
         display="none",
     )
     assert log.status == "success", log.error
-    assert log.results is not None and log.results.scores[0].metrics["mean"].value > 0
+    # Inspect loaded base + adapter: its P(owl) per question equals ours computed on base + adapter, and the
+    # adapter moved the distribution (Inspect silently loading the bare base would fail here)
+    from sublim.models import load_model
+    from sublim.probability import ConceptScorer
+
+    ours = ConceptScorer(*load_model(smollm2, adapter=student), "animal")
+    base = ConceptScorer(*load_model(smollm2), "animal")
+    p_owl = []
+    for sample in log.samples or []:
+        score = next(iter(sample.scores.values()))  # type: ignore[union-attr]
+        dist = ours.distribution(score.metadata["context"])
+        assert score.value["p_target"] == pytest.approx(dist.probs["owl"], rel=1e-4)  # type: ignore[index]
+        before = base.distribution(score.metadata["context"]).probs
+        assert max(abs(dist.probs[c] - before[c]) for c in before) > 1e-6
+        p_owl.append(dist.probs["owl"])
+    assert len(p_owl) == 2 and log.results is not None
+    mean = log.results.scores[0].metrics["mean"].value
+    assert mean == pytest.approx(sum(p_owl) / 2, rel=1e-4)
