@@ -7,7 +7,19 @@ import json
 import sys
 from collections.abc import Sequence
 
-from sublim.errors import SublimError
+from sublim.errors import SublimError, require_extra
+
+#: commands that need an optional extra: checked before they start, so a core install gets one line saying
+#: what to install (`teach` and `model-path` need [hf] only for the embedded model: checked where they start)
+_HF = ("torch", "transformers")
+COMMAND_EXTRAS = {
+    "demo": ("hf", _HF),
+    "train": ("hf", (*_HF, "peft", "accelerate")),
+    "sweep": ("hf", (*_HF, "peft", "accelerate", "matplotlib")),
+    "score": ("hf", _HF),
+    "probe": ("hf", (*_HF, "matplotlib")),
+    "lm-eval": ("lm-eval", ("lm_eval",)),
+}
 
 
 def _match(args: argparse.Namespace) -> int:
@@ -59,8 +71,11 @@ def _teach(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from sublim.models import EMBEDDED
     from sublim.training.teacher import run_teacher
 
+    if args.model in EMBEDDED:  # the embedded teacher runs as an hf/ model; other providers need no torch
+        require_extra("hf", f"`sublim teach --model {args.model}`", _HF)
     trait = None if args.trait.lower() == "none" else args.trait
     out = Path(args.out or f"data/teacher-{args.trait.lower()}")
     ban = [int(x) for x in args.ban.split(",") if x.strip()] if args.ban else None
@@ -195,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sublim", description="Measure trait transfer (subliminal learning) in language models."
     )
+    from sublim import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -351,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command in COMMAND_EXTRAS:
+            extra, modules = COMMAND_EXTRAS[args.command]
+            require_extra(extra, f"`sublim {args.command}`", modules)
         code: int = args.func(args)
     except SublimError as e:
         print(f"sublim: error: {e}", file=sys.stderr)

