@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,15 @@ def test_inspect_entry_point_is_registered() -> None:
     eps = {ep.name: ep.value for ep in entry_points(group="inspect_ai")}
     assert eps.get("sublim") == "sublim._registry"
     __import__("sublim._registry")
+
+
+def test_version_is_the_installed_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import sublim
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"sublim {sublim.__version__}\n"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", sublim.__version__)
+    pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    assert 'path = "sublim/__init__.py"' in pyproject  # the wheel's version is read from there
