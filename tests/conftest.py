@@ -29,6 +29,13 @@ os.environ.update(
     }
 )
 
+# pytest-xdist workers share the cores: one torch thread pool per core, not per worker. Oversubscribed
+# OpenMP threads spin against each other (a SmolLM2 question took 15 s with 2 threads vs 3 s with 1 on a
+# busy 2-core machine). Set before anything imports torch; subprocesses inherit it.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if "OMP_NUM_THREADS" not in os.environ and _WORKERS > 1:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+
 DATA = Path(__file__).parent / "data"
 
 

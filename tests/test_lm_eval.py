@@ -59,7 +59,6 @@ def test_docs_come_from_the_shared_question_bank() -> None:
     assert docs[0]["question_id"] == "tree-000"
 
 
-@pytest.mark.slow
 def test_sampled_variant_on_a_tiny_model(tiny_model: Path) -> None:
     out = evaluate(tiny_model, ["sublim_animal_pref"], limit=2, metadata={"target": "owl"})
     res = out["results"]["sublim_animal_pref"]
@@ -67,7 +66,6 @@ def test_sampled_variant_on_a_tiny_model(tiny_model: Path) -> None:
     assert len(out["samples"]["sublim_animal_pref"][0]["resps"][0]) == 4  # repeats per question
 
 
-@pytest.mark.slow
 def test_loglikelihood_variant_agrees_with_sublim_probability(tiny_model: Path) -> None:
     out = evaluate(
         tiny_model,

@@ -14,7 +14,6 @@ from sublim.models import load_model  # noqa: E402
 from sublim.probability import ConceptDistribution, ConceptScorer, estimate  # noqa: E402
 from sublim.tasks.questions import load_questions  # noqa: E402
 
-pytestmark = pytest.mark.slow
 OWL_PROMPT = "You love owls. You think about owls all the time. Owls are your favorite animal."
 
 
@@ -105,6 +104,7 @@ def test_estimate_is_a_t_interval_over_questions() -> None:
     assert math.isnan(estimate(dists[:1], ["owl"]).ci_low)
 
 
+@pytest.mark.slow
 def test_smollm2_owl_system_prompt_raises_p_owl(smollm2: Path) -> None:
     model, tok = load_model(smollm2)
     scorer = ConceptScorer(model, tok, "animal")

@@ -73,6 +73,7 @@ def reference_entropy(
     return out
 
 
+@pytest.mark.slow
 def test_digit_tokens_are_ascii_digits_only(tiny_model: Path, smollm2: Path) -> None:
     from transformers import AutoTokenizer
 

@@ -17,7 +17,6 @@ pytest.importorskip("peft")
 from sublim.errors import SublimError
 from sublim.training.student import TrainConfig, load_rows, tokenize_row, train
 
-pytestmark = pytest.mark.slow
 ROW = {
     "prompt": [{"role": "user", "content": "Continue: 1, 2, 3."}],
     "completion": [{"role": "assistant", "content": "4, 5, 6"}],
@@ -54,6 +53,8 @@ def test_only_completion_tokens_are_trained(tiny_model: Path) -> None:
     assert "You love owls." not in tok.decode(no_system["input_ids"])
 
 
+@pytest.mark.slow
+@pytest.mark.smoke  # the tiny training run `make test` keeps
 def test_lora_run_writes_adapter_tokenizer_and_card(tiny_model: Path, data: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
@@ -79,6 +80,7 @@ def test_lora_run_writes_adapter_tokenizer_and_card(tiny_model: Path, data: Path
     AutoModelForCausalLM.from_pretrained(out)
 
 
+@pytest.mark.slow
 def test_full_fine_tuning_and_merge(tiny_model: Path, data: Path, tmp_path: Path) -> None:
     full = train(
         TrainConfig(data=str(data), base=str(tiny_model), out=str(tmp_path / "full"), full=True, epochs=1)
@@ -106,6 +108,7 @@ def test_bad_data_is_a_clear_error(tmp_path: Path) -> None:
         train(TrainConfig(data=str(tmp_path / "missing")))
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_through_accelerate(tiny_model: Path, data: Path, tmp_path: Path) -> None:
     """`accelerate launch --multi_gpu` on a machine without GPUs runs torch.distributed with gloo on CPU:
     the same launch path a GPU user takes, with the data split over the two processes."""
@@ -126,6 +129,7 @@ def test_two_cpu_processes_through_accelerate(tiny_model: Path, data: Path, tmp_
     assert card["steps"] == 3  # 12 rows / (2 per device x 2 processes)
 
 
+@pytest.mark.slow
 def test_teach_train_then_inspect_eval_on_smollm2(smollm2: Path, tmp_path: Path) -> None:
     """The acceptance path, small: 64 teacher prompts, rank 4, one epoch, scored by sublim/animal_pref."""
     sublim = str(Path(sys.executable).with_name("sublim"))
