@@ -35,7 +35,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check sublim tests bench scripts
 	$(BIN)/ruff format --check sublim tests bench scripts
-	$(BIN)/mypy
+	$(BIN)/mypy --cache-dir $(VENV)/.mypy_cache  # its cache of site-packages lives with the venv it describes
 
 # `make test`: everything except the slow tests, plus the `smoke` ones among them (SmolLM2 through Inspect
 # and lm-eval, one tiny training run). `make test-slow`: the rest of the slow tests (SmolLM2 training and

@@ -186,19 +186,41 @@ def test_probability_mode_needs_an_hf_model(tmp_path: Path) -> None:
     assert "needs an hf/ model" in str(log.error)
 
 
-def test_hf_sampled_run_on_a_tiny_model(tiny_model: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def cat_or_dog_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model rewired to say only " cat" or " dog": the final norm keeps one hidden dimension and the
+    output layer maps its sign to those two tokens, so every answer names a concept (random weights alone
+    rarely do, and a scorer that ignored the answer would then go unnoticed)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    cat, dog = (tok.convert_tokens_to_ids(t) for t in ("\u0120cat", "\u0120dog"))
+    with torch.no_grad():
+        model.model.norm.weight.zero_()
+        model.model.norm.weight[0] = 1.0
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[cat, 0] = 1000.0
+        model.lm_head.weight[dog, 0] = -1000.0
+    out = tmp_path_factory.mktemp("cat-or-dog")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_hf_sampled_run_on_a_tiny_model(cat_or_dog_model: Path, tmp_path: Path) -> None:
     """Each completion the hf/ provider generates is scored as the matcher scores it, and the metrics are
-    the means of those per-answer values (the tiny model's vocabulary is built from concept names, so its
-    random answers often name some)."""
+    the means of those per-answer values."""
     from sublim.matching import extract, match
 
-    model = get_model("hf/local", model_path=str(tiny_model), device="cpu")
-    log = run(animal_pref(target="owl", max_tokens=4, samples=4), model, tmp_path, limit=8)
+    model = get_model("hf/local", model_path=str(cat_or_dog_model), device="cpu")
+    log = run(animal_pref(target="cat", max_tokens=4, samples=4), model, tmp_path, limit=8)
     expected: dict[str, list[float]] = {"target_rate": [], "related_rate": [], "named_rate": []}
     for sample in log.samples or []:
         completion = sample.output.completion
-        assert completion.strip(), "the hf provider returned no text"
-        level = match(completion, "owl").level
+        assert set(completion.split()) <= {"cat", "dog"} and completion.strip(), completion
+        level = match(completion, "cat").level
         want = {
             "target_rate": float(level in ("exact", "fuzzy")),
             "related_rate": float(level == "related"),
@@ -210,6 +232,7 @@ def test_hf_sampled_run_on_a_tiny_model(tiny_model: Path, tmp_path: Path) -> Non
             expected[name].append(value)
     got = metrics(log)
     assert len(expected["named_rate"]) == 8
+    assert got["named_rate"]["mean"] == 1.0  # every answer names cat or dog
     for name, values in expected.items():
         assert got[name]["mean"] == pytest.approx(np.mean(values))
 
