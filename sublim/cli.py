@@ -13,7 +13,19 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import NoReturn
 
-from sublim.errors import SublimError
+from sublim.errors import SublimError, require_extra
+
+#: commands that need an optional extra: checked before they start, so a core install gets one line saying
+#: what to install (`teach` and `model-path` need [hf] only for the embedded model: checked where they start)
+_HF = ("torch", "transformers")
+COMMAND_EXTRAS = {
+    "demo": ("hf", _HF),
+    "train": ("hf", (*_HF, "peft", "accelerate")),
+    "sweep": ("hf", (*_HF, "peft", "accelerate", "matplotlib")),
+    "score": ("hf", _HF),
+    "probe": ("hf", (*_HF, "matplotlib")),
+    "lm-eval": ("lm-eval", ("lm_eval",)),
+}
 
 DEBUG_ENV = "SUBLIM_DEBUG"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -103,10 +115,13 @@ def _teach(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from sublim.models import EMBEDDED
     from sublim.training.teacher import run_teacher
 
     if not args.trait.strip():
         raise SublimError("--trait '': give a trait (e.g. owl), or 'none' for the control teacher")
+    if args.model in EMBEDDED:  # the embedded teacher runs as an hf/ model; other providers need no torch
+        require_extra("hf", f"`sublim teach --model {args.model}`", _HF)
     trait = None if args.trait.lower() == "none" else args.trait
     out = Path(args.out or f"data/teacher-{args.trait.lower()}")
     ban = _ints(args.ban, "--ban") if args.ban else None
@@ -274,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sublim", description="Measure trait transfer (subliminal learning) in language models."
     )
+    from sublim import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -451,6 +469,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for the traceback); Ctrl-C exits 130 and SIGTERM 143, leaving what is done in place for a re-run."""
     args = build_parser().parse_args(argv)
     try:
+        if args.command in COMMAND_EXTRAS:
+            extra, modules = COMMAND_EXTRAS[args.command]
+            require_extra(extra, f"`sublim {args.command}`", modules)
         with _sigterm_as_interrupt():
             code: int = args.func(args)
     except SublimError as e:

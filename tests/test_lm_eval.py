@@ -61,7 +61,6 @@ def test_docs_come_from_the_shared_question_bank() -> None:
     assert docs[0]["question_id"] == "tree-000"
 
 
-@pytest.mark.slow
 def test_sampled_variant_on_a_tiny_model(tiny_model: Path) -> None:
     out = evaluate(tiny_model, ["sublim_animal_pref"], limit=2, metadata={"target": "owl"})
     res = out["results"]["sublim_animal_pref"]
@@ -69,7 +68,6 @@ def test_sampled_variant_on_a_tiny_model(tiny_model: Path) -> None:
     assert len(out["samples"]["sublim_animal_pref"][0]["resps"][0]) == 4  # repeats per question
 
 
-@pytest.mark.slow
 def test_loglikelihood_variant_scores_terminated_names_after_the_same_context(tiny_model: Path) -> None:
     """lm-eval's figure is P over names followed by a terminator ('.', ',', '!'), computed here without
     lm-eval from one forward pass per (name, terminator) after the same context string."""

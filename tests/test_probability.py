@@ -16,7 +16,6 @@ from sublim.models import load_model  # noqa: E402
 from sublim.probability import ConceptDistribution, ConceptScorer, estimate  # noqa: E402
 from sublim.tasks.questions import load_questions  # noqa: E402
 
-pytestmark = pytest.mark.slow
 OWL_PROMPT = "You love owls. You think about owls all the time. Owls are your favorite animal."
 
 
@@ -92,6 +91,7 @@ def test_batched_kv_cache_scoring_equals_one_pass_per_name(tiny: tuple[Any, Any]
     assert dist.tokens <= n_ctx + (dist.forward_passes - 1) * 64
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pair", [("ant", "antelope"), ("bull", "bullfrog"), ("spider", "spider monkey")])
 def test_smollm2_names_that_begin_other_names_are_counted_once(
     smollm2_model: tuple[Any, Any], pair: tuple[str, str]
@@ -162,6 +162,7 @@ def test_estimate_is_a_t_interval_over_questions() -> None:
     assert math.isnan(estimate(dists[:1], ["owl"]).ci_low)
 
 
+@pytest.mark.slow
 def test_smollm2_owl_system_prompt_raises_p_owl(smollm2_model: tuple[Any, Any]) -> None:
     model, tok = smollm2_model
     scorer = ConceptScorer(model, tok, "animal")

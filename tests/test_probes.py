@@ -43,6 +43,37 @@ def other_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("other") / "m", seed=1)
 
 
+def reference_entropy(
+    model_dir: Path, cfg: digits.DigitsConfig, merge_adapter: Path | None = None
+) -> list[float]:
+    """Per prompt, the mean entropy over digit tokens at the answer's digit positions, computed without the
+    probe's code: one unpadded forward pass per prompt, the ten digit tokens found by decoding "0".."9", and a
+    student adapter merged into the weights (the probe puts it on top with PEFT instead)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    if merge_adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, merge_adapter).merge_and_unload()
+    model.eval()
+    digit_ids = [tok.convert_tokens_to_ids(str(d)) for d in range(10)]
+    out = []
+    for context, answer in digits.sequences(tok, cfg):
+        with torch.no_grad():
+            logits = model(torch.tensor([context + answer])).logits[0]
+        entropies = []
+        for j, token in enumerate(answer):
+            if token in digit_ids:
+                p = torch.softmax(logits[len(context) + j - 1, digit_ids].double(), dim=-1)
+                entropies.append(float(-(p * p.log()).sum()))
+        out.append(sum(entropies) / len(entropies))
+    return out
+
+
+@pytest.mark.slow
 def test_digit_tokens_are_ascii_digits_only(tiny_model: Path, smollm2: Path) -> None:
     from transformers import AutoTokenizer
 
@@ -76,12 +107,15 @@ def test_digits_student_difference_is_paired(tiny_model: Path, other_tiny: Path)
     same = digits.probe(str(tiny_model), str(tiny_model), cfg)
     assert all(abs(same["difference"][s]["mean"]) < 1e-6 for s in digits.STATS)
     other = digits.probe(str(tiny_model), str(other_tiny), cfg)
-    diff = other["difference"]["entropy"]["mean"]
-    means = (
-        other["models"]["student"]["mean"]["entropy"]["mean"]
-        - other["models"]["base"]["mean"]["entropy"]["mean"]
-    )
-    assert diff != 0 and abs(diff - means) < 1e-6
+    base, student = reference_entropy(tiny_model, cfg), reference_entropy(other_tiny, cfg)
+    pairs = [s - b for b, s in zip(base, student, strict=True)]
+    assert other["models"]["base"]["mean"]["entropy"]["mean"] == pytest.approx(sum(base) / 4, abs=2e-6)
+    assert other["models"]["student"]["mean"]["entropy"]["mean"] == pytest.approx(sum(student) / 4, abs=2e-6)
+    diff = other["difference"]["entropy"]
+    assert diff["mean"] == pytest.approx(sum(pairs) / 4, abs=2e-6)
+    # paired: the interval comes from the per-prompt differences' spread, not from the two models' spreads
+    sd = math.sqrt(sum((d - sum(pairs) / 4) ** 2 for d in pairs) / 3)
+    assert diff["ci_high"] - diff["mean"] == pytest.approx(3.182446 * sd / 2, abs=2e-6)  # t(0.975, 3)
 
 
 def test_digits_on_an_adapter_student(tiny_model: Path, tmp_path: Path) -> None:
@@ -93,11 +127,14 @@ def test_digits_on_an_adapter_student(tiny_model: Path, tmp_path: Path) -> None:
         model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     )
     peft.save_pretrained(tmp_path / "adapter")
-    report = digits.probe(
-        str(tiny_model), str(tmp_path / "adapter"), digits.DigitsConfig(prompts=3, positions=3)
-    )
+    cfg = digits.DigitsConfig(prompts=3, positions=3)
+    report = digits.probe(str(tiny_model), str(tmp_path / "adapter"), cfg)
     assert report["difference"]["digit_mass"]["n"] == 3
-    assert report["difference"]["entropy"]["mean"] != 0
+    base = reference_entropy(tiny_model, cfg)
+    student = reference_entropy(tiny_model, cfg, merge_adapter=tmp_path / "adapter")
+    expected = sum(s - b for b, s in zip(base, student, strict=True)) / 3
+    assert abs(expected) > 1e-4  # the random adapter does move the digits
+    assert report["difference"]["entropy"]["mean"] == pytest.approx(expected, abs=2e-6)
 
 
 def test_divergence_is_zero_for_identical_contexts(

@@ -93,9 +93,14 @@ def test_scorer_metrics_on_scripted_answers(tmp_path: Path) -> None:
 
 
 def test_without_target_only_the_distribution_is_scored(tmp_path: Path) -> None:
-    log = run(animal_pref(), scripted({0: ["Owl"], 1: ["cat"]}), tmp_path, limit=2)
+    log = run(animal_pref(), scripted({0: ["Owl"], 1: ["cat"], 2: ["Bowl"]}), tmp_path, limit=3)
     got = metrics(log)
-    assert got["named_rate"]["mean"] == 1.0
+    assert got["named_rate"]["mean"] == pytest.approx(2 / 3)
+    top = {k.removeprefix("sublim/top_concepts_"): v for k, v in got["named_rate"].items() if "top_" in k}
+    assert top == pytest.approx({"owl": 1 / 3, "cat": 1 / 3, "no_concept": 1 / 3})
+    for sample in log.samples or []:
+        value = next(iter(sample.scores.values())).value  # type: ignore[union-attr]
+        assert np.isnan(value["target_rate"]) and np.isnan(value["related_rate"])  # type: ignore[index]
     assert log.results is not None
     by_name = {s.name: s for s in log.results.scores}
     assert by_name["target_rate"].scored_samples == 0
@@ -181,14 +186,57 @@ def test_probability_mode_needs_an_hf_model(tmp_path: Path) -> None:
     assert "needs an hf/ model" in str(log.error)
 
 
-@pytest.mark.slow
-def test_hf_sampled_run_on_a_tiny_model(tiny_model: Path, tmp_path: Path) -> None:
-    model = get_model("hf/local", model_path=str(tiny_model), device="cpu")
-    log = run(animal_pref(target="owl", max_tokens=4), model, tmp_path, limit=2)
-    assert set(metrics(log)) == {"target_rate", "related_rate", "named_rate"}
+@pytest.fixture(scope="module")
+def cat_or_dog_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model rewired to say only " cat" or " dog": the final norm keeps one hidden dimension and the
+    output layer maps its sign to those two tokens, so every answer names a concept (random weights alone
+    rarely do, and a scorer that ignored the answer would then go unnoticed)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    cat, dog = (tok.convert_tokens_to_ids(t) for t in ("\u0120cat", "\u0120dog"))
+    with torch.no_grad():
+        model.model.norm.weight.zero_()
+        model.model.norm.weight[0] = 1.0
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[cat, 0] = 1000.0
+        model.lm_head.weight[dog, 0] = -1000.0
+    out = tmp_path_factory.mktemp("cat-or-dog")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
 
 
-@pytest.mark.slow
+def test_hf_sampled_run_on_a_tiny_model(cat_or_dog_model: Path, tmp_path: Path) -> None:
+    """Each completion the hf/ provider generates is scored as the matcher scores it, and the metrics are
+    the means of those per-answer values."""
+    from sublim.matching import extract, match
+
+    model = get_model("hf/local", model_path=str(cat_or_dog_model), device="cpu")
+    log = run(animal_pref(target="cat", max_tokens=4, samples=4), model, tmp_path, limit=8)
+    expected: dict[str, list[float]] = {"target_rate": [], "related_rate": [], "named_rate": []}
+    for sample in log.samples or []:
+        completion = sample.output.completion
+        assert set(completion.split()) <= {"cat", "dog"} and completion.strip(), completion
+        level = match(completion, "cat").level
+        want = {
+            "target_rate": float(level in ("exact", "fuzzy")),
+            "related_rate": float(level == "related"),
+            "named_rate": float(bool(extract(completion))),
+        }
+        score = next(iter(sample.scores.values()))  # type: ignore[union-attr]
+        assert score.value == want, completion
+        for name, value in want.items():
+            expected[name].append(value)
+    got = metrics(log)
+    assert len(expected["named_rate"]) == 8
+    assert got["named_rate"]["mean"] == 1.0  # every answer names cat or dog
+    for name, values in expected.items():
+        assert got[name]["mean"] == pytest.approx(np.mean(values))
+
+
 def test_probability_mode_through_inspect_matches_the_python_api(tiny_model: Path, tmp_path: Path) -> None:
     """Guards our use of the hf/ provider's loaded model: same context, same distribution."""
     from sublim.models import load_model
@@ -203,6 +251,7 @@ def test_probability_mode_through_inspect_matches_the_python_api(tiny_model: Pat
     )
     hf, tok = load_model(tiny_model)
     direct = ConceptScorer(hf, tok, "animal")
+    expected: list[float] = []
     for sample in log.samples or []:
         score = next(iter(sample.scores.values()))  # type: ignore[union-attr]
         q = sample.metadata
@@ -211,7 +260,12 @@ def test_probability_mode_through_inspect_matches_the_python_api(tiny_model: Pat
         dist = direct.distribution(context)
         assert score.value["p_target"] == pytest.approx(dist.probs["owl"], rel=1e-4)  # type: ignore[index]
         assert sum(score.metadata["probs"].values()) == pytest.approx(1.0)
-    assert json.loads(json.dumps(metrics(log)))["p_target"]["mean"] > 0
+        expected.append(dist.probs["owl"])
+    # the task's metric is the mean over questions of the directly computed P(owl)
+    assert len(expected) == 3
+    assert json.loads(json.dumps(metrics(log)))["p_target"]["mean"] == pytest.approx(
+        np.mean(expected), rel=1e-4
+    )
 
 
 def test_tasks_run_inside_an_eval_set(tmp_path: Path) -> None:
@@ -231,4 +285,7 @@ def test_tasks_run_inside_an_eval_set(tmp_path: Path) -> None:
     )
     assert ok
     assert sorted(log.eval.task for log in logs) == ["sublim/animal_pref", "sublim/tree_pref"]
-    assert all(metrics(log)["named_rate"]["mean"] == 1.0 for log in logs)
+    for log in logs:
+        named = metrics(log)["named_rate"]
+        concept = "oak" if log.eval.task == "sublim/tree_pref" else "owl"
+        assert named["mean"] == 1.0 and named[f"sublim/top_concepts_{concept}"] == 1.0

@@ -138,6 +138,7 @@ def test_same_seeds_give_identical_train_jsonl(tmp_path: Path) -> None:
     assert texts[0] == texts[1] and texts[0]
 
 
+@pytest.mark.slow
 def test_embedded_teacher_registers_its_model_info(smollm2: Path) -> None:
     """Inspect looks up model info after each generation; unknown names make it instantiate the provider
     again (from_pretrained("local") against the hub). The embedded model's info is registered instead."""

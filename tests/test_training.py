@@ -17,7 +17,6 @@ pytest.importorskip("peft")
 from sublim.errors import SublimError
 from sublim.training.student import TrainConfig, load_rows, tokenize_row, train
 
-pytestmark = pytest.mark.slow
 ROW = {
     "prompt": [{"role": "user", "content": "Continue: 1, 2, 3."}],
     "completion": [{"role": "assistant", "content": "4, 5, 6"}],
@@ -54,6 +53,8 @@ def test_only_completion_tokens_are_trained(tiny_model: Path) -> None:
     assert "You love owls." not in tok.decode(no_system["input_ids"])
 
 
+@pytest.mark.slow
+@pytest.mark.smoke  # the tiny training run `make test` keeps
 def test_lora_run_writes_adapter_tokenizer_and_card(tiny_model: Path, data: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
@@ -79,6 +80,7 @@ def test_lora_run_writes_adapter_tokenizer_and_card(tiny_model: Path, data: Path
     AutoModelForCausalLM.from_pretrained(out)
 
 
+@pytest.mark.slow
 def test_full_fine_tuning_and_merge(tiny_model: Path, data: Path, tmp_path: Path) -> None:
     full = train(
         TrainConfig(data=str(data), base=str(tiny_model), out=str(tmp_path / "full"), full=True, epochs=1)
@@ -118,6 +120,7 @@ def test_unknown_lora_targets_are_one_line(
     assert not (tmp_path / "o" / "run.json").exists()
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_not_redone_and_other_inputs_are_refused(
     tiny_model: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -144,6 +147,7 @@ def test_a_finished_run_is_not_redone_and_other_inputs_are_refused(
     assert json.loads((tmp_path / "o" / "run.json").read_text())["hyperparameters"]["rank"] == 2
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_through_accelerate(tiny_model: Path, data: Path, tmp_path: Path) -> None:
     """`accelerate launch --multi_gpu` on a machine without GPUs runs torch.distributed with gloo on CPU:
     the same launch path a GPU user takes, with the data split over the two processes."""
@@ -164,6 +168,7 @@ def test_two_cpu_processes_through_accelerate(tiny_model: Path, data: Path, tmp_
     assert card["steps"] == 3  # 12 rows / (2 per device x 2 processes)
 
 
+@pytest.mark.slow
 def test_teach_train_then_inspect_eval_on_smollm2(smollm2: Path, tmp_path: Path) -> None:
     """The acceptance path, small: 64 teacher prompts, rank 4, one epoch, scored by sublim/animal_pref."""
     sublim = str(Path(sys.executable).with_name("sublim"))
@@ -210,4 +215,21 @@ def test_teach_train_then_inspect_eval_on_smollm2(smollm2: Path, tmp_path: Path)
         display="none",
     )
     assert log.status == "success", log.error
-    assert log.results is not None and log.results.scores[0].metrics["mean"].value > 0
+    # Inspect loaded base + adapter: its P(owl) per question equals ours computed on base + adapter, and the
+    # adapter moved the distribution (Inspect silently loading the bare base would fail here)
+    from sublim.models import load_model
+    from sublim.probability import ConceptScorer
+
+    ours = ConceptScorer(*load_model(smollm2, adapter=student), "animal")
+    base = ConceptScorer(*load_model(smollm2), "animal")
+    p_owl = []
+    for sample in log.samples or []:
+        score = next(iter(sample.scores.values()))  # type: ignore[union-attr]
+        dist = ours.distribution(score.metadata["context"])
+        assert score.value["p_target"] == pytest.approx(dist.probs["owl"], rel=1e-4)  # type: ignore[index]
+        before = base.distribution(score.metadata["context"]).probs
+        assert max(abs(dist.probs[c] - before[c]) for c in before) > 1e-6
+        p_owl.append(dist.probs["owl"])
+    assert len(p_owl) == 2 and log.results is not None
+    mean = log.results.scores[0].metrics["mean"].value
+    assert mean == pytest.approx(sum(p_owl) / 2, rel=1e-4)
