@@ -25,7 +25,7 @@ import math
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from transformers.modeling_outputs import CausalLMOutputWithPast
@@ -33,7 +33,6 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from sublim.concepts import Category, get_category
 from sublim.contexts import chat_prompt
 from sublim.scoring import concept_probs, target_mass
-from sublim.tasks.questions import Question
 
 #: Skip a name when its first token is less likely than this (bound reported); 0 = exact.
 DEFAULT_SKIP_BELOW = 0.0
@@ -100,6 +99,16 @@ def estimate(
     ci = mean_interval(values, confidence)
     se = float(stats.sem(values)) if len(values) > 1 else math.nan
     return Estimate(tuple(targets), ci.mean, se, ci.ci_low, ci.ci_high, ci.n)
+
+
+class Question(Protocol):
+    """What a question of a bank gives probability mode (`sublim.tasks.questions.Question` has it)."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def answer_prefix(self) -> str: ...
 
 
 #: Characters that continue a word when a token starts with them (so they are no boundary).

@@ -40,7 +40,7 @@ def test_match_reads_answers_from_stdin() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["match", "-t", "wolff", "x"], "closest valid: 'wolf'"),
+        (["match", "-t", "wolff", "x"], "unknown animal concept 'wolff'; closest valid:"),
         (["match", "-c", "animl", "-t", "owl", "x"], "did you mean 'animal'"),
         (["match", "-t", "owl", "--concepts", "/nonexistent.yaml", "x"], "cannot read concept file"),
     ],
