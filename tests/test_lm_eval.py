@@ -108,11 +108,11 @@ def test_smollm2_with_and_without_a_peft_adapter(smollm2: Path, tmp_path: Path) 
     base, _ = load_model(smollm2)
     lora = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     lora.save_pretrained(tmp_path / "adapter")
-    kw = {"metadata": {"target": "owl"}, "apply_chat_template": True}
-    plain = evaluate(smollm2, ["sublim_animal_pref_lp"], limit=1, **kw)
-    adapted = evaluate(smollm2, ["sublim_animal_pref_lp"], limit=1, peft=tmp_path / "adapter", **kw)
-    p0 = plain["results"]["sublim_animal_pref_lp"]["p_target,none"]
-    p1 = adapted["results"]["sublim_animal_pref_lp"]["p_target,none"]
+    kw = {"metadata": {"target": "oak"}, "apply_chat_template": True}  # trees: fewer names than animals
+    plain = evaluate(smollm2, ["sublim_tree_pref_lp"], limit=1, **kw)
+    adapted = evaluate(smollm2, ["sublim_tree_pref_lp"], limit=1, peft=tmp_path / "adapter", **kw)
+    p0 = plain["results"]["sublim_tree_pref_lp"]["p_target,none"]
+    p1 = adapted["results"]["sublim_tree_pref_lp"]["p_target,none"]
     assert 0 < p0 < 1 and 0 < p1 < 1
     assert p0 != pytest.approx(p1, rel=1e-3)  # the adapter was loaded and used
 
