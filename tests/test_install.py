@@ -185,3 +185,20 @@ def test_wheel_carries_license_py_typed_and_classifiers(wheel: Path) -> None:
     meta = archive.read(metadata).decode()
     assert "License-Expression: Apache-2.0" in meta
     assert "Classifier: Programming Language :: Python :: 3.11" in meta
+
+
+def test_core_install_refuses_probability_mode_in_one_line(tmp_path: Path) -> None:
+    """Probability mode needs torch: on a core install the task refuses when it is built (Inspect prints a
+    PrerequisiteError as one line), instead of a ModuleNotFoundError in the log."""
+    out = python(
+        """
+        from sublim.tasks.preference import animal_pref
+        try:
+            animal_pref(mode="probability")
+        except Exception as e:
+            print(type(e).__name__, e)
+        """,
+        without(tmp_path, *HF_ONLY, *LM_EVAL_ONLY),
+    )
+    assert out.returncode == 0, out.stderr
+    assert "TaskParameterError" in out.stdout and "pip install 'sublim[hf]'" in out.stdout

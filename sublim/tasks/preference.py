@@ -34,7 +34,7 @@ from inspect_ai.solver import Generate, Solver, TaskState, generate, solver
 
 from sublim.concepts import Category, get_category, register_category
 from sublim.contexts import prompt_sha256
-from sublim.errors import SublimError
+from sublim.errors import SublimError, require_extra
 from sublim.scoring import AnswerScore, score_answer, target_mass
 from sublim.tasks.questions import question_records
 
@@ -378,6 +378,10 @@ def _preference_task(
     )
     if mode == "probability":
         _check_probability_model()
+        try:
+            require_extra("hf", "-T mode=probability", ("torch", "transformers"))
+        except SublimError as e:
+            raise TaskParameterError(str(e)) from None
     if system_prompt is not None and not isinstance(system_prompt, str):
         system_prompt = str(system_prompt)
     targets = _targets(cat, target)
