@@ -184,6 +184,7 @@ def _ints(text: str, flag: str) -> list[int]:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from sublim.contexts import context_name
     from sublim.training.sweep import SweepConfig, run_with_progress
 
     train_args = {"epochs": args.epochs, "batch_size": args.batch_size, "max_length": args.max_length}
@@ -201,7 +202,7 @@ def _sweep(args: argparse.Namespace) -> int:
         full=args.full,
         target=args.target,
         category=args.category,
-        contexts=args.context or ["none", "default"],
+        contexts=list(dict.fromkeys(context_name(c) for c in args.context or ["empty", "default"])),
         questions=args.questions,
         train=train_args,
     )
@@ -383,8 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--context",
         action="append",
-        help="eval context, repeatable: none (empty system message), default (the chat template's), or a "
-        "system prompt (default: none and default)",
+        help="eval context, repeatable: empty (an empty system message; formerly 'none'), default (the "
+        "chat template's), or a system prompt (default: empty and default)",
     )
     p.add_argument("--questions", type=int, default=10, help="questions scored per context (default: 10)")
     p.add_argument("--epochs", type=float, default=3.0)
@@ -437,7 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--context",
         action="append",
-        help="eval context, repeatable: none, default (the chat template's; the default), or a system prompt",
+        help="eval context, repeatable: empty ('none'), default (the chat template's; the default), or a "
+        "system prompt",
     )
     p.add_argument("--questions", type=int, default=20, help="questions per context (default: 20)")
     p.add_argument("--json", action="store_true", help="machine-readable output (input for sublim compare)")
