@@ -1,8 +1,8 @@
 """`sublim probe digits | divergence | entangle`: arguments, output files and readable tables.
 
 Each probe writes `<out>/report.json` and one PNG, and prints a table (or the report with --json).
-Contexts take the same words as elsewhere: "empty" (an empty system message; "none" still works), "default" (no system message:
-the chat template's default) or a system prompt.
+Contexts take the same words as elsewhere: "empty" (an empty system message; "none" still works),
+"default" (no system message: the chat template's default) or a system prompt.
 """
 
 from __future__ import annotations
@@ -32,7 +32,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--prompts", type=int, default=64, help="seeded prompts (default: 64)")
     p.add_argument("--numbers", type=int, default=8, help="numbers per forced answer (default: 8)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--context", default="default", help="eval context: default, empty (formerly none), or a system prompt")
+    p.add_argument(
+        "--context",
+        default="default",
+        help="eval context: default, empty (formerly none), or a system prompt",
+    )
     _common(p, "digits")
 
     p = kinds.add_parser(
@@ -45,7 +49,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--trait", default="owl", help="the teacher's trait (default: owl)")
     p.add_argument("--data", required=True, help="teacher data: a `sublim teach` dir or its train.jsonl")
     p.add_argument("--system-prompt", help="trait context's system prompt (default: the trait template)")
-    p.add_argument("--plain", default="default", help="plain context: default, empty (formerly none), or a system prompt")
+    p.add_argument(
+        "--plain", default="default", help="plain context: default, empty (formerly none), or a system prompt"
+    )
     p.add_argument("--category", default="animal")
     p.add_argument("--limit", type=int, help="score only the first N rows")
     p.add_argument("--min-flips", type=int, default=1, help="flips that make a row divergent (default: 1)")
@@ -62,7 +68,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--trait", default="owl", help="trait concept (default: owl)")
     p.add_argument("--category", default="animal")
     p.add_argument("--system-prompt", help="trait context's system prompt (default: the trait template)")
-    p.add_argument("--plain", default="default", help="plain context: default, empty (formerly none), or a system prompt")
+    p.add_argument(
+        "--plain", default="default", help="plain context: default, empty (formerly none), or a system prompt"
+    )
     p.add_argument("--prompts", type=int, default=16, help="number prompts for direction 1 (default: 16)")
     p.add_argument("--max-number", type=int, default=1000, help="score numbers below this (default: 1000)")
     p.add_argument("--top", type=int, default=6, help="raised, lowered and random numbers tried (default: 6)")
