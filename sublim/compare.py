@@ -42,7 +42,10 @@ class Distribution:
     category: str
     mode: str  # "sample" | "probability"
     source: str
+    version: str = ""  # the task version that wrote it (results of other versions are not comparable)
     units: dict[str, list[dict[str, float]]] = field(default_factory=lambda: defaultdict(list))
+    #: what P(target) is read from: per-name probabilities (probability mode) or the answers (sampled)
+    answers: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
     mass: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     prompts: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
@@ -58,14 +61,16 @@ class Distribution:
         return out
 
     def target(self, target: str) -> dict[str, float]:
-        """question -> P(target) with its kinds (probability mode), or the share of answers naming it."""
-        from sublim.scoring import target_mass
+        """question -> P(target) as every scorer defines it: the probability of the names that name the
+        target (probability mode), or the share of answers that name it (sampled mode: the scorer's rule)."""
+        from sublim.scoring import score_answer, target_mass
 
         out = {}
-        for q, units in self.units.items():
-            values = [target_mass(u, [target], self.category)[0] for u in units]
+        for q, answers in self.answers.items():
             if self.mode == "sample":
-                values = [float(v > 0) for v in values]
+                values = [score_answer(a, [target], self.category).target for a in answers]
+            else:
+                values = [target_mass(a, [target], self.category)[0] for a in answers]
             out[q] = sum(values) / len(values)
         return out
 
@@ -73,7 +78,8 @@ class Distribution:
         return {q: sum(v) / len(v) for q, v in self.mass.items()}
 
     def prompt_hash(self, q: str) -> str:
-        return hashlib.sha256("\n".join(sorted(self.prompts[q])).encode()).hexdigest()
+        # distinct prompts only: 10 answers to a question and 20 answers to it were asked the same thing
+        return hashlib.sha256("\n".join(sorted(set(self.prompts[q]))).encode()).hexdigest()
 
 
 def read_log(path: str | Path, context: str | None = None) -> Distribution:
@@ -110,7 +116,7 @@ def _read_inspect_log(path: Path) -> Distribution:
             f"{path}: the run did not finish (status {log.status}); compare finished runs"
         )
     modes, categories = set(), set()
-    dist = Distribution(log.eval.task, "", "", str(path))
+    dist = Distribution(log.eval.task, "", "", str(path), str(log.eval.task_version))
     for sample in log.samples:
         meta = sample.metadata or {}
         q = str(meta.get("question_id", sample.id))
@@ -120,12 +126,14 @@ def _read_inspect_log(path: Path) -> Distribution:
         if "probs" in md:
             modes.add("probability")
             dist.units[q].append({c: float(p) for c, p in md["probs"].items()})
+            dist.answers[q].append({n: float(p) for n, p in (md.get("names") or md["probs"]).items()})
             dist.mass[q].append(float(md.get("concept_mass", math.nan)))
             dist.prompts[q].append(md.get("prompt_sha256") or prompt_sha256(str(md.get("context", ""))))
         elif "concepts" in md:
             modes.add("sample")
             named = set(md["concepts"])
             dist.units[q].append(dict.fromkeys(named, 1.0))
+            dist.answers[q].append(sample.output.completion if sample.output else "")
             dist.mass[q].append(float(bool(named)))
             prompt = [(m.role, m.text) for m in sample.messages if m.role != "assistant"]
             dist.prompts[q].append(md.get("prompt_sha256") or prompt_sha256(prompt))
@@ -145,11 +153,13 @@ def _read_score_json(path: Path, doc: dict[str, Any], context: str | None) -> Di
         name = context or next(iter(contexts))
         entry = contexts[name]
         table = entry["tables"]["checkpoint"]
+        names = entry["names"]["checkpoint"]
         prompts = entry["prompts"]
         mass = entry["concept_mass"]["checkpoint"]
-        dist = Distribution("sublim score", str(doc["category"]), "probability", f"{path} ({name})")
+        dist = Distribution("sublim score", str(doc["category"]), "probability", f"{path} ({name})", "score")
         for q, probs in table.items():
             dist.units[q].append({c: float(p) for c, p in probs.items()})
+            dist.answers[q].append({n: float(p) for n, p in names[q].items()})
             dist.mass[q].append(float(mass[q]))
             dist.prompts[q].append(str(prompts[q]))
     except (KeyError, TypeError, ValueError, AttributeError, StopIteration):
@@ -179,6 +189,11 @@ def comparable(base: Distribution, candidate: Distribution) -> None:
         raise CompareInputError(
             f"mismatched inputs: {base.task} ({base.category}, {base.mode}) vs "
             f"{candidate.task} ({candidate.category}, {candidate.mode})"
+        )
+    if base.version != candidate.version:
+        raise CompareInputError(
+            f"mismatched task versions: {base.version} vs {candidate.version}; results of different versions "
+            "are not comparable: re-run the older one"
         )
     if set(base.units) != set(candidate.units):
         only = sorted(set(base.units) ^ set(candidate.units))

@@ -71,7 +71,7 @@ def process_sampled(doc: dict[str, Any], results: list[str]) -> dict[str, float]
 
 #: lm-eval scores each choice as one fixed string, so it cannot sum over every word boundary the way
 #: `sublim.probability` does. Each name is scored followed by each of these terminators, which carry most of
-#: the boundary mass after a one-word answer (SmolLM2: about 0.9; see the README), and summed per concept.
+#: the boundary mass after a one-word answer (docs/lm-eval-gap.md measures the difference on SmolLM2).
 #: A terminator also ends the word, so "ant" no longer includes "antelope".
 TERMINATORS = (".", ",", "!")
 
@@ -90,16 +90,15 @@ def choices(doc: dict[str, Any]) -> list[str]:
 
 def process_loglikelihood(doc: dict[str, Any], results: list[tuple[float, bool]]) -> dict[str, float]:
     """multiple_choice: log-likelihood of every terminated name -> P(target), P(related) and concept_mass,
-    with P(target) as `sublim.scoring.target_mass` defines it (the target and its kinds)."""
-    names = _names(doc["category"])
+    with P(target) as `sublim.scoring.target_mass` defines it (each name judged as the answer it is)."""
     cat = get_category(doc["category"])
-    probs, mass = concept_probs(
-        (
-            (concept, ll)
-            for (concept, _), (ll, _greedy) in zip(names, results, strict=True)
-            if math.isfinite(ll)
-        ),
-        list(cat.concepts),
-    )
-    p_target, p_related = target_mass(probs, _targets(doc), cat)
+    scored = [
+        (concept, choice[:-1], ll)  # every terminator is one character
+        for (concept, choice), (ll, _greedy) in zip(_names(doc["category"]), results, strict=True)
+        if math.isfinite(ll)
+    ]
+    _, mass = concept_probs(((c, ll) for c, _, ll in scored), list(cat.concepts))
+    spelled = list(dict.fromkeys(name for _, name, _ in scored))
+    names, _ = concept_probs(((name, ll) for _, name, ll in scored), spelled)
+    p_target, p_related = target_mass(names, _targets(doc), cat)
     return {"p_target": p_target, "p_related": p_related, "concept_mass": mass}

@@ -24,7 +24,7 @@ import copy
 import math
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -56,6 +56,10 @@ class ConceptDistribution:
         forward_passes: model calls spent on this question.
         context: the exact text the model saw (chat template applied), for the record.
         tokens: token positions the model computed: the context plus every padded continuation position.
+        names: name -> probability of that exact answer, on the same scale as `probs` (a concept's names sum
+            to its probability). P(target) reads these (`sublim.scoring.target_mass`), so a name is judged as
+            an answer of that text would be in sampled mode ("grizzly bear" names a bear; "grizzly" alone
+            does not).
     """
 
     probs: dict[str, float]
@@ -64,6 +68,7 @@ class ConceptDistribution:
     forward_passes: int
     context: str
     tokens: int = 0
+    names: dict[str, float] = field(default_factory=dict)
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
         return sorted(self.probs.items(), key=lambda kv: -kv[1])[:k]
@@ -89,13 +94,13 @@ def estimate(
 ) -> Estimate:
     """Mean over questions of P(target) with a t-interval (scipy); NaN interval for one question.
 
-    P(target) counts every concept that names a target, as `sublim.scoring.target_mass` defines it.
+    P(target) counts every name that names a target, as `sublim.scoring.target_mass` defines it.
     """
     from scipy import stats
 
     from sublim.stats import mean_interval
 
-    values = [target_mass(d.probs, targets, category)[0] for d in dists]
+    values = [target_mass(d.names, targets, category)[0] for d in dists]
     ci = mean_interval(values, confidence)
     se = float(stats.sem(values)) if len(values) > 1 else math.nan
     return Estimate(tuple(targets), ci.mean, se, ci.ci_low, ci.ci_high, ci.n)
@@ -115,20 +120,22 @@ class Question(Protocol):
 _WORD_JOINERS = frozenset("-'\u2019\ufffd")  # hyphen, apostrophes, and an undecodable byte fragment
 
 
-def boundary_mask(tokenizer: Any) -> torch.Tensor:
-    """Bool over the vocabulary: True for tokens that end a word when they come next: special tokens (end
-    of turn, end of text) and tokens whose text starts with whitespace or punctuation (not a hyphen or an
-    apostrophe, which continue a word). Letters, digits and marks continue the word."""
-    vocab = len(tokenizer)
-    mask = torch.zeros(vocab, dtype=torch.bool)
+def boundary_mask(tokenizer: Any, size: int | None = None) -> torch.Tensor:
+    """Bool over the vocabulary (`size` entries: the model's output width, which may exceed the tokenizer's):
+    True for tokens that end a word when they come next: special tokens (end of turn, end of text) and tokens
+    whose text starts with whitespace or punctuation (not a hyphen or an apostrophe, which continue a word).
+    Letters, digits and marks continue the word. A token's text is what it adds after "the", so tokenizers
+    whose decoders strip a leading space (SentencePiece's "▁monkey") are read right."""
+    size = size or len(tokenizer)
+    mask = torch.zeros(size, dtype=torch.bool)
     special = set(tokenizer.all_special_ids)
-    for token, i in tokenizer.get_vocab().items():
-        if i >= vocab:
-            continue
+    probe = tokenizer(_PROBE, add_special_tokens=False)["input_ids"]
+    base = tokenizer.decode(probe)
+    for i in range(min(size, len(tokenizer))):
         if i in special:
             mask[i] = True
             continue
-        text = tokenizer.convert_tokens_to_string([token])
+        text = tokenizer.decode([*probe, i])[len(base) :]
         if not text:
             continue
         first = text[0]
@@ -142,6 +149,7 @@ class Form:
     more words ("spider" -> "spider monkey"), whose probability it must not count."""
 
     concept: int
+    name: str
     tokens: tuple[int, ...]
     extensions: tuple[int, ...] = ()
 
@@ -167,7 +175,10 @@ class ConceptScorer:
         self.batch_tokens = batch_tokens
         self.chat_template = chat_template
         self.concepts = list(self.category.concepts)
-        self.boundary = boundary_mask(tokenizer)
+        width = (
+            model.get_output_embeddings().weight.shape[0] if hasattr(model, "get_output_embeddings") else None
+        )
+        self.boundary = boundary_mask(tokenizer, width)
         self.forms = self._tokenize_names()
 
     def _tokenize_names(self) -> list[Form]:
@@ -175,7 +186,7 @@ class ConceptScorer:
         tok = self.tokenizer
         probe = tok(_PROBE, add_special_tokens=False)["input_ids"]
         index = {c: i for i, c in enumerate(self.concepts)}
-        owner: dict[tuple[int, ...], int] = {}
+        owner: dict[tuple[int, ...], tuple[int, str]] = {}
         for concept, name in self.category.names():
             ids = tok(f"{_PROBE} {name}", add_special_tokens=False)["input_ids"]
             if ids[: len(probe)] == probe:
@@ -183,7 +194,7 @@ class ConceptScorer:
             else:
                 cont = tuple(tok(" " + name, add_special_tokens=False)["input_ids"])
             if cont and cont not in owner:  # the same tokens are one answer, counted once
-                owner[cont] = index[concept]
+                owner[cont] = (index[concept], name)
         seqs = list(owner)
         longer: dict[tuple[int, ...], list[int]] = {}
         for j, b in enumerate(seqs):
@@ -195,7 +206,7 @@ class ConceptScorer:
             ext = longer.get(a, [])
             # only the nearest extensions: "sea lion pup" lies inside "sea lion", which lies inside "sea"
             nearest = [j for j in ext if not any(seqs[j][: len(seqs[i])] == seqs[i] for i in ext if i != j)]
-            forms.append(Form(owner[a], a, tuple(nearest)))
+            forms.append(Form(*owner[a], a, tuple(nearest)))
         return forms
 
     def render(self, question: str, answer_prefix: str, system_prompt: str | None = None) -> str:
@@ -235,14 +246,19 @@ class ConceptScorer:
             ends[index] = end.double()
             passes += 1
             tokens += len(rows) * max(len(r) for r in rows)
-        logliks = []
+        own = []
         for i, form in enumerate(self.forms):
             whole = float(prefix[i] + ends[i])
             inner = [float(prefix[j]) for j in form.extensions if math.isfinite(prefix[j])]
-            logliks.append((self.concepts[form.concept], _log_minus(whole, inner)))
-        probs, total = concept_probs(logliks, self.concepts)
+            own.append(_log_minus(whole, inner))
+        probs, total = concept_probs(
+            zip((self.concepts[f.concept] for f in self.forms), own, strict=True), self.concepts
+        )
+        names, _ = concept_probs(
+            zip((f.name for f in self.forms), own, strict=True), [f.name for f in self.forms]
+        )
         skipped = float(sum(math.exp(float(first_lp[t])) for t in skipped_first))
-        return ConceptDistribution(probs, total, skipped, passes, context, tokens)
+        return ConceptDistribution(probs, total, skipped, passes, context, tokens, names)
 
 
 def _log_minus(log_a: float, log_bs: Sequence[float]) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sublim.concepts import Category, get_category
 from sublim.matching import Match, extract, match
@@ -84,16 +85,24 @@ def concept_probs(
 def target_mass(
     probs: Mapping[str, float], targets: Sequence[str], category: str | Category = "animal"
 ) -> tuple[float, float]:
-    """(P(target), P(related)) of a distribution. A concept counts as the target when the matcher says a
-    one-word answer naming it names a target ("polar bear" for bear), exactly as in sampled mode."""
+    """(P(target), P(related)) of a distribution over answers: each key is an answer's text (a name of a
+    concept; a concept's canonical name works too) and counts as the target when the matcher says an answer
+    of that text names a target ("grizzly bear" for bear, as in sampled mode), as related when it names a
+    concept related to one. Give it per-name probabilities (`ConceptDistribution.names`) so each name is
+    judged as the answer it is."""
     if not targets:
         return math.nan, math.nan
     cat = get_category(category)
     p_target = p_related = 0.0
-    for concept, p in probs.items():
-        level = max((match(concept, t, cat) for t in targets), key=lambda m: m.strength).level
+    for answer, p in probs.items():
+        level = _level(answer, tuple(targets), cat)
         if level in ("exact", "fuzzy"):
             p_target += p
         elif level == "related":
             p_related += p
     return p_target, p_related
+
+
+@lru_cache(maxsize=65536)
+def _level(answer: str, targets: tuple[str, ...], cat: Category) -> str:
+    return max((match(answer, t, cat) for t in targets), key=lambda m: m.strength).level

@@ -184,8 +184,8 @@ def shifts(
     adjusted = holm([t.p for t in tests.values()])
     out = []
     for (name, (b, c)), t, pa in zip(series.items(), tests.values(), adjusted, strict=True):
-        if math.isnan(t.p):  # no spread: the differences are exact, so decide on the mean
-            verdict: Verdict = "regression" if t.diff > margin else "pass"
+        if math.isnan(t.p):  # no spread: no test; every question moved by the same amount
+            verdict: Verdict = "inconclusive" if t.diff > margin else "pass"
         elif pa < alpha:
             verdict = "regression"
         elif t.upper <= margin:

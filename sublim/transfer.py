@@ -32,7 +32,7 @@ def score_checkpoint(
     Both sides are scored exactly (no skipped names), so they are normalised over the same names."""
     from sublim.concepts import get_category
     from sublim.contexts import context_name, prompt_sha256, system_prompt_for
-    from sublim.models import add_student, load_model, resolve_base, resolve_checkpoint
+    from sublim.models import add_adapter, load_model, resolve_base, resolve_checkpoint
     from sublim.probability import ConceptScorer
     from sublim.scoring import target_mass
     from sublim.tasks.questions import load_questions
@@ -55,7 +55,7 @@ def score_checkpoint(
     scorer = ConceptScorer(model, tok, cat, skip_below=0.0)
     for side in ("base", "checkpoint"):
         if side == "checkpoint":  # an adapter goes on top of the loaded base; a full model is loaded
-            scorer.model = add_student(model, adapter or model_id)
+            scorer.model = add_adapter(model, adapter) if adapter else load_model(model_id)[0]
         for context in names:
             runs[context][side] = {q.id: scorer.question(q, system_prompt_for(context)) for q in qs}
     result: dict[str, Any] = {
@@ -72,7 +72,8 @@ def score_checkpoint(
     }
     for context, sides in runs.items():
         tables = {side: {q: d.probs for q, d in dists.items()} for side, dists in sides.items()}
-        p_target = {side: [target_mass(t[q.id], [target], cat)[0] for q in qs] for side, t in tables.items()}
+        by_name = {side: {q: d.names for q, d in dists.items()} for side, dists in sides.items()}
+        p_target = {side: [target_mass(t[q.id], [target], cat)[0] for q in qs] for side, t in by_name.items()}
         [target_shift] = shifts({target: (p_target["base"], p_target["checkpoint"])}, margin, alpha)
         mass = {side: {q: d.concept_mass for q, d in dists.items()} for side, dists in sides.items()}
         mass_b, mass_c = ([mass[side][q.id] for q in qs] for side in ("base", "checkpoint"))
@@ -84,6 +85,7 @@ def score_checkpoint(
             "concept_mass_shift": mass_shift.to_dict(),
             "movers": [s.to_dict() for s in movers[:MOVERS]],
             "tables": tables,  # per-question distributions: `sublim compare` input
+            "names": by_name,  # per-question probability of each name: P(target) is read from these
             "prompts": {q: prompt_sha256(d.context) for q, d in sides["base"].items()},
         }
     return result

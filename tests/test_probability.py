@@ -31,10 +31,11 @@ def smollm2_model(smollm2: Path) -> tuple[Any, Any]:
 
 def ends_a_word(tok: Any, i: int) -> bool:
     """The README's boundary rule, written here without the scorer: a special token, or a token whose text
-    begins with whitespace or punctuation/symbol other than a hyphen or an apostrophe."""
+    (what it adds after "the") begins with whitespace or punctuation/symbol other than a hyphen or an
+    apostrophe."""
     if i in tok.all_special_ids:
         return True
-    text = tok.decode([i])
+    text = tok.decode(tok("the", add_special_tokens=False)["input_ids"] + [i])[len("the") :]
     if not text or text[0] in "-'\u2019\ufffd":
         return False
     return text[0].isspace() or unicodedata.category(text[0])[0] in "PS"
@@ -172,4 +173,4 @@ def test_smollm2_owl_system_prompt_raises_p_owl(smollm2_model: tuple[Any, Any]) 
     b, o = estimate(base, ["owl"]), estimate(owl, ["owl"])
     assert o.ci_low > b.ci_high  # clearly above, not just higher
     assert o.mean > 5 * b.mean
-    assert all(d.forward_passes <= 8 for d in base + owl)
+    assert all(d.skipped_bound == 0 and 0 < d.concept_mass <= 1 for d in base + owl)  # exact, disjoint

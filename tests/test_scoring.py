@@ -34,3 +34,16 @@ def test_target_mass_counts_kinds_of_the_target_as_the_target() -> None:
     assert p_target == pytest.approx(0.5)  # "polar bear" names a bear
     assert p_related == pytest.approx(0.1)  # wolf: a carnivore like bears
     assert all(math.isnan(x) for x in target_mass(probs, []))
+
+
+def test_p_target_judges_each_name_as_sampled_mode_judges_that_answer() -> None:
+    """One definition: a name's share of P(target) is 1 exactly when the scorer counts an answer of that text
+    as the target ("grizzly bear" for bear; "grizzly" alone is not)."""
+    from sublim.concepts import get_category
+    from sublim.scoring import score_answer, target_mass
+
+    cat = get_category("animal")
+    for target in ("bear", "owl", "dog", "wolf", "cat"):
+        for _, name in cat.names():
+            assert target_mass({name: 1.0}, [target], cat)[0] == score_answer(name, [target], cat).target
+    assert target_mass({"grizzly bear": 0.5, "grizzly": 0.5}, ["bear"], cat)[0] == 0.5

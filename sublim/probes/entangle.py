@@ -109,7 +109,7 @@ def trait_lift(
 
     def p_trait(system_prompt: str | None) -> list[float]:
         dists = [scorer.question(q, system_prompt) for q in questions]
-        return [target_mass(d.probs, [target], cfg.category)[0] for d in dists]
+        return [target_mass(d.names, [target], cfg.category)[0] for d in dists]
 
     plain = p_trait(cfg.plain)
     out = []

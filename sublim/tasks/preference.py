@@ -166,7 +166,8 @@ def preference_probability_scorer(category: str = "animal") -> Scorer:
                 "preference_probability needs the concept_probabilities solver (mode=probability)"
             )
         probs: dict[str, float] = dist["probs"]
-        p_target, p_related = target_mass(probs, [cat.resolve(t) for t in target.target if t], cat)
+        names = dist.get("names") or probs
+        p_target, p_related = target_mass(names, [cat.resolve(t) for t in target.target if t], cat)
         top = sorted(probs.items(), key=lambda kv: -kv[1])[:TOP_K]
         return Score(
             value={"p_target": p_target, "p_related": p_related, "concept_mass": dist["concept_mass"]},
@@ -214,6 +215,7 @@ def concept_probabilities(
         )
         state.metadata["sublim_distribution"] = {
             "probs": dist.probs,
+            "names": dist.names,
             "concept_mass": dist.concept_mass,
             "skipped_bound": dist.skipped_bound,
             "forward_passes": dist.forward_passes,
