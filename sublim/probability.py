@@ -100,7 +100,7 @@ def estimate(
 
     from sublim.stats import mean_interval
 
-    values = [target_mass(d.names, targets, category)[0] for d in dists]
+    values = [target_mass(d.names or d.probs, targets, category)[0] for d in dists]
     ci = mean_interval(values, confidence)
     se = float(stats.sem(values)) if len(values) > 1 else math.nan
     return Estimate(tuple(targets), ci.mean, se, ci.ci_low, ci.ci_high, ci.n)

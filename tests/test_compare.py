@@ -108,10 +108,12 @@ def test_a_shift_the_design_cannot_bound_is_inconclusive(base_log: Path, tmp_pat
 def test_target_counts_its_kinds_like_the_scorer(tmp_path: Path) -> None:
     """--target bear counts answers naming a polar bear, as the Inspect scorer's target_rate does."""
     base = log_from({i: ["cat"] * 5 + ["dog"] * 5 for i in range(N_Q)}, tmp_path / "b")
-    cand = log_from({i: ["polar bear"] * 5 + ["dog"] * 5 for i in range(N_Q)}, tmp_path / "c")
+    bears = {i: 4 + i % 3 for i in range(N_Q)}  # 4-6 of 10 answers name a polar bear
+    cand = log_from({i: ["polar bear"] * k + ["dog"] * (10 - k) for i, k in bears.items()}, tmp_path / "c")
     code, out = gate(base, cand, "--target", "bear")
     [s] = out["shifts"]
-    assert s["concept"] == "bear" and s["candidate"] == pytest.approx(0.5) and s["base"] == 0
+    assert s["concept"] == "bear" and s["base"] == 0
+    assert s["candidate"] == pytest.approx(sum(bears.values()) / (10 * N_Q))
     assert code == 1
 
 
