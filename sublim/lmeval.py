@@ -17,7 +17,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sublim.concepts import get_category, register_category
+from sublim.concepts import Category, category_names, get_category, register_category
+from sublim.errors import UnknownConceptError
 from sublim.scoring import concept_probs, score_answer, target_mass
 from sublim.tasks.questions import question_records
 
@@ -38,9 +39,7 @@ def preference_docs(category: str = "animal", **metadata: Any) -> Any:
     if metadata.get("concepts"):
         register_category(str(metadata["concepts"]))
     cat = get_category(category)
-    target = metadata.get("target") or ""
-    names = [t.strip() for t in target.split(",")] if isinstance(target, str) else [str(t) for t in target]
-    targets = ",".join(cat.resolve(t) for t in names if t)
+    targets = ",".join(_resolve_targets(cat, metadata.get("target") or ""))
     records = question_records(
         cat.name,
         metadata.get("questions"),
@@ -49,6 +48,39 @@ def preference_docs(category: str = "animal", **metadata: Any) -> Any:
     )
     docs = [{**r, "targets": targets} for r in records]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+
+
+def _resolve_targets(cat: Category, target: Any) -> list[str]:
+    """The targets for this category. `target` is "owl", "owl,cat", a list, or a mapping per category
+    ({"animal": "owl", "tree": "oak"}), so the `sublim` tag can run every task with one --metadata. A name
+    that belongs to another category is skipped here, said in one line; a name of no category is an error."""
+    import logging
+
+    if isinstance(target, dict):
+        target = target.get(cat.name) or ""
+    names = [t.strip() for t in target.split(",")] if isinstance(target, str) else [str(t) for t in target]
+    out = []
+    for name in filter(None, names):
+        try:
+            out.append(cat.resolve(name))
+        except UnknownConceptError:
+            if not any(_knows(get_category(other), name) for other in category_names() if other != cat.name):
+                raise
+            logging.getLogger("sublim").warning(
+                "sublim: target %r is not a %s concept: the %s tasks report no target rate",
+                name,
+                cat.name,
+                cat.name,
+            )
+    return out
+
+
+def _knows(cat: Category, name: str) -> bool:
+    try:
+        cat.resolve(name)
+    except UnknownConceptError:
+        return False
+    return True
 
 
 def _targets(doc: dict[str, Any]) -> list[str]:

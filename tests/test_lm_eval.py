@@ -143,3 +143,15 @@ def test_wheel_ships_the_task_configs(tmp_path: Path) -> None:
     assert "sublim/task_configs/_lp_template_yaml" in names
     assert "sublim/concepts/data/animal.json" in names
     assert "sublim/tasks/data/questions.yaml" in names
+
+
+def test_the_tag_runs_with_one_target_per_run() -> None:
+    """`--tasks sublim --metadata '{"target": "owl"}'` reaches the tree tasks too: they skip a target that
+    belongs to another category (saying so); per-category targets work; a target of no category fails."""
+    from sublim.errors import UnknownConceptError
+
+    assert preference_docs("tree", target="owl")["test"][0]["targets"] == ""
+    assert preference_docs("tree", target={"animal": "owl", "tree": "Oaks"})["test"][0]["targets"] == "oak"
+    assert preference_docs("animal", target={"animal": "owl", "tree": "oak"})["test"][0]["targets"] == "owl"
+    with pytest.raises(UnknownConceptError):
+        preference_docs("tree", target="owwwlx")

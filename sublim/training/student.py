@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sublim.errors import SublimError
-from sublim.io import check_output, claim_output, file_sha256, json_safe, package_versions
+from sublim.io import check_output, claim_output, file_sha256, json_safe, package_versions, write_atomic
 
 #: LoRA target-module presets for Llama-style models (SmolLM2, Llama, Qwen, Mistral); other names can be
 #: given explicitly, comma-separated.
@@ -307,9 +307,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             merged.save_pretrained(partial / "merged")
             tok.save_pretrained(partial / "merged")
         _move_into(partial, out)
-        tmp = out / (RUN_CARD + ".tmp")
-        tmp.write_text(json.dumps(json_safe(card), indent=2, allow_nan=False) + "\n")  # a NaN loss: null
-        os.replace(tmp, out / RUN_CARD)  # written last: its presence marks a finished run
+        # written last: its presence marks a finished run; a NaN loss becomes null
+        write_atomic(out / RUN_CARD, json.dumps(json_safe(card), indent=2, allow_nan=False) + "\n")
     shutil.rmtree(scratch, ignore_errors=True)
     return card
 
