@@ -2,7 +2,8 @@
 
 Lowercases, folds accents and typographic apostrophes, drops possessives ("owl's", "owls'") and splits into
 phrases at punctuation, so that words from two sentences ("a cat. Fish ...") never join into one name.
-Markdown, digits and other symbols fall away because only letters make words; a pictograph (emoji) becomes
+Markdown, numbers and other symbols fall away because a word needs a letter (digits inside one stay:
+"r2d2"); a pictograph (emoji) becomes
 its Unicode name in a phrase of its own, so "\U0001f989" reads as "owl" and "\U0001f981" as "lion face".
 """
 
@@ -15,7 +16,7 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u02bc": 
 _POSSESSIVE = re.compile(r"(?<=[^\W\d_])'s\b|(?<=s)'(?!\w)")
 # Phrase boundaries: sentence and list punctuation, brackets, quotes, slashes, newlines, emphasis markers.
 _BOUNDARY = re.compile(r"[.,;:!?()\[\]{}\"/\\|\n\r\t*_#>~=+<]+")
-_WORD = re.compile(r"[^\W\d_]+")
+_WORD = re.compile(r"[^\W_]*[^\W\d_][^\W_]*")  # letters, and digits only inside a word ("r2d2")
 
 
 def fold(text: str) -> str:

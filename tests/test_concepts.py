@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,44 @@ def test_bad_concept_files_say_what_is_wrong(tmp_path: Path, text: str, message:
 def test_missing_concept_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConceptFileError, match="cannot read"):
         load_concept_file(tmp_path / "nope.yaml")
+
+
+def _concept_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "concepts.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "category: animal\nconcepts:\n  unicorn: {aliases: [owl]}\n",
+            "'owl' names both 'owl' and 'unicorn'",
+        ),
+        ("category: robots\nconcepts:\n  a: {kind_of: b}\n  b: {kind_of: a}\n", "kind_of cycle: a -> b -> a"),
+        ("category: robots\nconcepts:\n  a: {kind_of: a}\n", "kind_of cycle: a -> a"),
+        ("category: robots\nconcepts:\n  a: {aliases: bee}\n", "'aliases' must be a list of names, not str"),
+        ("category: robots\nconcepts:\n  a: {kind_of: [b]}\n", "'kind_of' must be a concept name, not list"),
+        ("category: robots\nconcepts:\n  a: {aliases: [x]}\n  b: {aliases: [x]}\n", "'x' names both"),
+    ],
+)
+def test_concept_files_that_would_be_silently_wrong_are_refused(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ConceptFileError, match=re.escape(message)):
+        load_concept_file(_concept_file(tmp_path, text))
+
+
+def test_kind_of_may_name_a_concept_defined_later_and_names_keep_digits(tmp_path: Path) -> None:
+    """yaml.safe_dump sorts keys, so a parent can come after its kind; "r2d2" and "r3d3" stay two names."""
+    cat = load_concept_file(
+        _concept_file(
+            tmp_path,
+            "category: robots\nconcepts:\n  astromech: {kind_of: droid}\n  droid: {}\n"
+            "  r2d2: {kind_of: astromech}\n  r3d3: {}\n",
+        )
+    )
+    assert cat.concepts["droid"].synset in cat.concepts["r2d2"].ancestors
+    assert match("I like r3d3", "r2d2", cat).level == "none"
+    assert match("R2D2!", "r2d2", cat).level == "exact"

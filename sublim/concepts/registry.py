@@ -26,6 +26,7 @@ from typing import Any
 
 from sublim.concepts.category import RELATIONS, Category, Concept, build_concept
 from sublim.errors import ConceptFileError, UnknownCategoryError, UnknownConceptError
+from sublim.normalize import words
 
 BUILTIN = ("animal", "tree")
 _registered: dict[str, Category] = {}
@@ -147,17 +148,16 @@ def _category_from_mapping(raw: Any, where: str) -> Category:
         entries = {str(e): {} for e in entries}
     if not isinstance(entries, dict):
         raise ConceptFileError(f"{where}: 'concepts' must be a list of names or a mapping name -> options")
+    checked = {}
     for cname, opts in entries.items():
         opts = opts or {}
         cname = str(cname).strip().lower()
         if not cname or not isinstance(opts, dict):
             raise ConceptFileError(f"{where}: concept {cname!r}: options must be a mapping")
-        unknown = set(opts) - {"aliases", "plurals", "kind_of", "gloss"}
-        if unknown:
-            raise ConceptFileError(
-                f"{where}: concept {cname!r}: unknown option(s) {sorted(unknown)}; "
-                "valid: aliases, plurals, kind_of, gloss"
-            )
+        _check_options(cname, opts, where)
+        checked[cname] = opts
+    for cname in _parents_first(checked, concepts, where):
+        opts = checked[cname]
         paths: list[tuple[str, ...]] = []
         synset = f"user:{name}:{cname}"
         if opts.get("kind_of"):
@@ -178,6 +178,7 @@ def _category_from_mapping(raw: Any, where: str) -> Category:
                 see=prior.see,
             )
         concepts[cname] = new
+    _refuse_collisions(concepts, set(checked), where)
     if not concepts:
         raise ConceptFileError(f"{where}: category {name!r} has no concepts")
     terms = dict(base.terms) if base else {}
@@ -203,3 +204,67 @@ def _lookup(concepts: dict[str, Concept], name: str, category: str, where: str) 
         if key in c.forms:
             return c
     raise ConceptFileError(f"{where}: {UnknownConceptError(name, category, concepts)}")
+
+
+_OPTION_TYPES = {"aliases": "a list of names", "plurals": "a list of names", "kind_of": "a concept name",
+                 "gloss": "a string"}  # fmt: skip
+
+
+def _check_options(cname: str, opts: dict[str, Any], where: str) -> None:
+    """Known options only, each of the documented type (the message names the key and the type)."""
+    unknown = set(opts) - set(_OPTION_TYPES)
+    if unknown:
+        raise ConceptFileError(
+            f"{where}: concept {cname!r}: unknown option(s) {sorted(unknown)}; "
+            f"valid: {', '.join(_OPTION_TYPES)}"
+        )
+    for key, value in opts.items():
+        listy = key in ("aliases", "plurals")
+        ok = (
+            isinstance(value, list) and all(isinstance(v, str | int) for v in value)
+            if listy
+            else isinstance(value, str)
+        )
+        if not ok:
+            raise ConceptFileError(
+                f"{where}: concept {cname!r}: {key!r} must be {_OPTION_TYPES[key]}, "
+                f"not {type(value).__name__}"
+            )
+
+
+def _parents_first(entries: dict[str, dict[str, Any]], known: dict[str, Concept], where: str) -> list[str]:
+    """The file's concepts ordered so that each comes after the concept it is a kind of (a file may name a
+    parent defined further down, as yaml.safe_dump's sorted keys do); a kind_of cycle is refused as one."""
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(c: str, trail: list[str]) -> None:
+        if state.get(c) == 2:
+            return
+        if state.get(c) == 1:
+            cycle = [*trail[trail.index(c) :], c]
+            raise ConceptFileError(f"{where}: kind_of cycle: {' -> '.join(cycle)}")
+        state[c] = 1
+        parent = str(entries[c].get("kind_of") or "").strip().lower()
+        if (parent in entries and parent != c) or parent == c:
+            visit(parent, [*trail, c])
+        state[c] = 2
+        order.append(c)
+
+    for c in entries:
+        visit(c, [])
+    return order
+
+
+def _refuse_collisions(concepts: dict[str, Concept], defined: set[str], where: str) -> None:
+    """A name or alias of a concept this file defines may not be a name or alias of another concept: it
+    would take over the other's answers (an alias `owl` on a new concept made target owl resolve to it)."""
+    owners: dict[tuple[str, ...], str] = {}
+    for c in sorted(concepts, key=lambda c: c in defined):  # others first: the file's concepts collide
+        for alias in (c, *concepts[c].aliases):
+            key = words(alias)
+            other = owners.setdefault(key, c)
+            if other != c:
+                raise ConceptFileError(
+                    f"{where}: {alias!r} names both {other!r} and {c!r}; give it to one concept only"
+                )
