@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_matching import cpu_name
 
 from sublim import extract, match
 from sublim.concepts import get_category
@@ -28,16 +30,6 @@ from sublim.errors import SublimError
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "real_answers.tsv"
 HITS = ("exact", "fuzzy")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load(split: str) -> list[dict[str, str]]:
