@@ -40,7 +40,7 @@ def run_demo(questions: int = 12, samples: int = 4, log_dir: str | None = None) 
         ("probability", "owl", animal_pref(target="owl", mode="probability", system_prompt=OWL_PROMPT)),
     ]
     table = Table(title=f"SmolLM2-135M-Instruct, favorite animal, target owl ({questions} questions)")
-    for col in ("mode", "system", "owl rate / P(owl), 95% CI", "named any", "top 3"):
+    for col in ("mode", "system", "owl rate / P(owl), 95% CI", "names any animal", "top 3"):
         table.add_column(col)
     logs = []
     for mode, prompt, task in runs:
@@ -58,15 +58,16 @@ def run_demo(questions: int = 12, samples: int = 4, log_dir: str | None = None) 
             return 1
         logs.append(log.location)
         scores = {s.name: s.metrics for s in (log.results.scores if log.results else [])}
-        key, named = ("target_rate", "named_rate") if mode == "sample" else ("p_target", None)
+        # share of answers naming any animal, or concept_mass: the probability that the answer names one
+        key, named = ("target_rate", "named_rate") if mode == "sample" else ("p_target", "concept_mass")
         m, se = scores[key]["mean"].value, scores[key]["stderr"].value
-        top_src = scores[named or key]
+        top_src = scores["named_rate" if mode == "sample" else key]
         top = [(k.split("top_concepts_", 1)[1], v.value) for k, v in top_src.items() if "top_concepts_" in k]
         table.add_row(
             mode,
             prompt,
             interval(m, se, questions),
-            f"{scores[named]['mean'].value:.0%}" if named else "-",
+            f"{scores[named]['mean'].value:.0%}",
             "\n".join(f"{c} {v:.2f}" for c, v in top[:3]),
         )
     console.print(table)
