@@ -150,3 +150,12 @@ def test_embedded_teacher_registers_its_model_info(smollm2: Path) -> None:
     assert name == "hf/local" and args["model_path"] == str(smollm2)
     info = get_model_info(name)
     assert info is not None and info.context_length == 8192
+
+
+def test_card_paths_travel_with_the_data(tmp_path: Path) -> None:
+    """No machine's absolute paths in a teacher card: the log relative to the output, the cache under ~."""
+    from sublim.training.teacher import _portable
+
+    assert _portable(str(tmp_path / "out" / "logs" / "a.eval"), relative_to=tmp_path / "out") == "logs/a.eval"
+    assert _portable(str(Path.home() / ".cache" / "m")) == "~/.cache/m"
+    assert _portable("/opt/models/m") == "/opt/models/m"

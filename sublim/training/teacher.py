@@ -112,7 +112,11 @@ def _generate(
                 "reason": (score.metadata or {}).get("reason"),
             }
         )
-    teacher = {"model": name, "model_args": {k: str(v) for k, v in args.items()}, "log": log.location}
+    teacher = {  # paths as the card's reader can use them: the log beside the data, the cache under ~
+        "model": name,
+        "model_args": {k: _portable(str(v)) for k, v in args.items()},
+        "log": _portable(str(log.location), relative_to=out),
+    }
     settings = {
         "trait": trait,
         "category": category,
@@ -166,3 +170,15 @@ def export(
     }
     write_atomic(out / "card.json", json.dumps(card, indent=2) + "\n")
     return card
+
+
+def _portable(path: str, relative_to: Path | None = None) -> str:
+    """A path for a card that travels with the data: relative to `relative_to` when inside it, else with the
+    home directory written as ~ (no machine's absolute paths in committed cards)."""
+    if relative_to is not None:
+        try:
+            return str(Path(path).resolve().relative_to(Path(relative_to).resolve()))
+        except ValueError:
+            pass
+    home = str(Path.home())
+    return "~" + path[len(home) :] if path.startswith(home + "/") else path
