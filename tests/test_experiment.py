@@ -1,0 +1,323 @@
+"""`sublim.experiment`: the pre-registered transfer analysis, on simulated sweeps (no models).
+
+Each simulated sweep has data draws as the unit: per (configuration, context, draw) the control row gets a
+random log P(target) and the trait row that plus the planted Δ plus noise of SD `sd`, so the per-draw Δ has
+SD `sd` around the planted value.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sublim.experiment import Analysis, analyze, render
+
+RANKS = (1, 4, 8, 32)
+Effect = Callable[[str, int | None, str], float]
+
+
+def sweep_rows(
+    rng: np.random.Generator,
+    *,
+    draws: int = 6,
+    ranks: tuple[int, ...] = RANKS,
+    contexts: tuple[str, ...] = ("empty", "default"),
+    effect: Effect | None = None,
+    sd: float = 0.1,
+    full: bool = True,
+    full_delta: np.ndarray | None = None,
+    draw_shift: float = 0.0,
+    seeds: tuple[str, ...] = ("0",),
+) -> list[dict[str, str]]:
+    """Rows as csv.DictReader gives them. `effect(kind, rank, context)` is the planted mean Δ log P (0 by
+    default); `full_delta` replaces full fine-tuning's per-draw Δ in every context; `draw_shift` adds a
+    per-draw offset shared by every configuration (what blocking on draws removes)."""
+    effect = effect or (lambda *_: 0.0)
+    shift = rng.normal(0, draw_shift, draws) if draw_shift else np.zeros(draws)
+    configs: list[tuple[str, int | None]] = [("lora", r) for r in ranks] + ([("full", None)] if full else [])
+    rows = []
+    for context in contexts:
+        for kind, rank in configs:
+            for seed in seeds:
+                control = rng.normal(-3.0, 0.3, draws)
+                delta = effect(kind, rank, context) + shift + rng.normal(0, sd, draws)
+                if kind == "full" and full_delta is not None:
+                    delta = full_delta
+                for dataset, logp in (("control", control), ("trait", control + delta)):
+                    for draw in range(draws):
+                        rows.append(
+                            {
+                                "dataset": dataset,
+                                "kind": kind,
+                                "rank": "" if rank is None else str(rank),
+                                "scale": "rank" if kind == "lora" else "",
+                                "draw": str(draw),
+                                "seed": seed,
+                                "context": context,
+                                "p_target": repr(float(np.exp(logp[draw]))),
+                                "log_p_target": repr(float(logp[draw])),
+                                "concept_mass": repr(float(rng.uniform(0.1, 0.2))),
+                            }
+                        )
+        rows.append(
+            {"dataset": "base", "kind": "base", "rank": "", "scale": "", "draw": "0", "seed": "",
+             "context": context, "p_target": "0.05", "log_p_target": repr(math.log(0.05)), "concept_mass": "0.1"}
+        )  # fmt: skip
+    return rows
+
+
+def at_rank8(kind: str, rank: int | None, context: str) -> float:
+    return 0.5 if (kind, rank, context) == ("lora", 8, "default") else 0.0
+
+
+# ---------------------------------------------------------------- test 1: transfer
+
+
+def test_planted_transfer_at_one_rank_is_found_in_the_training_context() -> None:
+    """Broken to check: primary context = first seen ("empty", listed first here) -> not significant."""
+    a = analyze(sweep_rows(np.random.default_rng(1), effect=at_rank8))
+    assert a.context == "default"
+    t = a.test("transfer")
+    assert t.verdict == "significant" and t.p_holm < 0.05
+    assert t.note.startswith("best: lora r8 (rank)")
+    assert 0.35 < t.estimate < 0.65 and t.ci_low < t.estimate < t.ci_high
+    assert a.n_configs == 4 and a.draws == 6
+
+
+def test_transfer_is_one_sided() -> None:
+    """Broken to check: two-sided t-test -> a planted *negative* Δ counts as transfer."""
+    a = analyze(sweep_rows(np.random.default_rng(2), effect=lambda k, r, c: -at_rank8(k, r, c)))
+    assert a.test("transfer").verdict.startswith("not significant")
+
+
+def test_no_effect_keeps_the_false_positive_rate() -> None:
+    """300 null sweeps: test 1 (best of 4 configs, Bonferroni) rejects at most alpha + 2 MC SE of the time,
+    and not far below alpha either. Broken to check: dropping the x4 Bonferroni factor -> ~0.18."""
+    rng = np.random.default_rng(30)
+    n, alpha = 300, 0.05
+    pick, holm_reject = [], []
+    for _ in range(n):
+        a = analyze(sweep_rows(rng, contexts=("default",), full=False))
+        t = a.test("transfer")
+        pick.append(t.p < alpha)
+        holm_reject.append(t.p_holm < alpha)
+        assert t.verdict == "significant" or t.verdict == f"not significant (smallest detectable: {a.mde:.3g})"
+    se = math.sqrt(alpha * (1 - alpha) / n)
+    assert np.mean(pick) <= alpha + 2 * se
+    assert np.mean(holm_reject) <= alpha + 2 * se
+    assert np.mean(pick) >= alpha - 3 * se  # Bonferroni over 4 independent configs is nearly exact
+
+
+# ---------------------------------------------------------------- test 2: inverted U
+
+
+def curve(peak: float, height: float = 0.5, width: float = 0.15) -> Effect:
+    """Δ = height - width * (log2 rank - peak)^2 for LoRA, 0 for full fine-tuning."""
+    return lambda kind, rank, _ctx: height - width * (math.log2(rank) - peak) ** 2 if rank else 0.0
+
+
+def test_inverted_u_inside_the_ranks_is_found_despite_draw_offsets() -> None:
+    """Ranks 1..32 (log2 0..5), peak at log2 rank 2.5, and each draw shifts every config by N(0, 0.5):
+    the draw blocks absorb that. Broken to check: without the draw dummies -> not significant; flipping
+    the one-sided direction -> not significant."""
+    rows = sweep_rows(np.random.default_rng(4), ranks=(1, 2, 4, 8, 16, 32), effect=curve(2.5), draw_shift=0.5)
+    t = analyze(rows).test("inverted_u")
+    assert t.verdict == "significant", t
+    assert t.ci_low < t.estimate < t.ci_high < 0
+    assert abs(t.estimate + 0.15) < 0.05
+    assert "inside" in t.note and "rank ≈ 5." in t.note  # 2**2.5 = 5.66
+
+
+def test_curvature_with_the_peak_outside_the_ranks_is_not_an_inverted_u() -> None:
+    """Broken to check: dropping the vertex check -> plain "significant"."""
+    rows = sweep_rows(np.random.default_rng(5), ranks=(1, 2, 4, 8, 16, 32), effect=curve(8.0, 3.0, 0.08))
+    t = analyze(rows).test("inverted_u")
+    assert t.p_holm < 0.05 and t.estimate < 0
+    assert "outside" in t.verdict and "not an inverted U" in t.verdict
+
+
+def test_linear_trend_has_no_curvature() -> None:
+    """Δ rising linearly in log2 rank: over 40 sweeps the curvature test rejects at about its level.
+    Broken to check: x instead of x**2 tested -> rejects always (the slope is negative after flipping)."""
+    rng = np.random.default_rng(6)
+    falling = [
+        analyze(
+            sweep_rows(rng, contexts=("default",), full=False, effect=lambda k, r, c: -0.1 * math.log2(r or 1))
+        ).test("inverted_u")
+        for _ in range(40)
+    ]
+    assert sum(t.p < 0.05 for t in falling) <= 6
+    assert all(abs(t.estimate) < 0.05 for t in falling)
+
+
+# ---------------------------------------------------------------- test 3: full fine-tuning equivalence
+
+
+@pytest.mark.parametrize(
+    ("full_delta", "margin", "equivalent"),
+    [
+        (np.array([0.01, -0.005, 0.0, 0.012, 0.004, -0.002]), 0.1, True),  # tiny spread near 0
+        (np.array([1.0, -1.0, 0.9, -0.9, 0.1, -0.1]), 0.1, False),  # mean 0, huge spread
+        (np.array([0.2, 0.21, 0.19, 0.2, 0.205, 0.195]), 0.1, False),  # mean 0.2, tight, outside the margin
+        (np.array([0.2, 0.21, 0.19, 0.2, 0.205, 0.195]), 0.3, True),  # the same inside a wider margin
+    ],
+)
+def test_equivalence_only_when_the_interval_lies_inside_the_margin(
+    full_delta: np.ndarray, margin: float, equivalent: bool
+) -> None:
+    """Broken to check: claiming equivalence when |mean| < margin -> the huge-spread case passes."""
+    a = analyze(sweep_rows(np.random.default_rng(7), full_delta=full_delta, effect=at_rank8), margin=margin)
+    t = a.test("full_ft_equivalence")
+    low, high = stats.t.interval(0.9, 5, loc=full_delta.mean(), scale=stats.sem(full_delta))
+    assert t.confidence == pytest.approx(0.9)
+    assert (t.ci_low, t.ci_high) == pytest.approx((low, high))
+    assert (t.verdict == f"equivalent within ±{margin:g}") is equivalent
+    if not equivalent:
+        assert t.verdict.startswith("not shown equivalent")
+    assert (t.p_holm < 0.05) is equivalent
+
+
+def test_equivalence_needs_full_rows() -> None:
+    t = analyze(sweep_rows(np.random.default_rng(8), full=False)).test("full_ft_equivalence")
+    assert math.isnan(t.p) and t.verdict.startswith("not testable")
+
+
+# ---------------------------------------------------------------- test 4: context dependence
+
+
+def test_effect_in_the_primary_context_only_is_context_dependent() -> None:
+    """Broken to check: subtracting the primary context from itself -> not significant (and the sign)."""
+    t = analyze(sweep_rows(np.random.default_rng(9), effect=at_rank8)).test("context_dependence")
+    assert t.verdict == "significant" and t.estimate > 0.05 and t.ci_low > 0
+
+
+def test_equal_effect_in_both_contexts_is_not_context_dependent() -> None:
+    both = lambda k, r, c: 0.5 if (k, r) == ("lora", 8) else 0.0  # noqa: E731
+    a = analyze(sweep_rows(np.random.default_rng(10), effect=both))
+    assert a.test("transfer").verdict == "significant"
+    assert a.test("context_dependence").verdict == "not significant"
+
+
+def test_one_context_is_not_testable() -> None:
+    t = analyze(sweep_rows(np.random.default_rng(11), contexts=("default",))).test("context_dependence")
+    assert math.isnan(t.p) and t.verdict == "not testable: only one eval context"
+
+
+# ---------------------------------------------------------------- minimum detectable effect
+
+
+def test_mde_matches_the_designs_simulated_power() -> None:
+    """The effect at which the design's test (one-sided, alpha / 4 configs, 6 draws, the analysis' pooled
+    SD) has 80% power, found by bisection over 20000 simulated designs, is within 20% of the reported MDE.
+    Broken to check: alpha instead of alpha / n_configs -> ~30% too small; sd of one config instead of the
+    pooled one -> the pooled-SD check fails."""
+    a = analyze(sweep_rows(np.random.default_rng(12), effect=at_rank8))
+    lora = [c for c in a.configs if c.context == a.context and c.kind == "lora"]
+    per_config = [np.array(list(c.per_draw.values())) for c in lora]
+    assert a.sd == pytest.approx(math.sqrt(np.mean([v.var(ddof=1) for v in per_config])))
+    k, level = a.mde_draws, a.alpha / a.n_configs
+    assert k == 6 and a.n_configs == 4
+    z = np.random.default_rng(13).standard_normal((20_000, k))
+
+    def power(effect: float) -> float:
+        p = stats.ttest_1samp(effect + a.sd * z, 0.0, axis=1, alternative="greater").pvalue
+        return float(np.mean(p < level))
+
+    low, high = 0.0, 10 * a.sd
+    for _ in range(25):
+        mid = (low + high) / 2
+        low, high = (low, mid) if power(mid) >= 0.8 else (mid, high)
+    assert high == pytest.approx(a.mde, rel=0.2)
+    assert f"smallest detectable: {a.mde:.3g}" in analyze(sweep_rows(np.random.default_rng(12))).tests[0].verdict
+
+
+# ---------------------------------------------------------------- inputs, report, degenerate cases
+
+
+def _same(a: Analysis, b: Analysis) -> bool:
+    def key(x: Analysis) -> list[Any]:
+        return [(t.name, t.estimate, t.p, t.verdict) for t in x.tests] + [x.mde, x.context, x.draws]
+
+    return repr(key(a)) == repr(key(b))
+
+
+def test_csv_round_trip_and_numeric_rows_agree(tmp_path: Path) -> None:
+    rows = sweep_rows(np.random.default_rng(14), effect=at_rank8)
+    path = tmp_path / "results.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with path.open(newline="") as fh:
+        from_csv = analyze(list(csv.DictReader(fh)))
+    numeric = [
+        {k: (float(v) if k in ("p_target", "log_p_target", "concept_mass") else v) for k, v in r.items()}
+        | {"rank": int(r["rank"]) if r["rank"] else "", "draw": int(r["draw"])}
+        for r in rows
+    ]
+    assert _same(from_csv, analyze(rows)) and _same(from_csv, analyze(numeric))
+    assert from_csv.references and {r["context"] for r in from_csv.references} == {"empty", "default"}
+    assert from_csv.references[0]["p_target"] == pytest.approx(0.05)
+
+
+def test_seeds_are_averaged_within_a_draw() -> None:
+    """Two seeds per draw: still 6 data draws, not 12. Broken to check: seeds as draws -> 12."""
+    a = analyze(sweep_rows(np.random.default_rng(15), seeds=("0", "1"), effect=at_rank8))
+    assert a.draws == 6 and a.test("transfer").n == 6 and all(c.draws == 6 for c in a.configs)
+
+
+def test_missing_columns_default_to_one_draw_of_rank_scaled_lora() -> None:
+    rows = [
+        {k: v for k, v in r.items() if k not in ("draw", "scale")}
+        for r in sweep_rows(np.random.default_rng(16), draws=1)
+    ]
+    a = analyze(rows)
+    assert a.draws == 1 and {c.scale for c in a.configs if c.kind == "lora"} == {"rank"}
+    assert all(math.isnan(t.p) and t.verdict.startswith("not testable") for t in a.tests)
+    assert math.isnan(a.mde)
+
+
+def test_report_names_the_unit_and_every_test() -> None:
+    a = analyze(sweep_rows(np.random.default_rng(17), effect=at_rank8))
+    text = render(a)
+    assert "over 6 data draws" in text and "95% CI over data draws" in text
+    for name in ("transfer", "inverted_u", "full_ft_equivalence", "context_dependence"):
+        assert f"| {name} |" in text
+    assert f"Δ log P(target) of {a.mde:.3g} with 80% power" in text
+    assert "| base | base |" in text
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [],
+        sweep_rows(np.random.default_rng(18), draws=1),
+        [r | {"log_p_target": "-2.0", "p_target": "0.1"} for r in sweep_rows(np.random.default_rng(19))],
+        [r for r in sweep_rows(np.random.default_rng(20)) if r["dataset"] != "control"],
+        [r | {"log_p_target": ""} for r in sweep_rows(np.random.default_rng(21), draws=2)],
+    ],
+    ids=["empty", "one-draw", "no-spread", "no-control", "no-outcome"],
+)
+def test_degenerate_inputs_give_nan_and_a_note(rows: list[dict[str, str]]) -> None:
+    a = analyze(rows)
+    assert render(a)
+    for t in a.tests:
+        assert math.isnan(t.p) and math.isnan(t.p_holm)
+        assert t.verdict.startswith("not testable") and t.note
+
+
+def test_rows_without_a_partner_are_counted() -> None:
+    rows = sweep_rows(np.random.default_rng(22), effect=at_rank8)
+    dropped = [r for r in rows if not (r["dataset"] == "control" and r["draw"] == "5" and r["kind"] == "full")]
+    a = analyze(dropped)
+    assert a.unpaired == 2  # full fine-tuning, draw 5, two contexts: trait rows left alone
+    assert all("2 trait/control row(s) without a partner" in t.note for t in a.tests)
+    assert "2 trait/control row(s) had no partner" in render(a)
+    assert a.test("full_ft_equivalence").n == 5
