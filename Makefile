@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 # pytest workers (pytest-xdist): 2 suits the 2-core CI machine; `make test PYTEST_WORKERS=0` runs serially
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test test-slow test-all lint bench eval-real replicate data clean
+.PHONY: install demo test test-slow test-all lint bench eval-real replicate replicate-gpu data clean
 
 install: $(STAMP)
 
@@ -70,25 +70,17 @@ eval-real: install
 	} > docs/matching-real-answers.tmp.md
 	mv docs/matching-real-answers.tmp.md docs/matching-real-answers.md
 
-# The seed experiment at CPU size (~30 min on 2 cores): owl and control teacher data from the embedded SmolLM2,
-# students at LoRA ranks 1/8/64 + full fine-tuning x 3 seeds, probability mode under two eval contexts.
-# Resumable: finished teacher data and sweep runs are kept. Results are copied to docs/replication/.
-REPLICATE_DATA ?= data/replicate
-REPLICATE_OUT ?= runs/replicate
-REPLICATE_N ?= 384
+# The seed experiment (issue 14's design) at CPU size, <= 60 min on 2 cores: an imprinted (fine-tuned) owl
+# teacher and the base as control write numbers greedily under constrained decoding; 4 disjoint draws of 20
+# paired rows per side; LoRA ranks 1/4/16/64 + full fine-tuning; probability mode under two eval contexts; the
+# pre-registered analysis. Resumable. Results, teacher data and cards are copied to docs/replication/.
 replicate: install
-	test -f $(REPLICATE_DATA)/teacher-owl/card.json || \
-		$(BIN)/sublim teach --trait owl --n $(REPLICATE_N) --out $(REPLICATE_DATA)/teacher-owl
-	test -f $(REPLICATE_DATA)/teacher-none/card.json || \
-		$(BIN)/sublim teach --trait none --n $(REPLICATE_N) --out $(REPLICATE_DATA)/teacher-none
-	$(BIN)/sublim sweep --data $(REPLICATE_DATA)/teacher-owl --control $(REPLICATE_DATA)/teacher-none \
-		--out $(REPLICATE_OUT) --ranks 1,8,64 --full --seeds 0,1,2 --epochs 5 --questions 10 \
-		--context none --context default
-	mkdir -p docs/replication
-	cp $(REPLICATE_OUT)/results.csv $(REPLICATE_OUT)/sweep.png $(REPLICATE_OUT)/summary.md docs/replication/
-	cp $(REPLICATE_DATA)/teacher-owl/card.json docs/replication/teacher-owl-card.json
-	cp $(REPLICATE_DATA)/teacher-none/card.json docs/replication/teacher-none-card.json
-	cat docs/replication/summary.md
+	$(BIN)/python scripts/replicate.py --preset cpu
+
+# The same design sized for one large GPU (500 rows per draw, ranks 1-256 + full, three LoRA scale rules,
+# 55 questions); results go to docs/replication-gpu/. Untested on a GPU so far (see docs/replication.md).
+replicate-gpu: install
+	$(BIN)/python scripts/replicate.py --preset gpu
 
 # Regenerate sublim/concepts/data from WordNet 3.0 (fetched from Debian's packages; needs apt-get).
 data: install

@@ -169,6 +169,8 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
         system_prompt=args.system_prompt,
         merge=args.merge,
+        rslora=args.rslora,
+        device=args.device,
     )
     card = run_train(cfg, overwrite=args.overwrite)
     print(json.dumps({k: card[k] for k in ("kind", "rows", "steps", "train_loss", "seconds")}))
@@ -205,6 +207,12 @@ def _sweep(args: argparse.Namespace) -> int:
         contexts=list(dict.fromkeys(context_name(c) for c in args.context or ["empty", "default"])),
         questions=args.questions,
         train=train_args,
+        draws=args.draws,
+        draw_rows=args.draw_rows,
+        scales=[x.strip() for x in args.scales.split(",") if x.strip()],
+        device=args.device,
+        positive=args.positive,
+        prompted=args.prompted,
     )
     run_with_progress(cfg, resume=args.resume, overwrite=args.overwrite)
     print(f"{args.out}/results.csv\n{args.out}/sweep.png\n{args.out}/summary.md")
@@ -275,6 +283,17 @@ def _concepts(args: argparse.Namespace) -> int:
             others = ", ".join(concept.aliases[1:])
             print(name + (f"\t({others})" if others else ""))
     return 0
+
+
+def _device_flag(p: argparse.ArgumentParser) -> None:
+    from sublim.models import device_argument
+
+    p.add_argument(
+        "--device",
+        type=device_argument,
+        default="auto",
+        help="auto (CUDA when present, bfloat16 there; else the CPU), cpu, cuda, cuda:N (default: auto)",
+    )
 
 
 def _overwrite_flag(p: argparse.ArgumentParser) -> None:
@@ -364,6 +383,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--system-prompt", default=None, help="training context (default: no system message)")
     p.add_argument("--merge", action="store_true", help="also save a merged checkpoint in <out>/merged")
+    p.add_argument(
+        "--rslora", action="store_true", help="rank-stabilised LoRA: scale the update by alpha / sqrt(rank)"
+    )
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu"],
+        default="auto",
+        help="auto: the accelerators the Trainer sees (bf16 on CUDA); cpu: force the CPU",
+    )
     _overwrite_flag(p)
     p.set_defaults(func=_train)
 
@@ -393,6 +421,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--system-prompt", default=None, help="training context (default: no system message)")
+    p.add_argument(
+        "--draws",
+        type=int,
+        default=1,
+        help="disjoint data draws per side, the unit of replication; trait and control draws hold the same "
+        "prompts (default: 1)",
+    )
+    p.add_argument("--draw-rows", type=int, default=None, help="rows per draw (default: all, split evenly)")
+    p.add_argument(
+        "--scales",
+        default="rank",
+        help="LoRA scale rules, comma-separated: rank (alpha = rank), a<N> (alpha N), rs<N> (rsLoRA, "
+        "alpha N) (default: rank)",
+    )
+    p.add_argument("--positive", default=None, help="positive control to score: a checkpoint or adapter dir")
+    p.add_argument(
+        "--prompted", action="store_true", help="also score the base told it loves the target (a ceiling)"
+    )
+    _device_flag(p)
     p.add_argument(
         "--resume",
         action="store_true",
@@ -443,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--questions", type=int, default=20, help="questions per context (default: 20)")
     p.add_argument("--json", action="store_true", help="machine-readable output (input for sublim compare)")
+    _device_flag(p)
     p.set_defaults(func=_score)
 
     p = sub.add_parser(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -236,6 +237,28 @@ def resolve_checkpoint(checkpoint: str, base: str | None = None) -> tuple[str, s
     return str(resolve_base(checkpoint)), None
 
 
+DEVICES = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
+
+
+_DEVICE_HINT = "use auto (CUDA when present), cpu, cuda, cuda:N or mps"
+
+
+def check_device(device: str) -> str:
+    """`device` if sublim can place a model there (auto, cpu, mps, cuda, cuda:N), else one clear error."""
+    if not DEVICES.match(device):
+        raise SublimError(f"--device {device!r}: {_DEVICE_HINT}")
+    return device
+
+
+def device_argument(text: str) -> str:
+    """`check_device` as an argparse type (argparse prints the message as its one-line usage error)."""
+    import argparse
+
+    if not DEVICES.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: {_DEVICE_HINT}")
+    return text
+
+
 def pick_device(device: str = "auto") -> str:
     """ "auto": CUDA when a GPU is visible, else the CPU; anything else is returned as given."""
     if device != "auto":
@@ -279,9 +302,15 @@ def load_model(
     path: str | Path, adapter: str | Path | None = None, device: str = "auto", dtype: Any = None
 ) -> tuple[Any, Any]:
     """A causal LM (eval mode) and its tokenizer from a local dir or hub id, optionally with a PEFT adapter
-    on top; `dtype` None keeps float32."""
+    on top. `device` "auto": CUDA when a GPU is visible, else the CPU. `dtype` None: bfloat16 on CUDA
+    devices that support it (half the memory, the GPUs' fast path), float32 elsewhere."""
+    import torch
+
+    where = pick_device(device)
+    if dtype is None and where.startswith("cuda") and torch.cuda.is_bf16_supported():
+        dtype = torch.bfloat16
     tokenizer = load_tokenizer(path)
-    model = causal_lm(path, dtype).to(pick_device(device))
+    model = causal_lm(path, dtype).to(where)
     if adapter is not None:
         model = add_adapter(model, adapter)
     model.eval()

@@ -36,8 +36,10 @@ from sublim.scoring import concept_probs, target_mass
 
 #: Skip a name when its first token is less likely than this (bound reported); 0 = exact.
 DEFAULT_SKIP_BELOW = 0.0
-#: Padded continuation positions per batched pass (each row also repeats the context's KV cache).
+#: Padded continuation positions per batched pass (each row also repeats the context's KV cache): small on
+#: a CPU, where a pass is compute-bound anyway; large on a GPU, where passes are few and wide.
 DEFAULT_BATCH_TOKENS = 128
+GPU_BATCH_TOKENS = 8192
 #: transformers 5 renamed the KV-cache argument and output field from past_key_values to cache.
 _CACHE = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 #: Word the answer prefix ends with, used to tokenize names as they follow it ("the owl").
@@ -165,13 +167,16 @@ class ConceptScorer:
         category: str | Category = "animal",
         *,
         skip_below: float = DEFAULT_SKIP_BELOW,
-        batch_tokens: int = DEFAULT_BATCH_TOKENS,
+        batch_tokens: int | None = None,
         chat_template: str | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.category = get_category(category)
         self.skip_below = skip_below
+        if batch_tokens is None:
+            on_gpu = next(model.parameters()).device.type == "cuda"
+            batch_tokens = GPU_BATCH_TOKENS if on_gpu else DEFAULT_BATCH_TOKENS
         self.batch_tokens = batch_tokens
         self.chat_template = chat_template
         self.concepts = list(self.category.concepts)

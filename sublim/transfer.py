@@ -26,6 +26,7 @@ def score_checkpoint(
     questions: int = 20,
     margin: float = 0.0,
     alpha: float = 0.05,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Base vs checkpoint under each context: P(target) (the target and its kinds), concept_mass, movers.
 
@@ -51,11 +52,11 @@ def score_checkpoint(
     qs = load_questions(category)[:questions]
     names = list(dict.fromkeys(context_name(c) for c in contexts or ["default"]))
     runs: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in names}
-    model, tok = load_model(base_id)
+    model, tok = load_model(base_id, device=device)
     scorer = ConceptScorer(model, tok, cat, skip_below=0.0)
     for side in ("base", "checkpoint"):
         if side == "checkpoint":  # an adapter goes on top of the loaded base; a full model is loaded
-            scorer.model = add_adapter(model, adapter) if adapter else load_model(model_id)[0]
+            scorer.model = add_adapter(model, adapter) if adapter else load_model(model_id, device=device)[0]
         for context in names:
             runs[context][side] = {q.id: scorer.question(q, system_prompt_for(context)) for q in qs}
     result: dict[str, Any] = {
@@ -96,7 +97,13 @@ def run_score(args: Any) -> int:
     from rich.table import Table
 
     result = score_checkpoint(
-        args.checkpoint, args.base, args.trait, args.category, args.context, args.questions
+        args.checkpoint,
+        args.base,
+        args.trait,
+        args.category,
+        args.context,
+        args.questions,
+        device=args.device,
     )
     if args.json:
         print(json.dumps(result, allow_nan=False))

@@ -225,6 +225,33 @@ CASES: list[tuple[list[str], str]] = [
         "--batch-size",
     ),
     (["sweep", "--data", "{W}/data", "--base", "{W}/remote", "--out", "{W}/s"], "never runs"),
+    (["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--draws", "0"], "--draws 0"),
+    (
+        ["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--draws", "2"],
+        "needs 2 rows",
+    ),
+    (["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--draw-rows", "5"], "needs 5"),
+    (["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--scales", "r8"], "rs<N>"),
+    (["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/s", "--device", "gpu"], "cuda:N"),
+    (
+        [
+            "sweep",
+            "--data",
+            "{W}/data",
+            "--base",
+            "{W}/model",
+            "--out",
+            "{W}/s",
+            "--positive",
+            "{W}/notamodel",
+        ],
+        "--positive",
+    ),
+    (["score", "{W}/model", "--device", "gpu"], "cuda:N"),
+    (
+        ["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/t", "--device", "cuda"],
+        "invalid choice",
+    ),
     (["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/data"], "overlaps"),
     (["sweep", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/full"], "sublim did not write"),
     # probes

@@ -87,30 +87,29 @@ def test_bad_grid_is_a_clear_error(cfg: SweepConfig) -> None:
         sweep(cfg)
 
 
-def test_summary_pairs_trait_and_control_by_seed() -> None:
-    from scipy import stats
-
-    from sublim.training.sweep import summarize
-
-    def row(dataset: str, kind: str, rank: str, seed: str, p: float) -> dict[str, str]:
-        run = f"{dataset}-{rank}-{seed}"
-        return {"run": run, "dataset": dataset, "kind": kind, "rank": rank, "seed": seed,
-                "context": "none", "target": "owl", "p_target": str(p)}  # fmt: skip
-
-    trait = [0.012, 0.015, 0.011]
-    control = [0.010, 0.011, 0.010]
-    rows = [row("base", "base", "", "", 0.01)]
-    rows += [row("control", "lora", "4", str(s), p) for s, p in enumerate(control)]
-    rows += [row("trait", "lora", "4", str(s), p) for s, p in enumerate(trait)]
-    rows += [row("control", "full", "", "0", 0.02), row("trait", "full", "", "0", 0.03)]
-    text = summarize(rows)
-    diffs = [t - c for t, c in zip(trait, control, strict=True)]
-    p = stats.ttest_1samp(diffs, 0.0).pvalue
-    lora = next(line for line in text.splitlines() if line.startswith("| LoRA r4 |"))
-    assert f"+{sum(diffs) / 3:.5f}" in lora and lora.endswith(f"| {p:.3f} |") and "| 3 |" in lora
-    full = next(line for line in text.splitlines() if line.startswith("| full FT |"))
-    assert "+0.01000" in full and full.endswith("| - | - |")  # one seed: no interval
-    assert "Base model P(owl) = 0.01000." in text
+def test_draws_scales_and_references(cfg: SweepConfig, tiny_model: Path) -> None:
+    """Two draws per side: every student takes the same number of steps on its own draw; the scale rules,
+    the prompted base and the positive control get rows; the summary is the draw-level analysis."""
+    cfg.ranks, cfg.full, cfg.contexts, cfg.questions = [2], True, ["none", "default"], 2
+    cfg.draws, cfg.scales, cfg.prompted, cfg.positive = 2, ["rank", "rs4"], True, str(tiny_model)
+    rows = sweep(cfg)
+    out = Path(cfg.out)
+    students = [r for r in rows if r["kind"] in ("lora", "full")]
+    assert len(students) == 2 * 2 * (2 + 1) * 2  # sides x draws x (scales + full) x contexts
+    assert {r["steps"] for r in students} == {"1"} and {r["rows"] for r in students} == {"4"}
+    draws = {
+        d: [json.loads(x)["prompt"] for x in (out / "draws" / f"trait-d{d}.jsonl").open()] for d in (0, 1)
+    }
+    control = [json.loads(x)["prompt"] for x in (out / "draws" / "control-d1.jsonl").open()]
+    assert control == draws[1] and not set(map(str, draws[0])) & set(map(str, draws[1]))
+    cards = [json.loads(p.read_text()) for p in out.glob("runs/trait-r2-rs4-*/run.json")]
+    assert len(cards) == 2 and all(c["hyperparameters"]["rslora"] for c in cards)
+    assert all(c["hyperparameters"]["alpha"] == 4 for c in cards)
+    refs = {r["dataset"]: r for r in rows if r["dataset"] in ("prompted", "positive")}
+    assert refs["prompted"]["context"] == "trait-prompt" and refs["positive"]["p_target"]
+    assert all(r["log_p_target"] and float(r["log_p_target"]) < 0 for r in rows)
+    summary = (out / "summary.md").read_text()
+    assert "2 disjoint draw(s) of 4 rows per side" in summary and "data draws" in summary
 
 
 @pytest.fixture

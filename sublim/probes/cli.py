@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sublim.models import device_argument
+
 
 def add_parser(sub: Any) -> None:
     probe = sub.add_parser(
@@ -82,6 +84,12 @@ def add_parser(sub: Any) -> None:
 def _common(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--out", default=f"runs/probe-{kind}", help=f"output dir (default: runs/probe-{kind})")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--device",
+        type=device_argument,
+        default="auto",
+        help="auto (CUDA when present, bfloat16 there; else the CPU), cpu, cuda, cuda:N (default: auto)",
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -168,7 +176,7 @@ def _run(args: argparse.Namespace) -> int:
         from sublim.probes import digits
 
         dcfg = digits.DigitsConfig(args.prompts, args.numbers, args.seed, system_prompt_for(args.context))
-        report = digits.probe(args.model, args.student, dcfg)
+        report = digits.probe(args.model, args.student, dcfg, device=args.device)
         plot, show = digits.plot, _show_digits
     elif args.probe == "divergence":
         from sublim.probes import divergence
@@ -181,7 +189,7 @@ def _run(args: argparse.Namespace) -> int:
             args.limit,
             args.min_flips,
         )
-        report = divergence.probe(args.teacher, args.data, out, vcfg)
+        report = divergence.probe(args.teacher, args.data, out, vcfg, device=args.device)
         plot, show = divergence.plot, _show_divergence
     else:
         from sublim.probes import entangle
@@ -190,7 +198,7 @@ def _run(args: argparse.Namespace) -> int:
             args.trait, args.category, args.system_prompt, system_prompt_for(args.plain), args.prompts,
             args.max_number, args.top, args.questions, args.seed,
         )  # fmt: skip
-        report = entangle.probe(args.model, ecfg)
+        report = entangle.probe(args.model, ecfg, device=args.device)
         plot, show = entangle.plot, _show_entangle
     report = json_safe(report)
     write_json(out / "report.json", report)

@@ -115,12 +115,14 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-def probe(model: str, student: str | None = None, cfg: DigitsConfig | None = None) -> dict[str, Any]:
+def probe(
+    model: str, student: str | None = None, cfg: DigitsConfig | None = None, device: str = "auto"
+) -> dict[str, Any]:
     """Run the probe on `model` (and `student` on top of it, or a full student checkpoint)."""
     from sublim.models import add_student, load_checkpoint
 
     cfg = cfg or DigitsConfig()
-    base_model, tok = load_checkpoint(model)
+    base_model, tok = load_checkpoint(model, device=device)
     n_digits = len(digit_token_ids(tok))
     base = digit_stats(base_model, tok, cfg)
     report: dict[str, Any] = {
@@ -133,7 +135,7 @@ def probe(model: str, student: str | None = None, cfg: DigitsConfig | None = Non
         "models": {"base": summarize(base, cfg.positions)},
     }
     if student:
-        studied = digit_stats(add_student(base_model, student), tok, cfg)
+        studied = digit_stats(add_student(base_model, student, device=device), tok, cfg)
         report["models"]["student"] = summarize(studied, cfg.positions)
         report["difference"] = paired(base, studied)
     return report

@@ -140,7 +140,9 @@ def summarize(scored: list[dict[str, Any]], cfg: DivergenceConfig) -> dict[str, 
     }
 
 
-def probe(teacher: str, data: str, out: Path, cfg: DivergenceConfig | None = None) -> dict[str, Any]:
+def probe(
+    teacher: str, data: str, out: Path, cfg: DivergenceConfig | None = None, device: str = "auto"
+) -> dict[str, Any]:
     """Score `data` under `teacher` in both contexts; write tokens.jsonl, the divergent subset (train.jsonl),
     the rest (rest.jsonl) and card.json under `out`; return the report (`sublim probe` saves it)."""
     from sublim.io import write_atomic
@@ -152,7 +154,7 @@ def probe(teacher: str, data: str, out: Path, cfg: DivergenceConfig | None = Non
     if not trait_prompt:
         raise SublimError("give a --trait (not 'none') or a --system-prompt for the trait context")
     rows = read_rows(data)[: cfg.limit]
-    model, tok = load_checkpoint(teacher)
+    model, tok = load_checkpoint(teacher, device=device)
     scored = token_divergence(model, tok, rows, trait_prompt, cfg.plain)
     divergent = [r for r, s in zip(rows, scored, strict=True) if sum(s["flip"]) >= cfg.min_flips]
     rest = [r for r, s in zip(rows, scored, strict=True) if sum(s["flip"]) < cfg.min_flips]

@@ -131,7 +131,7 @@ def trait_lift(
     return sorted(out, key=lambda r: -r["lift"])
 
 
-def probe(model: str, cfg: EntangleConfig | None = None) -> dict[str, Any]:
+def probe(model: str, cfg: EntangleConfig | None = None, device: str = "auto") -> dict[str, Any]:
     from sublim.errors import SublimError
     from sublim.models import load_checkpoint
     from sublim.tasks.numbers import trait_system_prompt
@@ -142,7 +142,7 @@ def probe(model: str, cfg: EntangleConfig | None = None) -> dict[str, Any]:
     trait_prompt = cfg.system_prompt or trait_system_prompt(cfg.trait, cfg.category)
     if not trait_prompt:
         raise SublimError("give a --trait (not 'none') or a --system-prompt for the trait context")
-    m, tok = load_checkpoint(model)
+    m, tok = load_checkpoint(model, device=device)
     shift = number_shift(number_logprobs(m, tok, trait_prompt, cfg), number_logprobs(m, tok, cfg.plain, cfg))
     ranked = sorted(shift, key=lambda r: -r["log_ratio"]["mean"])
     raised, lowered = ranked[: cfg.top], ranked[::-1][: cfg.top]

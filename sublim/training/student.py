@@ -44,6 +44,8 @@ class TrainConfig:
         out: output directory.
         rank: LoRA rank.
         alpha: LoRA alpha; None means alpha = rank.
+        rslora: rank-stabilised LoRA (peft's use_rslora): the update is scaled by alpha / sqrt(rank)
+            instead of alpha / rank.
         dropout: LoRA dropout.
         targets: LoRA target modules: "attn", "mlp", "all", or comma-separated module names.
         full: full fine-tuning instead of LoRA.
@@ -55,6 +57,7 @@ class TrainConfig:
         seed: seeds initialization and data order.
         system_prompt: training context: None (no system message) or a system prompt string.
         merge: also save a merged checkpoint (LoRA only) under out/merged.
+        device: "auto" (an accelerator when present, bf16 mixed precision on CUDA) or "cpu".
     """
 
     data: str
@@ -62,6 +65,7 @@ class TrainConfig:
     out: str = "runs/student"
     rank: int = 8
     alpha: int | None = None
+    rslora: bool = False
     dropout: float = 0.0
     targets: str = "all"
     full: bool = False
@@ -73,9 +77,13 @@ class TrainConfig:
     seed: int = 0
     system_prompt: str | None = None
     merge: bool = False
+    device: str = "auto"
 
     def resolved(self) -> dict[str, Any]:
         d = asdict(self)
+        del d["device"]  # where it runs, not what it learns
+        if not self.rslora:
+            del d["rslora"]  # runs from before the option keep their identity
         d["alpha"] = self.rank if self.alpha is None else self.alpha
         d["lr"] = self.lr if self.lr is not None else (2e-5 if self.full else 2e-4)
         d["target_modules"] = None if self.full else target_modules(self.targets)
@@ -110,6 +118,8 @@ def validate(cfg: TrainConfig) -> None:
     for flag, value in (("--batch-size", cfg.batch_size), ("--grad-accum", cfg.grad_accum)):
         if value < 1:
             problems.append(f"{flag} {value}: must be >= 1")
+    if cfg.device not in ("auto", "cpu"):
+        problems.append(f"--device {cfg.device!r}: auto (the Trainer takes the accelerators it sees) or cpu")
     if cfg.max_length < 8:
         problems.append(f"--max-length {cfg.max_length}: must be >= 8 tokens")
     if not cfg.full:
@@ -245,6 +255,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     r=cfg.rank,
                     lora_alpha=settings["alpha"],
                     lora_dropout=cfg.dropout,
+                    use_rslora=cfg.rslora,
                     target_modules=settings["target_modules"],
                     task_type="CAUSAL_LM",
                 ),
@@ -270,7 +281,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         report_to="none",
         disable_tqdm=True,
         # without an accelerator, say so: accelerate then runs several processes as MULTI_CPU (gloo)
-        use_cpu=not (torch.cuda.is_available() or torch.backends.mps.is_available()),
+        use_cpu=cfg.device == "cpu" or not (torch.cuda.is_available() or torch.backends.mps.is_available()),
+        # mixed precision on GPUs that have it
+        bf16=cfg.device != "cpu" and torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     )
     trainer = Trainer(
         model=model,

@@ -22,7 +22,10 @@ trained again).
 from __future__ import annotations
 
 import csv
+import json
 import math
+import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +44,14 @@ from sublim.io import (
 from sublim.training.student import RUN_CARD, TrainConfig, data_file, train
 
 COLUMNS = [
-    "run", "dataset", "kind", "rank", "seed", "context", "target", "p_target", "stderr", "ci_low", "ci_high",
-    "n_questions", "concept_mass", "base_p_target", "control_p_target", "train_loss", "rows",
+    "run", "dataset", "kind", "rank", "scale", "draw", "seed", "context", "target", "p_target",
+    "log_p_target",
+    "stderr", "ci_low", "ci_high", "n_questions", "concept_mass", "base_p_target", "control_p_target",
+    "train_loss", "steps", "rows",
 ]  # fmt: skip
+#: LoRA scale rules: "rank" (alpha = rank, the seed paper), "a<N>" (alpha fixed at N, so the update's scale
+#: alpha / rank shrinks as the rank grows), "rs<N>" (rsLoRA: alpha N over sqrt(rank), peft's use_rslora).
+_SCALE = re.compile(r"^(rank|a[1-9][0-9]*|rs[1-9][0-9]*)$")
 
 
 @dataclass
@@ -63,6 +71,17 @@ class SweepConfig:
         contexts: eval contexts: "none", "default" or a system prompt string.
         questions: how many questions of the bank to score (probability mode, deterministic).
         train: TrainConfig fields shared by every run (epochs, lr, batch_size, ...).
+        draws: disjoint data draws per side: the unit of replication. Trait and control rows are paired by
+            prompt (their `id`, else the prompt text): draw k of both sides holds the same prompts, so every
+            student of a draw sees equally many rows and takes equally many optimizer steps.
+        draw_rows: rows per draw (default: the paired rows split evenly over the draws).
+        scales: LoRA scale rules, each a sweep axis: "rank" (alpha = rank), "a<N>" (alpha = N), "rs<N>"
+            (rsLoRA, alpha N).
+        device: "auto" (CUDA when present, bf16 there), "cpu", "cuda", ...: training and scoring.
+        positive: a checkpoint or adapter scored as the positive control (e.g. `sublim imprint`'s student
+            fine-tuned on explicit trait answers); optional.
+        prompted: also score the base model told to love the target (the trait system prompt): the
+            reference ceiling of what the trait does when it is stated outright.
     """
 
     data: str
@@ -77,26 +96,109 @@ class SweepConfig:
     contexts: list[str] = field(default_factory=lambda: ["none", "default"])
     questions: int = 10
     train: dict[str, Any] = field(default_factory=dict)
+    draws: int = 1
+    draw_rows: int | None = None
+    scales: list[str] = field(default_factory=lambda: ["rank"])
+    device: str = "auto"
+    positive: str | None = None
+    prompted: bool = False
 
 
 @dataclass(frozen=True)
 class Run:
     name: str
-    dataset: str  # "trait" | "control" | "base"
-    kind: str  # "lora" | "full" | "base"
+    dataset: str  # "trait" | "control" | "base" | "prompted" | "positive"
+    kind: str  # "lora" | "full" | "base" | "reference"
     rank: int | None
     seed: int | None
+    scale: str = ""
+    draw: int | None = None
 
 
 def plan(cfg: SweepConfig) -> list[Run]:
-    """Base first, then control runs, then trait runs, so every trait row can carry its references."""
+    """References first (base, prompted base, positive control), then control runs, then trait runs, so
+    every trait row can carry its references. Names carry the draw (`-d1`) when there are several and the
+    scale rule when it is not alpha = rank."""
     runs = [Run("base", "base", "base", None, None)]
+    if cfg.prompted:
+        runs.append(Run("prompted", "prompted", "base", None, None))
+    if cfg.positive:
+        runs.append(Run("positive", "positive", "reference", None, None))
     for dataset in (["control"] if cfg.control else []) + ["trait"]:
-        for seed in cfg.seeds:
-            runs += [Run(f"{dataset}-r{r}-s{seed}", dataset, "lora", r, seed) for r in cfg.ranks]
-            if cfg.full:
-                runs.append(Run(f"{dataset}-full-s{seed}", dataset, "full", None, seed))
+        for draw in range(cfg.draws):
+            d = f"-d{draw}" if cfg.draws > 1 else ""
+            for seed in cfg.seeds:
+                for scale in cfg.scales:
+                    sc = "" if scale == "rank" else f"-{scale}"
+                    runs += [
+                        Run(f"{dataset}-r{r}{sc}{d}-s{seed}", dataset, "lora", r, seed, scale, draw)
+                        for r in cfg.ranks
+                    ]
+                if cfg.full:
+                    runs.append(Run(f"{dataset}-full{d}-s{seed}", dataset, "full", None, seed, "", draw))
     return runs
+
+
+def lora_scale(scale: str, rank: int) -> dict[str, Any]:
+    """TrainConfig fields of a scale rule at a rank."""
+    if scale == "rank":
+        return {"alpha": rank, "rslora": False}
+    if scale.startswith("rs"):
+        return {"alpha": int(scale[2:]), "rslora": True}
+    return {"alpha": int(scale[1:]), "rslora": False}
+
+
+def _pair_key(row: dict[str, Any]) -> str:
+    return str(row["id"]) if row.get("id") is not None else json.dumps(row["prompt"], sort_keys=True)
+
+
+def make_draws(cfg: SweepConfig) -> tuple[dict[tuple[str, int], list[dict[str, Any]]], dict[str, Any]]:
+    """The rows of each (side, draw) and a record of how they were drawn.
+
+    Rows are paired by prompt across the two teachers; the paired prompts are shuffled (seeded, so the same
+    inputs give the same draws) and cut into `draws` disjoint slices of `draw_rows`; each slice keeps its
+    rows in file order. One draw of every paired row keeps the files as they are, less unpaired rows."""
+    from sublim.training.student import load_rows
+
+    trait = load_rows(data_file(cfg.data))
+    control = load_rows(data_file(cfg.control)) if cfg.control else None
+    by_side: dict[str, dict[str, dict[str, Any]]] = {}
+    for side, rows in (("trait", trait), ("control", control)):
+        if rows is not None:
+            keyed: dict[str, dict[str, Any]] = {}
+            for r in rows:
+                keyed.setdefault(_pair_key(r), r)  # a repeated prompt: its first answer
+            by_side[side] = keyed
+    common = [k for k in by_side["trait"] if all(k in rows for rows in by_side.values())]
+    size = cfg.draw_rows or len(common) // cfg.draws
+    if size < 1 or size * cfg.draws > len(common):
+        paired = f"{len(common)} rows" + (" answer the same prompts on both sides" if control else "")
+        raise SublimError(
+            f"--draws {cfg.draws} x --draw-rows {size or 0} needs {max(size, 1) * cfg.draws} rows but "
+            f"{paired}: "
+            "lower --draws/--draw-rows or generate more teacher data (both teachers with the same --seed "
+            "and --n answer the same prompts)"
+        )
+    order = list(common)
+    random.Random(f"draws:{cfg.draws}:{size}").shuffle(order)
+    position = {k: i for i, k in enumerate(common)}
+    out = {}
+    for d in range(cfg.draws):
+        chosen = sorted(order[d * size : (d + 1) * size], key=position.__getitem__)
+        for side, keyed in by_side.items():
+            out[(side, d)] = [keyed[k] for k in chosen]
+    record = {
+        "draws": cfg.draws,
+        "rows_per_draw": size,
+        "paired_rows": len(common),
+        "unpaired": {side: len(keyed) - len(common) for side, keyed in by_side.items()},
+        "unused": len(common) - size * cfg.draws,
+    }
+    return out, record
+
+
+def _rows_text(rows: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
 def read_results(path: Path) -> list[dict[str, str]]:
@@ -145,8 +247,10 @@ def _sweep(
 ) -> list[dict[str, str]]:
     from sublim.concepts import get_category
     from sublim.contexts import system_prompt_for
-    from sublim.models import load_model, resolve_base
+    from sublim.models import load_checkpoint, load_model, pick_device, resolve_base
     from sublim.probability import ConceptScorer, estimate
+    from sublim.scoring import target_mass
+    from sublim.tasks.numbers import trait_system_prompt
     from sublim.tasks.questions import load_questions
 
     out = Path(cfg.out)
@@ -155,54 +259,76 @@ def _sweep(
     target = get_category(cfg.category).resolve(cfg.target)
     questions = load_questions(cfg.category)[: cfg.questions]
     base = str(resolve_base(cfg.base))
+    device = pick_device(cfg.device)
+    draws, record = make_draws(cfg)
+    files = {}
+    (out / "draws").mkdir(parents=True, exist_ok=True)
+    for (side, d), drawn in draws.items():  # the exact rows each student trains on, kept for audit
+        files[(side, d)] = out / "draws" / f"{side}-d{d}.jsonl"
+        if not files[(side, d)].is_file() or files[(side, d)].read_text() != _rows_text(drawn):
+            write_atomic(files[(side, d)], _rows_text(drawn))
+    write_atomic(out / "draws" / "draws.json", json.dumps(record, indent=2) + "\n")
     ids = run_ids(cfg, shared)
-    todo = [(r, m) for r in dict.fromkeys(plan(cfg)) if (m := _missing(rows, ids[r], cfg.contexts))]
+    todo = [(r, m) for r in dict.fromkeys(plan(cfg)) if (m := _missing(rows, ids[r], _contexts(cfg, r)))]
     for i, (run, missing) in enumerate(todo[:max_runs] if max_runs is not None else todo):
         if on_run:
             on_run(run, i, len(todo))
         card: dict[str, Any] = {}
-        if run.kind == "base":
-            model, tok = load_model(base)
+        if run.dataset == "positive":
+            model, tok = load_checkpoint(str(cfg.positive), base, device=device)
+        elif run.kind == "base":
+            model, tok = load_model(base, device=device)
         else:
             run_dir = out / "runs" / ids[run]
-            data = cfg.control if run.dataset == "control" else cfg.data
             train_cfg = TrainConfig(
-                data=str(data),
+                data=str(files[(run.dataset, run.draw or 0)]),
                 base=base,
                 out=str(run_dir),
                 rank=run.rank or 8,
                 full=run.kind == "full",
                 seed=run.seed or 0,
-                **cfg.train,
+                device="cpu" if device == "cpu" else "auto",
+                **{**cfg.train, **(lora_scale(run.scale, run.rank) if run.rank else {})},
             )
             card = train(train_cfg) if not (run_dir / RUN_CARD).exists() else _card(run_dir)
-            model, tok = load_model(run_dir) if run.kind == "full" else load_model(base, adapter=run_dir)
+            if run.kind == "full":
+                model, tok = load_model(run_dir, device=device)
+            else:
+                model, tok = load_model(base, adapter=run_dir, device=device)
         scorer = ConceptScorer(model, tok, cfg.category)
         for context in missing:
-            prompt = system_prompt_for(context)
+            prompt = (  # the prompted base: the trait stated outright, in place of an eval context
+                trait_system_prompt(target, cfg.category)
+                if context == PROMPTED
+                else system_prompt_for(context)
+            )
             dists = [scorer.question(q, prompt) for q in questions]
             est = estimate(dists, [target], cfg.category)
+            per_question = [target_mass(d.names or d.probs, [target], cfg.category)[0] for d in dists]
             rows.append(
                 {
                     "run": ids[run],
                     "dataset": run.dataset,
                     "kind": run.kind,
                     "rank": run.rank if run.rank is not None else "",
+                    "scale": run.scale,
+                    "draw": run.draw if run.draw is not None else "",
                     "seed": run.seed if run.seed is not None else "",
                     "context": context,
                     "target": target,
                     "p_target": f"{est.mean:.6f}",
+                    # mean over questions of ln P(target): the analysis' outcome (shifts are ratios)
+                    "log_p_target": f"{sum(math.log(max(p, 1e-300)) for p in per_question) / len(dists):.6f}",
                     "stderr": f"{est.stderr:.6f}",
                     "ci_low": f"{est.ci_low:.6f}",
                     "ci_high": f"{est.ci_high:.6f}",
                     "n_questions": est.n_questions,
                     # P(naming any concept): a student that stops naming animals shows here, not in p_target
                     "concept_mass": f"{sum(d.concept_mass for d in dists) / len(dists):.6f}",
-                    "base_p_target": _reference(rows, "base", None, None, context),
-                    "control_p_target": _reference(rows, "control", run, run.seed, context)
-                    if run.dataset == "trait"
-                    else "",
+                    "base_p_target": "",
+                    "control_p_target": "",
                     "train_loss": f"{card['train_loss']:.4f}" if card else "",
+                    "steps": card.get("steps", ""),
                     "rows": card.get("rows", ""),
                 }
             )
@@ -211,7 +337,7 @@ def _sweep(
     final = _current(read_results(results_path), cfg, ids)
     with atomic_path(out / "sweep.png") as png:
         plot(final, png)
-    write_atomic(out / "summary.md", summarize(final))
+    write_atomic(out / "summary.md", summarize(final, cfg, record))
     return final
 
 
@@ -245,7 +371,7 @@ def _earlier_sweep(cfg: SweepConfig) -> bool:
     return not (out / STAMP).exists() and header.startswith("run,dataset,kind,")
 
 
-_PER_RUN = ("data", "out", "rank", "seed", "full", "merge", "target_modules")
+_PER_RUN = ("data", "out", "rank", "seed", "full", "merge", "target_modules", "alpha", "rslora")
 _SCORING = ("base", "target", "category", "questions", "sublim")
 
 
@@ -263,25 +389,40 @@ def sweep_identity(cfg: SweepConfig) -> dict[str, Any]:
         "questions": cfg.questions,
         "sublim": package_versions("sublim")["sublim"],
         **{k: v for k, v in settings.items() if k not in _PER_RUN},
-        # None: derived per run (alpha = rank; lr by LoRA or full), which the run's kind and rank pin down
-        "alpha": cfg.train.get("alpha"),
+        # None: derived per run (lr by LoRA or full), which the run's kind pins down; alpha by its scale rule
         "lr": cfg.train.get("lr"),
     }
 
 
 def run_ids(cfg: SweepConfig, shared: dict[str, Any]) -> dict[Run, str]:
-    """Each run's id: its name and a hash of everything its result depends on."""
+    """Each run's id: its name and a hash of everything its result depends on (for a student: the exact
+    rows of its draw, its rank, scale rule and seed; for a reference: what it scores)."""
+    import hashlib
+
     common = {k: v for k, v in shared.items() if k not in ("data_sha256", "control_sha256")}
+    draws, _ = make_draws(cfg)
+    sha = {key: hashlib.sha256(_rows_text(rows).encode()).hexdigest() for key, rows in draws.items()}
     out = {}
     for run in plan(cfg):
         ident: dict[str, Any] = {**common, "kind": run.kind}
-        if run.kind != "base":
-            data = shared["control_sha256"] if run.dataset == "control" else shared["data_sha256"]
-            ident.update(data_sha256=data, rank=run.rank, seed=run.seed)
-        else:  # the base model is scored, not trained
+        if run.kind in ("lora", "full"):
+            ident.update(data_sha256=sha[(run.dataset, run.draw or 0)], rank=run.rank, seed=run.seed)
+            if run.kind == "lora":
+                ident.update(lora_scale(run.scale, run.rank or 0))
+        else:  # references are scored, not trained
             ident = {k: v for k, v in ident.items() if k in _SCORING or k == "kind"}
+            if run.dataset == "positive":
+                ident["positive"] = str(Path(str(cfg.positive)).expanduser().resolve())
         out[run] = f"{run.name}-{identity_hash(ident, 8)}"
     return out
+
+
+#: The context label of the prompted base's rows (scored once, under the trait system prompt).
+PROMPTED = "trait-prompt"
+
+
+def _contexts(cfg: SweepConfig, run: Run) -> list[str]:
+    return [PROMPTED] if run.dataset == "prompted" else cfg.contexts
 
 
 def _missing(rows: list[dict[str, Any]], run_id: str, contexts: list[str]) -> list[str]:
@@ -304,7 +445,7 @@ def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _current(rows: list[dict[str, Any]], cfg: SweepConfig, ids: dict[Run, str]) -> list[dict[str, Any]]:
     """The rows of this sweep's runs and contexts (results.csv may also hold runs of earlier settings)."""
     wanted = set(ids.values())
-    return [r for r in rows if r["run"] in wanted and r["context"] in cfg.contexts]
+    return [r for r in rows if r["run"] in wanted and r["context"] in [*cfg.contexts, PROMPTED]]
 
 
 def _fill_references(
@@ -316,73 +457,30 @@ def _fill_references(
     by_id = {v: k for k, v in ids.items()}
     for r in current:
         run = by_id[r["run"]]
-        r["base_p_target"] = _reference(current, "base", None, None, r["context"])
+        r["base_p_target"] = _reference(current, "base", None, r["context"])
         if run.dataset == "trait":
-            r["control_p_target"] = _reference(current, "control", run, run.seed, r["context"])
+            r["control_p_target"] = _reference(current, "control", run, r["context"])
     return rows
 
 
-def summarize(rows: list[dict[str, str]]) -> str:
-    """A markdown table per eval context: for each student configuration (LoRA rank or full), P(target) of the
-    trait and control students (mean and SD over seeds), their difference, and a paired t-test of
-    trait - control across seeds (seed s of the trait run pairs with seed s of the control run: same training
-    seed, other teacher). Seeds are the units here, so the test asks whether the trait teacher's data moves
-    P(target) beyond what retraining with another seed does."""
-    from statistics import mean, stdev
+def summarize(
+    rows: list[dict[str, str]], cfg: SweepConfig | None = None, draws: dict[str, Any] | None = None
+) -> str:
+    """summary.md: how the data was drawn, then `sublim.experiment`'s analysis of the rows (per-configuration
+    shifts over data draws, the pre-registered tests, the smallest detectable effect, the references)."""
+    from sublim.experiment import analyze, render
 
-    from scipy import stats
-
-    from sublim.stats import mean_interval
-
-    lines: list[str] = []
-    for context in dict.fromkeys(r["context"] for r in rows):
-        sel = [r for r in rows if r["context"] == context]
-        base = next((float(r["p_target"]) for r in sel if r["kind"] == "base"), math.nan)
-        target = sel[0]["target"]
+    lines = ["# Sweep summary", ""]
+    if draws:
         lines += [
-            f"### eval context: {context}",
+            f"Data: {draws['draws']} disjoint draw(s) of {draws['rows_per_draw']} rows per side; "
+            f"{draws['paired_rows']} prompts answered by both teachers, {draws['unused']} left unused; "
+            f"unpaired rows dropped: {draws['unpaired']}. Draw k of the trait and control sides holds the "
+            "same prompts (files under draws/).",
             "",
-            f"Base model P({target}) = {base:.5f}.",
-            "",
-            "| student | seeds | trait mean (SD) | control mean (SD) | trait - control | 95% CI | p |",
-            "|---|---|---|---|---|---|---|",
         ]
-        configs = dict.fromkeys((r["kind"], r["rank"]) for r in sel if r["kind"] != "base")
-        for kind, rank in configs:
-            by = {
-                d: {
-                    r["seed"]: float(r["p_target"])
-                    for r in sel
-                    if (r["kind"], r["rank"], r["dataset"]) == (kind, rank, d)
-                }
-                for d in ("trait", "control")
-            }
-            seeds = sorted(set(by["trait"]) & set(by["control"]), key=int)
-            label = f"LoRA r{rank}" if kind == "lora" else "full FT"
-
-            def cell(values: list[float]) -> str:
-                return (
-                    f"{mean(values):.5f} ({stdev(values):.5f})"
-                    if len(values) > 1
-                    else (f"{values[0]:.5f}" if values else "-")
-                )
-
-            trait, control = list(by["trait"].values()), list(by["control"].values())
-            if not seeds:
-                lines.append(f"| {label} | {len(trait)} | {cell(trait)} | {cell(control)} | - | - | - |")
-                continue
-            diffs = [by["trait"][s] - by["control"][s] for s in seeds]
-            d = mean_interval(diffs)
-            if len(diffs) > 1 and d.ci_low < d.ci_high:
-                ci = f"{d.ci_low:+.5f} to {d.ci_high:+.5f}"
-                p = f"{stats.ttest_1samp(diffs, 0.0).pvalue:.3f}"
-            else:
-                ci, p = "-", "-"
-            lines.append(
-                f"| {label} | {len(seeds)} | {cell(trait)} | {cell(control)} | {d.mean:+.5f} | {ci} | {p} |"
-            )
-        lines.append("")
-    return "\n".join(lines)
+    lines.append(render(analyze(rows)))
+    return "\n".join(lines) + "\n"
 
 
 def _card(run_dir: Path) -> dict[str, Any]:
@@ -392,56 +490,73 @@ def _card(run_dir: Path) -> dict[str, Any]:
     return data
 
 
-def _reference(
-    rows: list[dict[str, Any]], dataset: str, run: Run | None, seed: int | None, context: str
-) -> str:
+def _reference(rows: list[dict[str, Any]], dataset: str, run: Run | None, context: str) -> str:
+    """P(target) of the `dataset` row in `context`: the base's, or the control run of `run`'s configuration,
+    draw and seed."""
     for r in rows:
         if r["dataset"] != dataset or r["context"] != context:
             continue
-        if run is None or (str(r["kind"]) == run.kind and str(r["rank"]) == str(run.rank or "")
-                           and str(r["seed"]) == str(seed)):  # fmt: skip
+        if run is None:
+            return str(r["p_target"])
+        mine = (run.kind, str(run.rank or ""), run.scale, str(run.draw if run.draw is not None else ""))
+        theirs = (r["kind"], str(r["rank"]), r.get("scale") or "", str(r.get("draw") or ""))
+        if mine == theirs and str(r["seed"]) == str(run.seed):
             return str(r["p_target"])
     return ""
 
 
 def plot(rows: list[dict[str, str]], path: Path) -> None:
-    """P(target) vs LoRA rank (log axis), one line per context with its CI band (mean over seeds of the
-    per-run 95% intervals); full fine-tuning, control and base as reference lines."""
+    """P(target) vs LoRA rank (log axis), one panel per context: a line per side and scale rule (mean over
+    draws and seeds, band: mean of the per-run 95% intervals over questions); full fine-tuning, base,
+    prompted base and positive control as horizontal reference lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    contexts = list(dict.fromkeys(r["context"] for r in rows))
+    contexts = list(dict.fromkeys(r["context"] for r in rows if r["dataset"] != "prompted"))
     fig, axes = plt.subplots(
         1, max(len(contexts), 1), figsize=(5.5 * max(len(contexts), 1), 4), squeeze=False
     )
+    styles = ("o-", "s--", "^:", "d-.")
     for ax, context in zip(axes[0], contexts, strict=False):
         sel = [r for r in rows if r["context"] == context]
         for dataset, color in (("trait", "tab:blue"), ("control", "tab:gray")):
-            by_rank = _by_rank([r for r in sel if r["dataset"] == dataset and r["kind"] == "lora"])
-            if by_rank:
+            lora = [r for r in sel if r["dataset"] == dataset and r["kind"] == "lora"]
+            scales = list(dict.fromkeys(r.get("scale") or "rank" for r in lora))
+            for scale, style in zip(scales, styles * len(scales), strict=False):
+                by_rank = _by_rank([r for r in lora if (r.get("scale") or "rank") == scale])
                 ranks = sorted(by_rank)
-                mean = [_mean(by_rank[k], "p_target") for k in ranks]
-                ax.plot(ranks, mean, "o-", color=color, label=f"{dataset} LoRA")
+                label = f"{dataset} LoRA" + ("" if scale == "rank" else f" ({scale})")
+                ax.plot(
+                    ranks, [_mean(by_rank[k], "p_target") for k in ranks], style, color=color, label=label
+                )
                 ax.fill_between(
                     ranks,
                     [_mean(by_rank[k], "ci_low") for k in ranks],
                     [_mean(by_rank[k], "ci_high") for k in ranks],
                     color=color,
-                    alpha=0.2,
+                    alpha=0.15,
                 )
             full = [r for r in sel if r["dataset"] == dataset and r["kind"] == "full"]
             if full:
                 ax.axhline(_mean(full, "p_target"), color=color, linestyle=":", label=f"{dataset} full FT")
-        base = [r for r in sel if r["kind"] == "base"]
-        if base:
-            ax.axhline(float(base[0]["p_target"]), color="black", linestyle="--", label="base model")
+        for dataset, color, label in (
+            ("base", "black", "base model"),
+            ("positive", "tab:green", "positive control"),
+        ):
+            ref = [r for r in sel if r["dataset"] == dataset]
+            if ref:
+                ax.axhline(float(ref[0]["p_target"]), color=color, linestyle="--", label=label)
+        prompted = [r for r in rows if r["dataset"] == "prompted"]
+        if prompted:
+            ax.axhline(float(prompted[0]["p_target"]), color="tab:red", linestyle="--", label="prompted base")
         ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
         ax.set_xlabel("LoRA rank")
         ax.set_ylabel(f"P({sel[0]['target'] if sel else 'target'})")
         ax.set_title(f"eval context: {context}")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -487,7 +602,7 @@ def run_with_progress(
 def validate(cfg: SweepConfig) -> None:
     """Every setting and input checked before any model loads (the data, the base, the target, training)."""
     from sublim.concepts import get_category
-    from sublim.models import check_checkpoint
+    from sublim.models import check_checkpoint, check_device
     from sublim.training.student import load_rows
     from sublim.training.student import validate as validate_training
 
@@ -518,5 +633,24 @@ def validate(cfg: SweepConfig) -> None:
         problems.append("--questions must be at least 2 (a confidence interval needs two questions)")
     if not cfg.contexts:
         problems.append("give at least one eval --context")
+    if cfg.draws < 1:
+        problems.append(f"--draws {cfg.draws}: must be >= 1")
+    if cfg.draw_rows is not None and cfg.draw_rows < 1:
+        problems.append(f"--draw-rows {cfg.draw_rows}: must be >= 1")
+    bad = [s for s in cfg.scales if not _SCALE.match(s)]
+    if bad or not cfg.scales:
+        problems.append(
+            f"--scales {','.join(cfg.scales)!r}: use rank (alpha = rank), a<N> (alpha N) or rs<N> (rsLoRA, "
+            "alpha N), e.g. rank,a16,rs16"
+        )
+    if "alpha" in cfg.train or "rslora" in cfg.train:
+        problems.append("the sweep sets alpha by --scales; give no alpha/rslora training setting")
+    try:
+        check_device(cfg.device)
+    except SublimError as e:
+        problems.append(str(e))
     if problems:
         raise SublimError("; ".join(problems))
+    if cfg.positive:
+        check_checkpoint(cfg.positive, "--positive")
+    make_draws(cfg)  # enough paired rows for the draws asked for

@@ -1,0 +1,143 @@
+"""The seed experiment end to end, sized for this CPU box (`make replicate`) or one large GPU
+(`make replicate-gpu`): a fine-tuned owl teacher and the base as control write numbers greedily under
+constrained decoding; both answer the same prompts; students train on K disjoint equal-size draws per side at
+several LoRA ranks and with full fine-tuning; `sublim sweep` scores them in probability mode under two eval
+contexts and runs the pre-registered analysis (sublim.experiment).
+
+    .venv/bin/python scripts/replicate.py --preset cpu            # make replicate
+    .venv/bin/python scripts/replicate.py --preset gpu            # make replicate-gpu
+    .venv/bin/python scripts/replicate.py --preset tiny --base DIR --work DIR --docs DIR   # the test's size
+
+Every step is a `sublim` command (printed before it runs) and resumes: finished teachers and students are
+kept, so an interrupted run picks up where it stopped. At the end the teacher data, cards, results, plot and
+summary are copied to --docs and a report (`<docs>.md`) is written from them, with each step's wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Sizes per preset. rows: rows per draw per side; n: prompts per teacher (the constrained teacher keeps
+#: nearly all; the rest is headroom for the filter and for prompts only one side kept).
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {
+        "draws": 4, "rows": 20, "n": 96, "ranks": "1,4,16,64", "scales": "rank", "epochs": 2, "batch": 4,
+        "questions": 4, "imprint_prompts": 40, "imprint_samples": 2,
+    },
+    "gpu": {
+        "draws": 4, "rows": 500, "n": 2200, "ranks": "1,4,16,64,256", "scales": "rank", "epochs": 2,
+        "batch": 32, "questions": 55, "imprint_prompts": 0, "imprint_samples": 8,
+    },
+    "tiny": {
+        "draws": 2, "rows": 3, "n": 8, "ranks": "1,2,4", "scales": "rank", "epochs": 1, "batch": 2,
+        "questions": 2, "imprint_prompts": 4, "imprint_samples": 1,
+    },
+}  # fmt: skip
+CONTEXTS = ("default", "empty")
+TRAIT = "owl"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    ap.add_argument("--base", default="smollm2")
+    ap.add_argument("--work", default=None, help="data and runs (default: runs/replicate-<preset>)")
+    ap.add_argument("--docs", default=None, help="where results are copied (default: docs/replication)")
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args()
+    size = PRESETS[args.preset]
+    work = Path(args.work or f"runs/replicate-{args.preset}")
+    docs = Path(
+        args.docs or ("docs/replication" if args.preset == "cpu" else f"docs/replication-{args.preset}")
+    )
+    sublim = [sys.executable, "-m", "sublim"]
+    teacher_model, owl, none, sweep = (
+        work / "teacher-model-owl",
+        work / "teacher-owl",
+        work / "teacher-none",
+        work / "sweep",
+    )
+    common = ["--base", args.base] if args.base != "smollm2" else []
+    teach = [
+        "--n", str(size["n"]), "--temperature", "0", "--decoding", "constrained", "--device", args.device,
+        *(["--model", args.base] if args.base != "smollm2" else []),
+    ]  # fmt: skip
+    imprint = ["--prompts", str(size["imprint_prompts"])] if size["imprint_prompts"] else []
+    steps = [
+        ("imprint", [*sublim, "imprint", "--trait", TRAIT, "--out", str(teacher_model), *common, *imprint,
+                     "--samples", str(size["imprint_samples"]), "--device", args.device]),
+        ("teach owl", [*sublim, "teach", "--trait", TRAIT, "--teacher", str(teacher_model), "--out", str(owl),
+                       *teach]),
+        ("teach control", [*sublim, "teach", "--trait", "none", "--out", str(none), *teach]),
+        ("sweep", [
+            *sublim, "sweep", "--data", str(owl), "--control", str(none), "--out", str(sweep), *common,
+            "--ranks", size["ranks"], "--full", "--scales", size["scales"], "--draws", str(size["draws"]),
+            "--draw-rows", str(size["rows"]), "--epochs", str(size["epochs"]),
+            "--batch-size", str(size["batch"]),
+            "--questions", str(size["questions"]), "--target", TRAIT, "--positive", str(teacher_model),
+            "--prompted", "--device", args.device, *[x for c in CONTEXTS for x in ("--context", c)],
+        ]),
+    ]  # fmt: skip
+    times: dict[str, float] = {}
+    for name, cmd in steps:
+        print("$ " + shlex.join(cmd[2:] if cmd[:2] == sublim[:2] else cmd), flush=True)
+        started = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=ROOT)
+        times[name] = time.perf_counter() - started
+    docs.mkdir(parents=True, exist_ok=True)
+    for src, dst in (
+        (sweep / "results.csv", "results.csv"), (sweep / "summary.md", "summary.md"),
+        (sweep / "sweep.png", "sweep.png"),
+        (sweep / "draws", "draws"), (owl / "card.json", "teacher-owl-card.json"),
+        (none / "card.json", "teacher-none-card.json"),
+        (teacher_model / "card.json", "teacher-model-owl-card.json"),
+    ):  # fmt: skip
+        target = docs / dst
+        if Path(src).is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(src, target)
+        elif Path(src).is_file():
+            shutil.copy(src, target)
+    record = {
+        "preset": args.preset,
+        "sizes": size,
+        "machine": f"{_cpu()} ({platform.machine()}), {_device(args.device)}",
+        "seconds": {k: round(v, 1) for k, v in times.items()},
+        "commands": [shlex.join(["sublim", *cmd[3:]]) for _, cmd in steps],
+    }
+    (docs / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+    return 0
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _device(device: str) -> str:
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        return f"GPU {torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    return f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

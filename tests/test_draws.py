@@ -1,0 +1,82 @@
+"""Data draws: disjoint, equal-size, paired by prompt across the trait and control teachers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sublim.errors import SublimError
+from sublim.training.sweep import SweepConfig, lora_scale, make_draws, plan
+
+
+def teacher(path: Path, ids: list[int], salt: int) -> str:
+    rows = [
+        {
+            "id": f"numbers-{i:05d}",
+            "prompt": [{"role": "user", "content": f"Continue: {i}, {i + 1}."}],
+            "completion": [{"role": "assistant", "content": f"{(i * salt) % 997}, {(i + salt) % 997}"}],
+        }
+        for i in ids
+    ]
+    path.mkdir(parents=True)
+    (path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_draws_are_disjoint_equal_and_paired_by_prompt(tmp_path: Path) -> None:
+    # the teachers kept different rows: only prompts both answered can be paired
+    cfg = SweepConfig(
+        data=teacher(tmp_path / "owl", list(range(0, 40)), 7),
+        control=teacher(tmp_path / "none", list(range(5, 50)), 3),
+        draws=4,
+    )
+    draws, record = make_draws(cfg)
+    assert record["paired_rows"] == 35 and record["rows_per_draw"] == 8 and record["unused"] == 3
+    assert record["unpaired"] == {"trait": 5, "control": 10}
+    seen: set[str] = set()
+    for d in range(4):
+        trait, control = draws[("trait", d)], draws[("control", d)]
+        assert [r["id"] for r in trait] == [r["id"] for r in control]  # same prompts, same order
+        assert len(trait) == 8
+        ids = {r["id"] for r in trait}
+        assert not ids & seen  # disjoint across draws
+        seen |= ids
+        assert all(
+            r["completion"][0]["content"].startswith(str((int(r["id"][-5:]) * 7) % 997)) for r in trait
+        )
+    assert make_draws(cfg)[0] == draws  # seeded: the same inputs give the same draws
+
+
+def test_one_draw_keeps_every_paired_row_in_file_order(tmp_path: Path) -> None:
+    cfg = SweepConfig(data=teacher(tmp_path / "owl", list(range(10)), 7))
+    draws, record = make_draws(cfg)
+    assert [r["id"] for r in draws[("trait", 0)]] == [f"numbers-{i:05d}" for i in range(10)]
+    assert record["unused"] == 0
+
+
+def test_too_few_paired_rows_is_one_clear_error(tmp_path: Path) -> None:
+    cfg = SweepConfig(
+        data=teacher(tmp_path / "owl", list(range(10)), 7),
+        control=teacher(tmp_path / "none", list(range(8, 20)), 3),
+        draws=2,
+        draw_rows=2,
+    )
+    with pytest.raises(SublimError, match="needs 4 rows but 2 rows answer the same prompts"):
+        make_draws(cfg)
+
+
+def test_plan_crosses_draws_scales_and_references(tmp_path: Path) -> None:
+    cfg = SweepConfig(
+        data="x", control="y", ranks=[2, 8], full=True, draws=2, scales=["rank", "rs16"], prompted=True,
+        positive="z",
+    )  # fmt: skip
+    runs = plan(cfg)
+    names = [r.name for r in runs]
+    assert names[:3] == ["base", "prompted", "positive"]
+    assert "trait-r8-rs16-d1-s0" in names and "control-full-d0-s0" in names
+    assert len([r for r in runs if r.kind == "lora"]) == 2 * 2 * 2 * 2  # sides x draws x scales x ranks
+    assert lora_scale("rank", 8) == {"alpha": 8, "rslora": False}
+    assert lora_scale("a16", 8) == {"alpha": 16, "rslora": False}
+    assert lora_scale("rs16", 8) == {"alpha": 16, "rslora": True}
