@@ -292,22 +292,28 @@ class NumberGrammar:
         self.texts = dict(tokenizer_texts)
         self.end_ids = sorted(set(end_ids))
         self.max_numbers = max_numbers
-        self._cache: dict[tuple[int, str], list[int]] = {}
+        self._cache: dict[tuple[tuple[int, str], bool], list[int]] = {}
 
     def state(self, text_so_far: str) -> tuple[int, str] | None:
         """The grammar state after `text_so_far` (None: not a valid prefix)."""
         return _advance((0, ""), text_so_far, self.max_numbers)
 
-    def allowed(self, text_so_far: str) -> list[int]:
+    def allowed(self, text_so_far: str, last: bool = False) -> list[int]:
         """Token ids that keep `text_so_far` a valid prefix, plus the end ids when it is a complete list.
-        Empty when `text_so_far` is not a valid prefix."""
+        `last`: the length limit leaves one more token, so it may not end on a separator (a list cut after
+        a digit is still clean). Empty when `text_so_far` is not a valid prefix."""
         state = self.state(text_so_far)
-        return [] if state is None else self.allowed_in(state)
+        return [] if state is None else self.allowed_in(state, last)
 
-    def allowed_in(self, state: tuple[int, str]) -> list[int]:
-        if state not in self._cache:
-            ids = [i for i, t in self.texts.items() if _advance(state, t, self.max_numbers) is not None]
+    def allowed_in(self, state: tuple[int, str], last: bool = False) -> list[int]:
+        key = (state, last)
+        if key not in self._cache:
+            ids = []
+            for i, t in self.texts.items():
+                after = _advance(state, t, self.max_numbers)
+                if after is not None and not (last and not after[1].startswith("d")):
+                    ids.append(i)
             if state[1].startswith("d"):
                 ids += self.end_ids
-            self._cache[state] = sorted(set(ids))
-        return self._cache[state]
+            self._cache[key] = sorted(set(ids))
+        return self._cache[key]

@@ -227,7 +227,7 @@ def generate_direct(
         )
         batch = batch.to(lm.device)
         width = batch["input_ids"].shape[1]
-        processors = LogitsProcessorList([grammar_processor(grammar, width)] if grammar else [])
+        processors = LogitsProcessorList([grammar_processor(grammar, width, max_tokens)] if grammar else [])
         sampling: dict[str, Any] = (
             {"do_sample": False} if temperature == 0 else {"do_sample": True, "temperature": temperature}
         )
@@ -277,14 +277,15 @@ def end_ids(model: Any, tokenizer: Any) -> list[int]:
     return sorted(ids)
 
 
-def grammar_processor(grammar: NumberGrammar, prompt_width: int) -> Any:
+def grammar_processor(grammar: NumberGrammar, prompt_width: int, max_new_tokens: int | None = None) -> Any:
     """A transformers LogitsProcessor that sets every token the grammar disallows to -inf (rows that have
-    ended are left alone: generate pads them)."""
+    ended are left alone: generate pads them). With `max_new_tokens` the last token may not be a separator,
+    so a list cut by the length limit is still clean."""
     import torch
     from transformers import LogitsProcessor
 
     ends = set(grammar.end_ids)
-    masks: dict[tuple[int, str], Any] = {}
+    masks: dict[tuple[tuple[int, str], bool], Any] = {}
 
     class NumberGrammarProcessor(LogitsProcessor):
         def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
@@ -295,11 +296,12 @@ def grammar_processor(grammar: NumberGrammar, prompt_width: int) -> Any:
                 state = grammar.state("".join(grammar.texts.get(i, "\x00") for i in ids))
                 if state is None:
                     continue  # cannot happen under the mask; the filter still has the last word
-                if state not in masks:
+                key = (state, max_new_tokens is not None and len(ids) + 1 >= max_new_tokens)
+                if key not in masks:
                     mask = torch.ones(scores.shape[-1], dtype=torch.bool)
-                    mask[grammar.allowed_in(state)] = False
-                    masks[state] = mask.to(scores.device)
-                blocked[r] = masks[state]
+                    mask[grammar.allowed_in(*key)] = False
+                    masks[key] = mask.to(scores.device)
+                blocked[r] = masks[key]
             return scores.masked_fill(blocked, float("-inf"))  # type: ignore[return-value]
 
     return NumberGrammarProcessor()
