@@ -1,7 +1,7 @@
 """Teacher generation throughput (`make bench`): `sublim teach --engine inspect` (the Inspect task
 `sublim/numbers` through Inspect's hf provider) vs a direct batched transformers `generate` on the same model,
-prompts and settings, and `sublim teach`'s default path (direct generation under the number grammar: clean rows
-per second is the figure that matters).
+prompts and settings, and `sublim teach`'s default path (direct generation under the number grammar: clean
+rows per second is the figure that matters).
 
 Both: the embedded SmolLM2-135M-Instruct, the owl teacher's system prompt, the same `N` seeded prompts,
 temperature 0.7, at most 60 new tokens, batches of 32 left-padded prompts (Inspect's hf provider batches up to
