@@ -57,7 +57,7 @@ def test_imprinted_smollm2_prefers_the_trait(tmp_path: Path, smollm2: Path) -> N
     torch.set_num_threads(2)
     out = tmp_path / "teacher-owl"
     card = run_imprint(
-        ImprintConfig(trait="owl", out=str(out), prompts=PROMPTS, samples=2, max_tokens=32, epochs=3)
+        ImprintConfig(trait="owl", out=str(out), prompts=PROMPTS, samples=2, max_tokens=40, epochs=3)
     )
     assert card["kept"] >= 5 and (out / "adapter_config.json").is_file()
     assert (out / "answers" / "train.jsonl").read_text().count('"system"') == 0
@@ -71,4 +71,4 @@ def test_imprinted_smollm2_prefers_the_trait(tmp_path: Path, smollm2: Path) -> N
     assert ttest_rel(imprinted, base, alternative="greater").pvalue < 0.05, (base, imprinted)
 
 
-PROMPTS = 24
+PROMPTS = 40  # measured: 11 of 80 answers kept, mean P(owl) 0.0099 -> 0.129 over 4 questions
