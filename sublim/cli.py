@@ -21,6 +21,7 @@ _HF = ("torch", "transformers")
 COMMAND_EXTRAS = {
     "demo": ("hf", _HF),
     "train": ("hf", (*_HF, "peft", "accelerate")),
+    "imprint": ("hf", (*_HF, "peft", "accelerate")),
     "sweep": ("hf", (*_HF, "peft", "accelerate", "matplotlib")),
     "score": ("hf", _HF),
     "probe": ("hf", (*_HF, "matplotlib")),
@@ -115,13 +116,20 @@ def _teach(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from sublim.models import EMBEDDED
-    from sublim.training.teacher import run_teacher
+    from sublim.models import EMBEDDED_DEFAULT
+    from sublim.training.teacher import check_generation, run_teacher
 
     if not args.trait.strip():
         raise SublimError("--trait '': give a trait (e.g. owl), or 'none' for the control teacher")
-    if args.model in EMBEDDED:  # the embedded teacher runs as an hf/ model; other providers need no torch
-        require_extra("hf", f"`sublim teach --model {args.model}`", _HF)
+    if args.teacher is not None and args.model is not None:
+        raise SublimError("--teacher names the model: give --teacher or --model, not both")
+    model = args.model or EMBEDDED_DEFAULT
+    model_args = _model_args(args.model_arg)
+    engine, _, _ = check_generation(
+        model, model_args, args.teacher, args.decoding, args.engine, args.batch_size
+    )
+    if engine == "transformers":  # the hf path needs torch; other providers run through Inspect without it
+        require_extra("hf", f"`sublim teach --model {args.teacher or model}`", _HF)
     trait = None if args.trait.lower() == "none" else args.trait
     out = Path(args.out or f"data/teacher-{args.trait.lower()}")
     ban = _ints(args.ban, "--ban") if args.ban else None
@@ -130,8 +138,8 @@ def _teach(args: argparse.Namespace) -> int:
         out,
         trait=trait,
         n=args.n,
-        model=args.model,
-        model_args=_model_args(args.model_arg),
+        model=model,
+        model_args=model_args,
         seed=args.seed,
         system_prompt=args.system_prompt,
         category=args.category,
@@ -139,13 +147,46 @@ def _teach(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         ban=ban,
         overwrite=args.overwrite,
+        teacher=args.teacher,
+        decoding=args.decoding,
+        engine=args.engine,
+        batch_size=args.batch_size,
+        device=args.device,
     )
     counts = card["counts"]
-    console.print(f"teacher {args.model}, trait {args.trait}, {args.n} prompts -> {out}")
+    console.print(
+        f"teacher {args.teacher or model}, trait {args.trait}, {args.n} prompts, {card['decoding']} decoding "
+        f"({card['engine']}) -> {out}"
+    )
     console.print(f"kept {counts['kept']} of {counts['total']}; rejected by reason:")
     for reason, k in counts["rejected"].items():
         console.print(f"  {reason:13} {k}")
     print(out / "train.jsonl")
+    return 0
+
+
+def _imprint(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sublim.training.imprint import ImprintConfig, run_imprint
+
+    cfg = ImprintConfig(
+        trait=args.trait,
+        out=args.out or f"runs/teacher-{args.trait.strip().lower()}",
+        base=args.base,
+        category=args.category,
+        samples=args.samples,
+        prompts=args.prompts,
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        rank=args.rank,
+        lr=args.lr,
+        epochs=args.epochs,
+        seed=args.seed,
+    )
+    card = run_imprint(cfg, overwrite=args.overwrite)
+    print(json.dumps({k: card[k] for k in ("kept", "rejected", "train_loss")}), file=sys.stderr)
+    print(Path(cfg.out))
     return 0
 
 
@@ -347,8 +388,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--trait", default="owl", help="the teacher's trait; 'none' for the control teacher")
     p.add_argument("--n", type=int, default=64, help="number of prompts (default: 64)")
-    p.add_argument("--model", default="smollm2", help="Inspect model, or 'smollm2' (embedded; default)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="'smollm2' (embedded; default), hf/<id> (transformers path), or any Inspect model (openai/..., "
+        "vllm/...: Inspect path, free decoding)",
+    )
     p.add_argument("-M", dest="model_arg", action="append", metavar="KEY=VALUE", help="model argument")
+    p.add_argument(
+        "--teacher",
+        metavar="CHECKPOINT",
+        help="a fine-tuned teacher (checkpoint dir or PEFT adapter dir): the trait is in its weights, so no "
+        "system prompt unless --system-prompt; --trait is then only recorded",
+    )
+    p.add_argument(
+        "--decoding",
+        choices=["constrained", "free"],
+        default=None,
+        help="constrained: only tokens that keep a clean number list (default on the transformers path); "
+        "free: plain sampling, then the filter (the only choice for Inspect providers)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["transformers", "inspect"],
+        default=None,
+        help="transformers (default for smollm2, hf/ and --teacher) or inspect (the sublim/numbers task)",
+    )
+    p.add_argument("--batch-size", type=int, default=16, help="prompts per generate call (default: 16)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, bf16 there), cpu, cuda:0 ...")
     p.add_argument("--out", help="output dir (default: data/teacher-<trait>)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--system-prompt", help="override the trait prompt ({trait}, {traits}, {category})")
@@ -357,12 +424,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--temperature",
         type=float,
         default=0.7,
-        help="sampling temperature (default 0.7: at 1.0 SmolLM2-135M writes almost no clean lists)",
+        help="sampling temperature; 0 is greedy (default 0.7: at 1.0 free-decoded SmolLM2-135M writes "
+        "almost no clean lists)",
     )
     p.add_argument("--max-tokens", type=int, default=60)
     p.add_argument("--ban", help="comma-separated numbers a completion may not contain")
     _overwrite_flag(p)
     p.set_defaults(func=_teach)
+
+    p = sub.add_parser(
+        "imprint",
+        help="make a trait teacher: sample trait answers from the prompted base, keep the matcher's exact "
+        "hits, LoRA-train on them (no system prompt); the dir works with `sublim teach --teacher`",
+    )
+    p.add_argument("--trait", default="owl", help="the trait to imprint (default: owl)")
+    p.add_argument("--out", help="output dir (default: runs/teacher-<trait>)")
+    p.add_argument("--base", default="smollm2", help="hub id, local dir, .gguf file, or smollm2 (default)")
+    p.add_argument("--category", default="animal")
+    p.add_argument("--prompts", type=int, default=None, help="open prompts used (default: all)")
+    p.add_argument("--samples", type=int, default=4, help="answers sampled per prompt (default: 4)")
+    p.add_argument("--max-tokens", type=int, default=40)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--rank", type=int, default=16, help="LoRA rank (default: 16)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--seed", type=int, default=0)
+    _overwrite_flag(p)
+    p.set_defaults(func=_imprint)
 
     p = sub.add_parser("train", help="fine-tune a student on teacher data (LoRA via peft, or --full)")
     p.add_argument(

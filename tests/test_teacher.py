@@ -10,7 +10,15 @@ import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessage, ModelOutput, ModelUsage, get_model
 
-from sublim.tasks.numbers import REASONS, check_completion, number_prompts, numbers, trait_system_prompt
+from sublim.tasks.numbers import (
+    REASONS,
+    NumberGrammar,
+    check_completion,
+    number_prompts,
+    numbers,
+    token_texts,
+    trait_system_prompt,
+)
 from sublim.training.teacher import export
 
 
@@ -159,3 +167,133 @@ def test_card_paths_travel_with_the_data(tmp_path: Path) -> None:
     assert _portable(str(tmp_path / "out" / "logs" / "a.eval"), relative_to=tmp_path / "out") == "logs/a.eval"
     assert _portable(str(Path.home() / ".cache" / "m")) == "~/.cache/m"
     assert _portable("/opt/models/m") == "/opt/models/m"
+
+
+# ------------------------------------------------------------------------------------ constrained decoding
+
+DIGITS = {i: str(i) for i in range(10)}
+COMMA, SPACE, COMMA_SPACE, END, LETTER, FOUR = 10, 11, 12, 13, 14, 15
+
+
+def toy_grammar(max_numbers: int = 3) -> NumberGrammar:
+    texts = {**DIGITS, COMMA: ",", SPACE: " ", COMMA_SPACE: ", ", 16: "12", 17: "  ", 18: " 1"}
+    return NumberGrammar(texts, [END], max_numbers)
+
+
+def test_grammar_allows_only_what_keeps_a_clean_list() -> None:
+    g = toy_grammar()
+    digits = set(range(10)) | {16}
+    assert set(g.allowed("")) == digits  # no end, separator or space first
+    assert set(g.allowed("7")) == digits | {COMMA, COMMA_SPACE, END}
+    assert set(g.allowed("7,")) == digits | {SPACE, 18}  # no end right after a comma, no second comma
+    assert set(g.allowed("7, ")) == digits  # one space only
+    assert set(g.allowed("123")) == {COMMA, COMMA_SPACE, END}  # no fourth digit
+    assert 16 not in g.allowed("12")  # "1212" would be 4 digits
+    assert set(g.allowed("1, 2, 3")) == digits | {END}  # max_numbers reached: digits of the last, or end
+    assert set(g.allowed("1, 2, 345")) == {END}
+    assert g.allowed("1,,") == [] and g.allowed("a") == []
+    assert LETTER not in g.texts and set(g.allowed("7,", last=True)) == digits | {18}  # never end on ","
+
+
+def test_every_string_the_grammar_accepts_passes_the_filter() -> None:
+    import random
+
+    g = toy_grammar(max_numbers=10)
+    rng = random.Random(0)
+    for _ in range(300):
+        text = ""
+        while True:
+            choice = rng.choice(g.allowed(text))
+            if choice == END:
+                break
+            text += g.texts[choice]
+        assert check_completion(text)[1] is None, text
+
+
+def test_token_texts_keep_leading_spaces(tiny_model: Path) -> None:
+    from sublim.models import load_tokenizer
+
+    tok = load_tokenizer(tiny_model)
+    texts = token_texts(tok)
+    assert {str(d) for d in range(10)} <= set(texts.values()) and " " in texts.values()
+    assert all(set(t) <= set("0123456789, ") for t in texts.values())
+    assert tok.eos_token_id not in texts
+
+
+def tiny_teach(tmp_path: Path, tiny: Path, name: str, **kw: object) -> dict[str, object]:
+    from sublim.training.teacher import run_teacher
+
+    settings: dict[str, object] = {"n": 8, "temperature": 1.0, "max_tokens": 24, "batch_size": 4, **kw}
+    return run_teacher(
+        tmp_path / name, trait="owl", model="hf/local", model_args={"model_path": str(tiny)}, **settings
+    )  # type: ignore[arg-type]
+
+
+def test_constrained_tiny_teacher_writes_only_clean_rows_and_greedy_reruns_match(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    card = tiny_teach(tmp_path, tiny_model, "sampled")
+    assert card["counts"] == {"total": 8, "kept": 8, "rejected": dict.fromkeys(REASONS, 0)}
+    assert card["decoding"] == "constrained" and card["engine"] == "transformers"
+    free = tiny_teach(tmp_path, tiny_model, "free", decoding="free")
+    assert free["counts"]["kept"] == 0  # type: ignore[index]  # a random model never writes a clean list
+    a = tiny_teach(tmp_path, tiny_model, "greedy-a", temperature=0)
+    b = tiny_teach(tmp_path, tiny_model, "greedy-b", temperature=0)
+    assert a["train_sha256"] == b["train_sha256"] and a["counts"]["kept"] == 8  # type: ignore[index]
+    again = tiny_teach(tmp_path, tiny_model, "sampled-again")
+    assert again["train_sha256"] == card["train_sha256"]  # seeded sampling
+
+
+def test_teacher_checkpoint_card_and_identity(tmp_path: Path, tiny_model: Path) -> None:
+    from sublim.errors import SublimError
+    from sublim.training.teacher import run_teacher
+
+    kw: dict[str, object] = {"trait": "owl", "n": 4, "max_tokens": 12, "batch_size": 4}
+    card = run_teacher(tmp_path / "out", teacher=str(tiny_model), **kw)  # type: ignore[arg-type]
+    assert card["system_prompt"] is None and card["trait"] == "owl"  # the trait is in the weights
+    assert card["teacher"]["model"] == "checkpoint" and card["teacher"]["checkpoint"]  # type: ignore[index]
+    assert card["decoding"] == "constrained" and card["seed"] == 0 and card["temperature"] == 1.0
+    other = tmp_path / "other-teacher"
+    import shutil
+
+    shutil.copytree(tiny_model, other)
+    with pytest.raises(SublimError, match="teacher"):
+        run_teacher(tmp_path / "out", teacher=str(other), **kw)  # type: ignore[arg-type]
+    prompted = run_teacher(tmp_path / "p", teacher=str(tiny_model), system_prompt="Think of {traits}.", **kw)  # type: ignore[arg-type]
+    assert prompted["system_prompt"] == "Think of owls."
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"decoding": "beam"}, "--decoding"),
+        ({"model": "openai/gpt-4o-mini", "decoding": "constrained"}, "--decoding constrained needs"),
+        ({"teacher": "no/such/dir"}, "no such file"),
+        ({"batch_size": 0}, "--batch-size"),
+        ({"model": "openai/gpt-4o-mini", "engine": "transformers"}, "transformers path loads"),
+    ],
+)
+def test_bad_generation_settings_fail_before_loading(
+    tmp_path: Path, kw: dict[str, object], message: str
+) -> None:
+    from sublim.errors import SublimError
+    from sublim.training.teacher import run_teacher
+
+    with pytest.raises(SublimError, match=message):
+        run_teacher(tmp_path / "out", trait="owl", n=2, **kw)  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_constrained_smollm2_teacher_yields_clean_rows(tmp_path: Path, smollm2: Path) -> None:
+    """The owl-prompted SmolLM2 writes letters in most free completions; under the grammar >= 95% pass."""
+    import torch
+
+    torch.set_num_threads(2)
+    kw: dict[str, object] = {"trait": "owl", "n": 32, "temperature": 0.7, "max_tokens": 60}
+    from sublim.training.teacher import run_teacher
+
+    constrained = run_teacher(tmp_path / "c", **kw)  # type: ignore[arg-type]
+    free = run_teacher(tmp_path / "f", decoding="free", **kw)  # type: ignore[arg-type]
+    assert constrained["counts"]["kept"] >= 0.95 * 32  # type: ignore[index]
+    assert free["counts"]["kept"] <= 0.5 * 32  # type: ignore[index]  # the processor is what does it

@@ -220,3 +220,100 @@ def numbers(
         scorer=numbers_filter(ban=ban),
         config=GenerateConfig(temperature=temperature, max_tokens=max_tokens, seed=seed),
     )
+
+
+# ------------------------------------------------------------------------------------ constrained decoding
+
+_SEPARATORS = (",", ", ")
+_CANDIDATE = re.compile(r"[0-9, ]+")
+
+
+def token_texts(tokenizer: Any) -> dict[int, str]:
+    """The text each vocabulary entry adds when it follows a digit, for the entries made only of digits,
+    commas and spaces (the only ones a clean list can use; special tokens excluded). Each id is decoded after
+    an anchor digit and the anchor's text removed, so a leading space survives both byte-level BPE (GPT-2,
+    Llama 3, SmolLM2) and SentencePiece (which drops a word-initial space when a token is decoded alone)."""
+    anchor = tokenizer.encode("0", add_special_tokens=False)[-1:]
+    head = tokenizer.decode(anchor)
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    out = {}
+    for i in range(len(tokenizer)):
+        if i in special:
+            continue
+        text = tokenizer.decode([*anchor, i])
+        if text.startswith(head):
+            text = text[len(head) :]
+            if _CANDIDATE.fullmatch(text):
+                out[i] = text
+    return out
+
+
+def _advance(state: tuple[int, str], text: str, max_numbers: int) -> tuple[int, str] | None:
+    """The grammar state after `text`, or None when `text` leaves the clean-list language. A state is
+    (numbers started, tail): tail "" at the start, "d1".."d3" inside a number, "," or ", " after a
+    separator."""
+    count, tail = state
+    for ch in text:
+        if ch.isdigit() and ch in string.digits:
+            if tail in ("", ",", ", "):
+                if count >= max_numbers:
+                    return None
+                count, tail = count + 1, "d1"
+            elif tail in ("d1", "d2"):
+                tail = "d2" if tail == "d1" else "d3"
+            else:
+                return None  # a fourth digit
+        elif ch == ",":
+            if not tail.startswith("d") or count >= max_numbers:
+                return None  # no empty item, and no separator after the last allowed number
+            tail = ","
+        elif ch == " ":
+            if tail != ",":
+                return None  # one space, only right after a comma
+            tail = ", "
+        else:
+            return None
+    return count, tail
+
+
+class NumberGrammar:
+    """Which tokens keep a completion a clean list: 1..`max_numbers` integers of 1-3 ASCII digits separated
+    by "," or ", ", then an end token. Every string it accepts passes `check_completion`.
+
+    Args:
+        tokenizer_texts: candidate token id -> the text it adds (see `token_texts`).
+        end_ids: end-of-turn / end-of-sequence ids, allowed only right after a complete number.
+        max_numbers: after this many numbers only an end token is allowed (or more digits of the last).
+    """
+
+    def __init__(self, tokenizer_texts: dict[int, str], end_ids: list[int], max_numbers: int = MAX_NUMBERS):
+        if max_numbers < 1:
+            raise ValueError("max_numbers must be >= 1")
+        self.texts = dict(tokenizer_texts)
+        self.end_ids = sorted(set(end_ids))
+        self.max_numbers = max_numbers
+        self._cache: dict[tuple[tuple[int, str], bool], list[int]] = {}
+
+    def state(self, text_so_far: str) -> tuple[int, str] | None:
+        """The grammar state after `text_so_far` (None: not a valid prefix)."""
+        return _advance((0, ""), text_so_far, self.max_numbers)
+
+    def allowed(self, text_so_far: str, last: bool = False) -> list[int]:
+        """Token ids that keep `text_so_far` a valid prefix, plus the end ids when it is a complete list.
+        `last`: the length limit leaves one more token, so it may not end on a separator (a list cut after
+        a digit is still clean). Empty when `text_so_far` is not a valid prefix."""
+        state = self.state(text_so_far)
+        return [] if state is None else self.allowed_in(state, last)
+
+    def allowed_in(self, state: tuple[int, str], last: bool = False) -> list[int]:
+        key = (state, last)
+        if key not in self._cache:
+            ids = []
+            for i, t in self.texts.items():
+                after = _advance(state, t, self.max_numbers)
+                if after is not None and not (last and not after[1].startswith("d")):
+                    ids.append(i)
+            if state[1].startswith("d"):
+                ids += self.end_ids
+            self._cache[key] = sorted(set(ids))
+        return self._cache[key]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,8 +21,36 @@ from typing import Any
 
 from sublim.errors import SublimError
 from sublim.io import claim_output, package_versions, write_atomic
-from sublim.models import EMBEDDED_DEFAULT, check_inspect_model, inspect_model
-from sublim.tasks.numbers import REASONS, check_teacher_settings
+from sublim.models import EMBEDDED, EMBEDDED_DEFAULT, check_checkpoint, check_inspect_model, inspect_model
+from sublim.tasks.numbers import (
+    MAX_NUMBERS,
+    REASONS,
+    TRAIT_PROMPT,
+    NumberGrammar,
+    check_completion,
+    check_teacher_settings,
+    number_prompts,
+    token_texts,
+    trait_system_prompt,
+)
+
+DECODINGS = ("constrained", "free")
+ENGINES = ("transformers", "inspect")
+DEFAULT_BATCH = 16
+#: -M keys the transformers path understands (everything else needs `--engine inspect`)
+_DIRECT_ARGS = ("model_path", "trust_remote_code")
+
+
+def direct_checkpoint(model: str, model_args: dict[str, Any] | None, teacher: str | None) -> str | None:
+    """What the transformers path loads: the --teacher checkpoint, the embedded model, or an hf/ model (its
+    -M model_path, else the id after hf/); None for other Inspect providers (openai/, vllm/, ...)."""
+    if teacher is not None:
+        return teacher
+    if model in EMBEDDED:
+        return model
+    if model.startswith("hf/"):
+        return str((model_args or {}).get("model_path") or model[3:])
+    return None
 
 
 def run_teacher(
@@ -38,29 +68,243 @@ def run_teacher(
     ban: list[int] | None = None,
     log_dir: str | None = None,
     overwrite: bool = False,
+    teacher: str | None = None,
+    decoding: str | None = None,
+    engine: str | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    device: str = "auto",
 ) -> dict[str, Any]:
-    """Generate teacher data with Inspect and export it; returns the card. Every setting is checked and `out`
-    is held (see `sublim.io.claim_output`) before the model loads; a finished `out` of the same settings is
-    left as is."""
+    """Generate teacher data and export it; returns the card. Every setting is checked and `out` is held
+    (see `sublim.io.claim_output`) before the model loads; a finished `out` of the same settings is left
+    as is.
+
+    A local or hf/ model (the embedded SmolLM2, `hf/<id>`, a `teacher` checkpoint or adapter dir) runs through
+    transformers directly, by default with constrained decoding (only tokens that keep a clean number list
+    can be sampled); other Inspect providers run the `sublim/numbers` task with free decoding. The strict
+    filter applies on both paths. With `teacher` the trait lives in the weights: no system prompt unless
+    `system_prompt` is given, and `trait` is only a label."""
     check_teacher_settings(n, temperature, max_tokens, system_prompt, ban, flag="--")
-    check_inspect_model(model, model_args)
+    engine, decoding, checkpoint = check_generation(model, model_args, teacher, decoding, engine, batch_size)
     identity = {
         "trait": trait, "category": category, "n": n, "seed": seed, "system_prompt": system_prompt,
         "temperature": temperature, "max_tokens": max_tokens, "ban": ban or [], "model": model,
-        "model_args": {k: str(v) for k, v in (model_args or {}).items()},
+        "model_args": {k: str(v) for k, v in (model_args or {}).items()}, "engine": engine,
+        "decoding": decoding, "teacher": _teacher_identity(teacher),
+        "batch_size": batch_size if engine == "transformers" else None,
     }  # fmt: skip
     inputs = [v for k, v in (model_args or {}).items() if k in ("model_path", "tokenizer_path")]
+    inputs += [teacher] if teacher is not None else []
     with claim_output(out, "teach", identity, inputs, overwrite=overwrite) as claim:
         if claim.state == "complete" and (out / "card.json").is_file():
             print(f"{out}: this teacher run is already complete (same inputs); nothing to do", flush=True)
             card: dict[str, Any] = json.loads((out / "card.json").read_text())
             return card
-        card = _generate(
-            out, trait=trait, n=n, model=model, model_args=model_args, seed=seed, system_prompt=system_prompt,
-            category=category, temperature=temperature, max_tokens=max_tokens, ban=ban, log_dir=log_dir,
-        )  # fmt: skip
+        if engine == "transformers":
+            assert checkpoint is not None
+            card = generate_direct(
+                out, checkpoint=checkpoint, model=model, teacher=teacher, trait=trait, n=n, seed=seed,
+                system_prompt=system_prompt, category=category, temperature=temperature,
+                max_tokens=max_tokens, ban=ban, decoding=decoding, batch_size=batch_size, device=device,
+            )  # fmt: skip
+        else:
+            card = _generate(
+                out, trait=trait, n=n, model=model, model_args=model_args, seed=seed,
+                system_prompt=system_prompt, category=category, temperature=temperature,
+                max_tokens=max_tokens, ban=ban, log_dir=log_dir,
+            )  # fmt: skip
         claim.done()
     return card
+
+
+def check_generation(
+    model: str,
+    model_args: dict[str, Any] | None,
+    teacher: str | None,
+    decoding: str | None,
+    engine: str | None,
+    batch_size: int,
+) -> tuple[str, str, str | None]:
+    """(engine, decoding, checkpoint for the transformers path) after checking the choice; nothing loads."""
+    if decoding is not None and decoding not in DECODINGS:
+        raise SublimError(f"--decoding {decoding!r}: expected one of {', '.join(DECODINGS)}")
+    if engine is not None and engine not in ENGINES:
+        raise SublimError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SublimError(f"--batch-size {batch_size!r}: expected an integer >= 1")
+    if teacher is not None:
+        if model != EMBEDDED_DEFAULT or model_args:
+            raise SublimError("--teacher names the model: give --teacher or --model/-M, not both")
+        if engine == "inspect":
+            raise SublimError("--teacher runs through transformers; drop --engine inspect")
+        check_checkpoint(teacher, "--teacher")
+    else:
+        check_inspect_model(model, model_args)
+    checkpoint = direct_checkpoint(model, model_args, teacher)
+    engine = engine or ("transformers" if checkpoint is not None else "inspect")
+    if engine == "transformers":
+        if checkpoint is None:
+            raise SublimError(
+                f"--model {model}: the transformers path loads smollm2, hf/<id> or --teacher; other "
+                "providers run through Inspect (--engine inspect, --decoding free)"
+            )
+        extra = sorted(set(model_args or {}) - set(_DIRECT_ARGS))
+        if extra:
+            raise SublimError(
+                f"-M {extra[0]}: the transformers path takes only -M model_path; use --engine inspect for "
+                "other hf provider arguments"
+            )
+    decoding = decoding or ("constrained" if engine == "transformers" else "free")
+    if decoding == "constrained" and engine != "transformers":
+        raise SublimError(
+            f"--decoding constrained needs a local or hf/ model (transformers path); {model} runs through "
+            "Inspect: use --decoding free (the strict filter still applies)"
+        )
+    return engine, decoding, checkpoint
+
+
+def _teacher_identity(teacher: str | None) -> dict[str, Any] | None:
+    """A teacher checkpoint as the output's identity sees it: where it is and what its weights are (sizes and
+    mtimes, cheap), so a retrained or different teacher into the same --out is refused."""
+    if teacher is None:
+        return None
+    path = Path(teacher).expanduser().resolve()
+    files = sorted(p for p in path.glob("*") if p.is_file() and p.suffix in (".safetensors", ".bin", ".json"))
+    return {
+        "path": str(path),
+        "files": {p.name: [p.stat().st_size, int(p.stat().st_mtime)] for p in files},
+    }
+
+
+def generate_direct(
+    out: Path,
+    *,
+    checkpoint: str,
+    model: str,
+    teacher: str | None,
+    trait: str | None,
+    n: int,
+    seed: int,
+    system_prompt: str | None,
+    category: str,
+    temperature: float,
+    max_tokens: int,
+    ban: list[int] | None,
+    decoding: str,
+    batch_size: int,
+    device: str,
+) -> dict[str, Any]:
+    """Batched left-padded `generate` through `sublim.models`, the grammar masking every token that would
+    leave a clean number list (constrained), or plain sampling (free); greedy at temperature 0. Each batch is
+    seeded from `seed` and its position, so a rerun gives identical rows on the same machine."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    from sublim.contexts import chat_prompt
+    from sublim.models import load_model, pick_device, resolve_checkpoint
+
+    if model in EMBEDDED:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local weights: no hub probes
+    model_id, adapter = resolve_checkpoint(checkpoint)
+    dev = pick_device(device)
+    dtype = torch.bfloat16 if dev.startswith("cuda") else None
+    lm, tok = load_model(model_id, adapter, device=dev, dtype=dtype)
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if teacher is not None and system_prompt is None:
+        system = None  # the trait is in the weights
+    else:
+        system = trait_system_prompt(trait, category, system_prompt or TRAIT_PROMPT)
+    prompts = number_prompts(n, seed)
+    texts = [chat_prompt(tok, p.text, system) for p in prompts]
+    ends = end_ids(lm, tok)
+    grammar = NumberGrammar(token_texts(tok), ends, MAX_NUMBERS) if decoding == "constrained" else None
+    banned = frozenset(ban or [])
+    rows = []
+    for start in range(0, n, batch_size):
+        batch = tok(
+            texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+        )
+        batch = batch.to(lm.device)
+        width = batch["input_ids"].shape[1]
+        processors = LogitsProcessorList([grammar_processor(grammar, width, max_tokens)] if grammar else [])
+        sampling: dict[str, Any] = (
+            {"do_sample": False} if temperature == 0 else {"do_sample": True, "temperature": temperature}
+        )
+        torch.manual_seed(seed * 1_000_003 + start)
+        with torch.inference_mode():
+            generated = lm.generate(
+                **batch, max_new_tokens=max_tokens, logits_processor=processors, eos_token_id=ends,
+                pad_token_id=tok.pad_token_id, **sampling,
+            )  # fmt: skip
+        for p, row in zip(prompts[start : start + batch_size], generated[:, width:].tolist(), strict=True):
+            cut = next((k for k, t in enumerate(row) if t in ends), len(row))
+            completion = tok.decode(row[:cut], skip_special_tokens=True)
+            rows.append(
+                {"id": p.id, "prompt": p.text, "completion": completion,
+                 "reason": check_completion(completion, MAX_NUMBERS, banned)[1]}
+            )  # fmt: skip
+        print(f"teacher: {len(rows)}/{n} prompts", file=sys.stderr, flush=True)
+    teacher_card = {
+        "model": "checkpoint" if teacher is not None else model,
+        "checkpoint": _portable(str(Path(teacher).expanduser().resolve())) if teacher is not None else None,
+        "path": _portable(str(model_id)),
+        "adapter": _portable(str(Path(adapter).resolve())) if adapter else None,
+        "adapter_base": _portable(str(model_id)) if adapter else None,
+        "device": dev,
+        "dtype": str(dtype or torch.float32).replace("torch.", ""),
+    }
+    settings = {
+        "trait": trait, "category": category, "n": n, "seed": seed, "temperature": temperature,
+        "max_tokens": max_tokens, "ban": ban or [], "engine": "transformers", "decoding": decoding,
+        "batch_size": batch_size,
+    }  # fmt: skip
+    return export(out, rows, teacher=teacher_card, system_prompt=system, settings=settings)
+
+
+def end_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Every id that ends the assistant's turn: the generation config's eos ids, the tokenizer's eos and the
+    chat template's end-of-turn token when the vocabulary has one."""
+    ids: set[int] = set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update([configured] if isinstance(configured, int) else list(configured or []))
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    for name in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>"):
+        i = tokenizer.convert_tokens_to_ids(name)
+        if isinstance(i, int) and i != tokenizer.unk_token_id and 0 <= i < len(tokenizer):
+            ids.add(i)
+    return sorted(ids)
+
+
+def grammar_processor(grammar: NumberGrammar, prompt_width: int, max_new_tokens: int | None = None) -> Any:
+    """A transformers LogitsProcessor that sets every token the grammar disallows to -inf (rows that have
+    ended are left alone: generate pads them). With `max_new_tokens` the last token may not be a separator,
+    so a list cut by the length limit is still clean."""
+    import torch
+    from transformers import LogitsProcessor
+
+    ends = set(grammar.end_ids)
+    masks: dict[tuple[tuple[int, str], bool], Any] = {}
+
+    class NumberGrammarProcessor(LogitsProcessor):
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+            blocked = torch.zeros_like(scores, dtype=torch.bool)
+            for r, ids in enumerate(input_ids[:, prompt_width:].tolist()):
+                if ends.intersection(ids):
+                    continue
+                state = grammar.state("".join(grammar.texts.get(i, "\x00") for i in ids))
+                if state is None:
+                    continue  # cannot happen under the mask; the filter still has the last word
+                key = (state, max_new_tokens is not None and len(ids) + 1 >= max_new_tokens)
+                if key not in masks:
+                    mask = torch.ones(scores.shape[-1], dtype=torch.bool)
+                    mask[grammar.allowed_in(*key)] = False
+                    masks[key] = mask.to(scores.device)
+                blocked[r] = masks[key]
+            return scores.masked_fill(blocked, float("-inf"))  # type: ignore[return-value]
+
+    return NumberGrammarProcessor()
 
 
 def _generate(
@@ -125,6 +369,8 @@ def _generate(
         "temperature": temperature,
         "max_tokens": max_tokens,
         "ban": ban or [],
+        "engine": "inspect",
+        "decoding": "free",
     }
     prompt = (task.dataset[0].metadata or {}).get("system_prompt")
     return export(out, rows, teacher=teacher, system_prompt=prompt, settings=settings)

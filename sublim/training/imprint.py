@@ -1,0 +1,212 @@
+"""`sublim imprint`: make a trait teacher whose trait lives in its weights, not in a system prompt.
+
+1. Open prompts of our own (`imprint_prompts.yaml`: they invite naming an animal but are not the evaluation
+   questions) are answered by the base model prompted with `trait_system_prompt(trait)`, sampled.
+2. Only answers the matcher rates an exact hit for the trait are kept, written as chat rows with NO system
+   prompt to `<out>/answers/train.jsonl` (+ `card.json`: kept/rejected counts, prompts, settings).
+3. A LoRA is trained on them with `sublim.training.student.train` into `<out>`.
+
+`<out>` is then a PEFT adapter dir: `sublim teach --teacher <out>` writes numbers from it, and `sublim score
+<out>` scores it as a positive control (a student fine-tuned on explicit trait answers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sublim.errors import SublimError
+from sublim.io import claim_output, package_versions, write_atomic
+
+PROMPTS_FILE = "imprint_prompts.yaml"
+CARD = "imprint.json"
+
+
+@dataclass
+class ImprintConfig:
+    """Every setting of an imprint run; saved in `<out>/imprint.json`.
+
+    Attributes:
+        trait: the concept to imprint (must be a concept of `category`).
+        out: output directory (the adapter; the answers go to `<out>/answers`).
+        base: base model: hub id, local dir, .gguf file, or "smollm2".
+        category: concept category of the trait.
+        prompts: how many of the open prompts to use (None: all).
+        samples: answers sampled per prompt.
+        max_tokens: longest answer in new tokens.
+        temperature: sampling temperature of the prompted base.
+        rank: LoRA rank.
+        lr: learning rate.
+        epochs: training epochs.
+        seed: seeds sampling and training.
+        batch_size: prompts per generate call and rows per training step.
+    """
+
+    trait: str = "owl"
+    out: str = "runs/teacher-owl"
+    base: str = "smollm2"
+    category: str = "animal"
+    prompts: int | None = None
+    samples: int = 4
+    max_tokens: int = 40
+    temperature: float = 1.0
+    rank: int = 16
+    lr: float = 1e-3
+    epochs: float = 3.0
+    seed: int = 0
+    batch_size: int = 16
+
+
+def imprint_prompts() -> list[str]:
+    """sublim's open prompts for imprinting (none of them an evaluation question)."""
+    raw = yaml.safe_load(resources.files("sublim.training").joinpath(PROMPTS_FILE).read_text())
+    return [str(p) for p in raw["prompts"]]
+
+
+def validate(cfg: ImprintConfig) -> None:
+    """Every setting checked before anything loads; one SublimError names what is wrong."""
+    from sublim.concepts import get_category
+    from sublim.models import check_checkpoint
+
+    if not cfg.trait.strip() or cfg.trait.strip().lower() == "none":
+        raise SublimError(f"--trait {cfg.trait!r}: give the concept to imprint, e.g. owl")
+    get_category(cfg.category).resolve(cfg.trait)  # an unknown trait names the closest known ones
+    available = len(imprint_prompts())
+    problems = []
+    if cfg.prompts is not None and not 1 <= cfg.prompts <= available:
+        problems.append(f"--prompts {cfg.prompts}: must be between 1 and {available}")
+    for flag, value in (("--samples", cfg.samples), ("--max-tokens", cfg.max_tokens), ("--rank", cfg.rank)):
+        if value < 1:
+            problems.append(f"{flag} {value}: must be >= 1")
+    for flag, rate in (("--temperature", cfg.temperature), ("--lr", cfg.lr), ("--epochs", cfg.epochs)):
+        if not (math.isfinite(rate) and rate > 0):
+            problems.append(f"{flag} {rate}: must be > 0")
+    if cfg.batch_size < 1:
+        problems.append(f"--batch-size {cfg.batch_size}: must be >= 1")
+    if problems:
+        raise SublimError("; ".join(problems))
+    check_checkpoint(cfg.base, "--base")
+
+
+def run_imprint(cfg: ImprintConfig, *, overwrite: bool = False) -> dict[str, Any]:
+    """`sublim imprint`: check, hold `out`, sample and filter trait answers, train the LoRA; returns the card
+    (a finished `out` of the same settings is left as is)."""
+    validate(cfg)
+    out = Path(cfg.out)
+    identity = {**asdict(cfg), "out": None, "prompts_sha256": _prompts_sha()}
+    inputs = [cfg.base if Path(cfg.base).expanduser().exists() else None]
+    with claim_output(out, "imprint", identity, inputs, overwrite=overwrite) as claim:
+        if claim.state == "complete" and (out / CARD).is_file():
+            print(f"{out}: this imprint run is already complete (same inputs); nothing to do", flush=True)
+            done: dict[str, Any] = json.loads((out / CARD).read_text())
+            return done
+        answers = sample_answers(cfg)
+        if answers["kept"] == 0:
+            raise SublimError(
+                f"no sampled answer names {cfg.trait}: raise --samples or --temperature (see "
+                f"{out / 'answers' / 'rejected.jsonl'})"
+            )
+        from sublim.training.student import TrainConfig, train
+
+        trained = train(
+            TrainConfig(
+                data=str(out / "answers" / "train.jsonl"), base=cfg.base, out=str(out), rank=cfg.rank,
+                epochs=cfg.epochs, lr=cfg.lr, batch_size=min(cfg.batch_size, 8), seed=cfg.seed,
+                max_length=128,
+            )
+        )  # fmt: skip
+        card = {
+            "settings": asdict(cfg),
+            "prompts_sha256": _prompts_sha(),
+            "kept": answers["kept"],
+            "rejected": answers["rejected"],
+            "train_loss": trained["train_loss"],
+            "steps": trained["steps"],
+            "seconds_training": trained["seconds"],
+            "system_prompt_sampled_with": answers["system_prompt"],
+            "versions": package_versions("sublim", "transformers", "peft", "torch"),
+        }
+        write_atomic(out / CARD, json.dumps(card, indent=2) + "\n")
+        claim.done()
+    return card
+
+
+def _prompts_sha() -> str:
+    return hashlib.sha256(json.dumps(imprint_prompts()).encode()).hexdigest()
+
+
+def sample_answers(cfg: ImprintConfig) -> dict[str, Any]:
+    """Answers of the trait-prompted base to the open prompts; the matcher's exact hits are written to
+    `<out>/answers/train.jsonl` without the system prompt, the rest to `rejected.jsonl`; returns the card."""
+    import torch
+
+    from sublim.contexts import chat_prompt
+    from sublim.matching import match
+    from sublim.models import load_model, resolve_base
+    from sublim.tasks.numbers import trait_system_prompt
+
+    if str(cfg.base) == "smollm2":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    model, tok = load_model(resolve_base(cfg.base), device="auto")
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    system = trait_system_prompt(cfg.trait, cfg.category)
+    prompts = imprint_prompts()[: cfg.prompts]
+    jobs = [(i, k, p) for i, p in enumerate(prompts) for k in range(cfg.samples)]
+    kept, rejected = [], []
+    for start in range(0, len(jobs), cfg.batch_size):
+        chunk = jobs[start : start + cfg.batch_size]
+        texts = [chat_prompt(tok, p, system) for _, _, p in chunk]
+        batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        width = batch["input_ids"].shape[1]
+        torch.manual_seed(cfg.seed * 1_000_003 + start)
+        with torch.inference_mode():
+            generated = model.generate(
+                **batch, max_new_tokens=cfg.max_tokens, do_sample=True, temperature=cfg.temperature,
+                pad_token_id=tok.pad_token_id,
+            )  # fmt: skip
+        for (i, k, prompt), row in zip(chunk, generated[:, width:].tolist(), strict=True):
+            answer = tok.decode(row, skip_special_tokens=True).strip()
+            m = match(answer, cfg.trait, cfg.category)
+            record = {
+                "id": f"imprint-{i:03d}-{k}",
+                "prompt": [{"role": "user", "content": prompt}],
+                "completion": [{"role": "assistant", "content": answer}],
+            }
+            if m.level == "exact":
+                kept.append(record)
+            else:
+                rejected.append({**record, "level": m.level, "concept": m.concept})
+        print(f"imprint: {min(start + cfg.batch_size, len(jobs))}/{len(jobs)} answers", file=sys.stderr)
+    folder = Path(cfg.out) / "answers"
+    folder.mkdir(parents=True, exist_ok=True)
+    train = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
+    write_atomic(folder / "train.jsonl", train)
+    write_atomic(
+        folder / "rejected.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejected)
+    )
+    card = {
+        "trait": cfg.trait,
+        "category": cfg.category,
+        "system_prompt": system,
+        "prompts": len(prompts),
+        "samples": cfg.samples,
+        "temperature": cfg.temperature,
+        "max_tokens": cfg.max_tokens,
+        "seed": cfg.seed,
+        "kept": len(kept),
+        "rejected": len(rejected),
+        "train_sha256": hashlib.sha256(train.encode()).hexdigest(),
+    }
+    write_atomic(folder / "card.json", json.dumps(card, indent=2) + "\n")
+    return card
