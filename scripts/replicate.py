@@ -40,8 +40,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch": 32, "questions": 55, "imprint_prompts": 0, "imprint_samples": 8,
     },
     "tiny": {
-        "draws": 2, "rows": 3, "n": 8, "ranks": "1,2,4", "scales": "rank", "epochs": 1, "batch": 2,
-        "questions": 2, "imprint_prompts": 4, "imprint_samples": 1,
+        "draws": 2, "rows": 3, "n": 10, "ranks": "1,4", "scales": "rank,rs4", "epochs": 1, "batch": 2,
+        "questions": 2, "imprint_prompts": 12, "imprint_samples": 2,
     },
 }  # fmt: skip
 CONTEXTS = ("default", "empty")
@@ -69,17 +69,17 @@ def main() -> int:
         work / "sweep",
     )
     common = ["--base", args.base] if args.base != "smollm2" else []
-    teach = [
-        "--n", str(size["n"]), "--temperature", "0", "--decoding", "constrained", "--device", args.device,
-        *(["--model", args.base] if args.base != "smollm2" else []),
-    ]  # fmt: skip
+    teach = ["--n", str(size["n"]), "--temperature", "0", "--decoding", "constrained"]
+    teach += ["--device", args.device]
+    control_teacher = ["--teacher", args.base] if args.base != "smollm2" else []  # the base, no trait
     imprint = ["--prompts", str(size["imprint_prompts"])] if size["imprint_prompts"] else []
     steps = [
         ("imprint", [*sublim, "imprint", "--trait", TRAIT, "--out", str(teacher_model), *common, *imprint,
                      "--samples", str(size["imprint_samples"]), "--device", args.device]),
         ("teach owl", [*sublim, "teach", "--trait", TRAIT, "--teacher", str(teacher_model), "--out", str(owl),
                        *teach]),
-        ("teach control", [*sublim, "teach", "--trait", "none", "--out", str(none), *teach]),
+        ("teach control", [*sublim, "teach", "--trait", "none", "--out", str(none), *control_teacher,
+                           *teach]),
         ("sweep", [
             *sublim, "sweep", "--data", str(owl), "--control", str(none), "--out", str(sweep), *common,
             "--ranks", size["ranks"], "--full", "--scales", size["scales"], "--draws", str(size["draws"]),

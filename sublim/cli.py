@@ -183,6 +183,7 @@ def _imprint(args: argparse.Namespace) -> int:
         lr=args.lr,
         epochs=args.epochs,
         seed=args.seed,
+        device=args.device,
     )
     card = run_imprint(cfg, overwrite=args.overwrite)
     print(json.dumps({k: card[k] for k in ("kept", "rejected", "train_loss")}), file=sys.stderr)
@@ -449,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--epochs", type=float, default=3.0)
     p.add_argument("--seed", type=int, default=0)
+    _device_flag(p)
     _overwrite_flag(p)
     p.set_defaults(func=_imprint)
 

@@ -267,6 +267,42 @@ def _pair(rows: Iterable[Mapping[str, Any]]) -> tuple[_Pairs, list[dict[str, Any
     return pairs, references
 
 
+def question_values(row: Mapping[str, Any]) -> list[float]:
+    """Per-question ln P(target) of a row (`log_p_questions`: values joined by ";"); [] when absent."""
+    text = _text(row, "log_p_questions")
+    return [float(x) for x in text.split(";")] if text else []
+
+
+def _shift_from_base(references: list[dict[str, Any]], rows: list[Mapping[str, Any]], context: str) -> None:
+    """Each non-base reference (positive control, prompted base) against the base model, paired over
+    questions (the only unit one model has): mean shift of ln P(target), 95% CI over questions, paired
+    t-test (scipy). Compared in the same context when the base was scored there, else in the primary one
+    (the prompted base's trait prompt replaces the eval context). Not part of the Holm family: these check
+    the pipeline, they are not claims about transfer."""
+    from scipy import stats
+
+    base = {_text(r, "context"): question_values(r) for r in rows if _text(r, "dataset") == "base"}
+    for ref in references:
+        if ref["dataset"] == "base":
+            continue
+        mine = [
+            question_values(r)
+            for r in rows
+            if _text(r, "dataset") == ref["dataset"] and _text(r, "context") == ref["context"]
+        ]
+        against = ref["context"] if ref["context"] in base else context
+        theirs = base.get(against, [])
+        ref.update(
+            vs_context=against, shift=math.nan, shift_low=math.nan, shift_high=math.nan, shift_p=math.nan
+        )
+        if len(mine) != 1 or len(mine[0]) != len(theirs) or len(theirs) < 2:
+            continue
+        diffs = [a - b for a, b in zip(mine[0], theirs, strict=True)]
+        ci = mean_interval(diffs)
+        p = float(stats.ttest_rel(mine[0], theirs).pvalue) if ci.ci_low < ci.ci_high else math.nan
+        ref.update(shift=ci.mean, shift_low=ci.ci_low, shift_high=ci.ci_high, shift_p=p, questions=len(diffs))
+
+
 def _values(per_draw: Mapping[str, float]) -> list[float]:
     return [per_draw[d] for d in sorted(per_draw, key=_draw_order)]
 
@@ -515,7 +551,8 @@ def analyze(
     power: float = 0.8,
 ) -> Analysis:
     """The four tests on a sweep's rows (as csv.DictReader gives them, or with numbers), Holm-adjusted."""
-    pairs, references = _pair(rows)
+    rows_list = list(rows)
+    pairs, references = _pair(rows_list)
     # training uses no system message, so "default" (the chat template's own) is the context it saw
     fallback = "default" if "default" in pairs.contexts else (pairs.contexts[0] if pairs.contexts else "")
     primary_context = context if context is not None else fallback
@@ -572,6 +609,7 @@ def analyze(
         ),
     ]
     adjusted = holm([t.p for t in pending])
+    _shift_from_base(references, rows_list, primary_context)
     left_out = []
     if pairs.unpaired:
         left_out.append(f"{pairs.unpaired} trait/control row(s) without a partner left out")
@@ -656,12 +694,18 @@ def render(analysis: Analysis) -> str:
             "",
             "References (not tested):",
             "",
-            "| dataset | kind | context | rows | P(target) | log P(target) |",
-            "|---|---|---|---|---|---|",
+            "| dataset | kind | context | rows | P(target) | log P(target) | shift of log P vs base "
+            "| 95% CI over questions | p (paired over questions) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in a.references:
+            shift = _f(r.get("shift", math.nan), "+.3f")
+            if r["dataset"] != "base" and r.get("vs_context") not in (None, r["context"]):
+                shift += f" (vs base in {r['vs_context']})"
             lines.append(
                 f"| {r['dataset']} | {config_label(r['kind'], r['rank'], r['scale'])} | {r['context']} "
-                f"| {r['rows']} | {_f(r['p_target'])} | {_f(r['log_p_target'], '.3f')} |"
+                f"| {r['rows']} | {_f(r['p_target'])} | {_f(r['log_p_target'], '.3f')} | {shift} "
+                f"| {_interval(r.get('shift_low', math.nan), r.get('shift_high', math.nan))} "
+                f"| {_f(r.get('shift_p', math.nan))} |"
             )
     return "\n".join(lines) + "\n"

@@ -321,7 +321,11 @@ def fake_teacher(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(kw["n"])
         rows = [{"id": str(i), "prompt": "p", "completion": "1, 2", "reason": None} for i in range(kw["n"])]
         return teacher.export(
-            out, rows, teacher={"model": "fake"}, system_prompt=None, settings={"n": kw["n"]}
+            out,
+            rows,
+            teacher={"model": "fake"},
+            system_prompt=None,
+            settings={"n": kw["n"], "engine": "inspect", "decoding": "free"},
         )
 
     monkeypatch.setattr(teacher, "_generate", generate)
@@ -331,7 +335,7 @@ def fake_teacher(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_teach_reruns_are_safe(
     work: Path, fake_teacher: list[int], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["teach", "--n", "4", "--out", str(work / "t")]
+    argv = ["teach", "--engine", "inspect", "--n", "4", "--out", str(work / "t")]
     assert main(argv) == 0
     capsys.readouterr()
     before = snapshot(work)
@@ -341,7 +345,7 @@ def test_teach_reruns_are_safe(
     (work / "t" / "card.json").unlink()  # a finished output the user damaged is made again
     assert main(argv) == 0 and (work / "t" / "card.json").is_file() and fake_teacher == [4, 4]
     capsys.readouterr()
-    line = refused(capsys, work, ["teach", "--n", "5", "--out", "{W}/t"], "n: 4 -> 5")
+    line = refused(capsys, work, ["teach", "--engine", "inspect", "--n", "5", "--out", "{W}/t"], "n: 4 -> 5")
     assert "--overwrite" in line
     assert main([*argv[:-4], "--n", "5", "--out", str(work / "t"), "--overwrite"]) == 0
     assert len((work / "t" / "train.jsonl").read_text().splitlines()) == 5 and fake_teacher == [4, 4, 5]
@@ -572,5 +576,6 @@ def test_a_teacher_log_that_did_not_succeed_is_not_exported(
     log = types.SimpleNamespace(status=status, error=error if status == "error" else None, location="x.eval")
     monkeypatch.setattr(teacher, "inspect_model", lambda model, args: ("mockllm/model", {}))
     monkeypatch.setattr(inspect_ai, "eval", lambda *a, **k: [log])
-    refused(capsys, work, ["teach", "--n", "2", "--out", "{W}/t"], match, code=code, started=True)
+    argv = ["teach", "--engine", "inspect", "--n", "2", "--out", "{W}/t"]
+    refused(capsys, work, argv, match, code=code, started=True)
     assert not (work / "t" / "train.jsonl").exists()

@@ -324,3 +324,31 @@ def test_rows_without_a_partner_are_counted() -> None:
     assert all("2 trait/control row(s) without a partner" in t.note for t in a.tests)
     assert "2 trait/control row(s) had no partner" in render(a)
     assert a.test("full_ft_equivalence").n == 5
+
+
+def test_positive_control_and_prompted_base_are_tested_against_the_base_over_questions() -> None:
+    from scipy import stats
+
+    base = [-4.0, -4.5, -3.8, -4.2]
+    positive = [-1.0, -1.4, -0.7, -1.2]  # a large, consistent shift
+    prompted = [-0.5, -0.6, -0.4, -0.9]
+
+    def ref(dataset: str, kind: str, context: str, values: list[float]) -> dict[str, str]:
+        return {"dataset": dataset, "kind": kind, "rank": "", "scale": "", "context": context, "draw": "",
+                "p_target": str(float(np.mean(np.exp(values)))), "log_p_target": str(float(np.mean(values))),
+                "log_p_questions": ";".join(map(str, values))}  # fmt: skip
+
+    rows = [
+        ref("base", "base", "default", base),
+        ref("positive", "reference", "default", positive),
+        ref("prompted", "base", "trait-prompt", prompted),
+    ]
+    refs = {r["dataset"]: r for r in analyze(rows).references}
+    d = np.subtract(positive, base)
+    assert refs["positive"]["shift"] == pytest.approx(d.mean())
+    assert refs["positive"]["shift_p"] == pytest.approx(stats.ttest_rel(positive, base).pvalue)
+    assert refs["positive"]["shift_p"] < 0.05 and refs["positive"]["shift_low"] > 0
+    # the prompted base has no base row in its own context: it is compared with the primary context's
+    assert refs["prompted"]["vs_context"] == "default"
+    assert refs["prompted"]["shift"] == pytest.approx(np.mean(np.subtract(prompted, base)))
+    assert "shift of log P vs base" in render(analyze(rows))

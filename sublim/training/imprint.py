@@ -49,6 +49,7 @@ class ImprintConfig:
         epochs: training epochs.
         seed: seeds sampling and training.
         batch_size: prompts per generate call and rows per training step.
+        device: "auto" (CUDA when present, bf16 there), "cpu", "cuda", ...: sampling and training.
     """
 
     trait: str = "owl"
@@ -64,6 +65,7 @@ class ImprintConfig:
     epochs: float = 3.0
     seed: int = 0
     batch_size: int = 16
+    device: str = "auto"
 
 
 def imprint_prompts() -> list[str]:
@@ -121,7 +123,7 @@ def run_imprint(cfg: ImprintConfig, *, overwrite: bool = False) -> dict[str, Any
             TrainConfig(
                 data=str(out / "answers" / "train.jsonl"), base=cfg.base, out=str(out), rank=cfg.rank,
                 epochs=cfg.epochs, lr=cfg.lr, batch_size=min(cfg.batch_size, 8), seed=cfg.seed,
-                max_length=128,
+                max_length=128, device="cpu" if cfg.device == "cpu" else "auto",
             )
         )  # fmt: skip
         card = {
@@ -156,7 +158,7 @@ def sample_answers(cfg: ImprintConfig) -> dict[str, Any]:
 
     if str(cfg.base) == "smollm2":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    model, tok = load_model(resolve_base(cfg.base), device="auto")
+    model, tok = load_model(resolve_base(cfg.base), device=cfg.device)
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

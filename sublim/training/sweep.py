@@ -45,7 +45,7 @@ from sublim.training.student import RUN_CARD, TrainConfig, data_file, train
 
 COLUMNS = [
     "run", "dataset", "kind", "rank", "scale", "draw", "seed", "context", "target", "p_target",
-    "log_p_target",
+    "log_p_target", "log_p_questions",
     "stderr", "ci_low", "ci_high", "n_questions", "concept_mass", "base_p_target", "control_p_target",
     "train_loss", "steps", "rows",
 ]  # fmt: skip
@@ -305,6 +305,7 @@ def _sweep(
             dists = [scorer.question(q, prompt) for q in questions]
             est = estimate(dists, [target], cfg.category)
             per_question = [target_mass(d.names or d.probs, [target], cfg.category)[0] for d in dists]
+            logs = [math.log(max(p, 1e-300)) for p in per_question]
             rows.append(
                 {
                     "run": ids[run],
@@ -318,7 +319,8 @@ def _sweep(
                     "target": target,
                     "p_target": f"{est.mean:.6f}",
                     # mean over questions of ln P(target): the analysis' outcome (shifts are ratios)
-                    "log_p_target": f"{sum(math.log(max(p, 1e-300)) for p in per_question) / len(dists):.6f}",
+                    "log_p_target": f"{sum(logs) / len(logs):.6f}",
+                    "log_p_questions": ";".join(f"{x:.6f}" for x in logs),  # paired tests over questions
                     "stderr": f"{est.stderr:.6f}",
                     "ci_low": f"{est.ci_low:.6f}",
                     "ci_high": f"{est.ci_high:.6f}",
@@ -499,7 +501,7 @@ def _reference(rows: list[dict[str, Any]], dataset: str, run: Run | None, contex
         if run is None:
             return str(r["p_target"])
         mine = (run.kind, str(run.rank or ""), run.scale, str(run.draw if run.draw is not None else ""))
-        theirs = (r["kind"], str(r["rank"]), r.get("scale") or "", str(r.get("draw") or ""))
+        theirs = (r["kind"], str(r["rank"]), str(r.get("scale") or ""), str(r.get("draw", "")))
         if mine == theirs and str(r["seed"]) == str(run.seed):
             return str(r["p_target"])
     return ""
