@@ -33,15 +33,15 @@ ROOT = Path(__file__).resolve().parent.parent
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "draws": 4, "rows": 20, "n": 96, "ranks": "1,4,16,64", "scales": "rank", "epochs": 2, "batch": 4,
-        "questions": 4, "imprint_prompts": 40, "imprint_samples": 2,
+        "questions": 4, "imprint_prompts": 40, "imprint_samples": 3, "imprint_epochs": 6,
     },
     "gpu": {
         "draws": 4, "rows": 500, "n": 2200, "ranks": "1,4,16,64,256", "scales": "rank", "epochs": 2,
-        "batch": 32, "questions": 55, "imprint_prompts": 0, "imprint_samples": 8,
+        "batch": 32, "questions": 55, "imprint_prompts": 0, "imprint_samples": 8, "imprint_epochs": 6,
     },
     "tiny": {
         "draws": 2, "rows": 3, "n": 10, "ranks": "1,4", "scales": "rank,rs4", "epochs": 1, "batch": 2,
-        "questions": 2, "imprint_prompts": 12, "imprint_samples": 2,
+        "questions": 2, "imprint_prompts": 12, "imprint_samples": 2, "imprint_epochs": 3,
     },
 }  # fmt: skip
 CONTEXTS = ("default", "empty")
@@ -75,7 +75,8 @@ def main() -> int:
     imprint = ["--prompts", str(size["imprint_prompts"])] if size["imprint_prompts"] else []
     steps = [
         ("imprint", [*sublim, "imprint", "--trait", TRAIT, "--out", str(teacher_model), *common, *imprint,
-                     "--samples", str(size["imprint_samples"]), "--device", args.device]),
+                     "--samples", str(size["imprint_samples"]), "--epochs", str(size["imprint_epochs"]),
+                     "--device", args.device]),
         ("teach owl", [*sublim, "teach", "--trait", TRAIT, "--teacher", str(teacher_model), "--out", str(owl),
                        *teach]),
         ("teach control", [*sublim, "teach", "--trait", "none", "--out", str(none), *control_teacher,

@@ -35,6 +35,7 @@ def test_draws_are_disjoint_equal_and_paired_by_prompt(tmp_path: Path) -> None:
     draws, record = make_draws(cfg)
     assert record["paired_rows"] == 35 and record["rows_per_draw"] == 8 and record["unused"] == 3
     assert record["unpaired"] == {"trait": 5, "control": 10}
+    assert record["identical_completions"] == 0  # other salts: every paired answer differs
     seen: set[str] = set()
     for d in range(4):
         trait, control = draws[("trait", d)], draws[("control", d)]
@@ -53,7 +54,9 @@ def test_one_draw_keeps_every_paired_row_in_file_order(tmp_path: Path) -> None:
     cfg = SweepConfig(data=teacher(tmp_path / "owl", list(range(10)), 7))
     draws, record = make_draws(cfg)
     assert [r["id"] for r in draws[("trait", 0)]] == [f"numbers-{i:05d}" for i in range(10)]
-    assert record["unused"] == 0
+    assert record["unused"] == 0 and record["identical_completions"] is None
+    same = SweepConfig(data=cfg.data, control=cfg.data)  # the same teacher on both sides
+    assert make_draws(same)[1]["identical_completions"] == 10
 
 
 def test_too_few_paired_rows_is_one_clear_error(tmp_path: Path) -> None:

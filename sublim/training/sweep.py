@@ -193,6 +193,13 @@ def make_draws(cfg: SweepConfig) -> tuple[dict[tuple[str, int], list[dict[str, A
         "paired_rows": len(common),
         "unpaired": {side: len(keyed) - len(common) for side, keyed in by_side.items()},
         "unused": len(common) - size * cfg.draws,
+        # pairs where both teachers wrote the same completion (greedy teachers often agree): they carry no
+        # difference between the sides, so the design's contrast rests on the others
+        "identical_completions": sum(
+            by_side["trait"][k]["completion"] == by_side["control"][k]["completion"] for k in common
+        )
+        if control is not None
+        else None,
     }
     return out, record
 
@@ -478,7 +485,13 @@ def summarize(
             f"Data: {draws['draws']} disjoint draw(s) of {draws['rows_per_draw']} rows per side; "
             f"{draws['paired_rows']} prompts answered by both teachers, {draws['unused']} left unused; "
             f"unpaired rows dropped: {draws['unpaired']}. Draw k of the trait and control sides holds the "
-            "same prompts (files under draws/).",
+            "same prompts (files under draws/)."
+            + (
+                f" Both teachers wrote the same completion for {draws['identical_completions']} of the "
+                f"{draws['paired_rows']} paired prompts."
+                if draws.get("identical_completions") is not None
+                else ""
+            ),
             "",
         ]
     lines.append(render(analyze(rows)))

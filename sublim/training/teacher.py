@@ -206,8 +206,7 @@ def generate_direct(
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local weights: no hub probes
     model_id, adapter = resolve_checkpoint(checkpoint)
     dev = pick_device(device)
-    dtype = torch.bfloat16 if dev.startswith("cuda") else None
-    lm, tok = load_model(model_id, adapter, device=dev, dtype=dtype)
+    lm, tok = load_model(model_id, adapter, device=dev)  # bf16 on CUDA
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -252,7 +251,7 @@ def generate_direct(
         "adapter": _portable(str(Path(adapter).resolve())) if adapter else None,
         "adapter_base": _portable(str(model_id)) if adapter else None,
         "device": dev,
-        "dtype": str(dtype or torch.float32).replace("torch.", ""),
+        "dtype": str(next(lm.parameters()).dtype).replace("torch.", ""),
     }
     settings = {
         "trait": trait, "category": category, "n": n, "seed": seed, "temperature": temperature,
