@@ -34,14 +34,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "draws": 4, "rows": 20, "n": 96, "ranks": "1,4,16,64", "scales": "rank", "epochs": 2, "batch": 4,
         "questions": 4, "imprint_prompts": 40, "imprint_samples": 3, "imprint_epochs": 6,
+        "teach_batch": 16,
     },
     "gpu": {
         "draws": 4, "rows": 500, "n": 2200, "ranks": "1,4,16,64,256", "scales": "rank", "epochs": 2,
         "batch": 32, "questions": 55, "imprint_prompts": 0, "imprint_samples": 8, "imprint_epochs": 6,
+        "teach_batch": 256,
     },
     "tiny": {
         "draws": 2, "rows": 3, "n": 10, "ranks": "1,4", "scales": "rank,rs4", "epochs": 1, "batch": 2,
         "questions": 2, "imprint_prompts": 12, "imprint_samples": 2, "imprint_epochs": 3,
+        "teach_batch": 16,
     },
 }  # fmt: skip
 CONTEXTS = ("default", "empty")
@@ -55,6 +58,7 @@ def main() -> int:
     ap.add_argument("--work", default=None, help="data and runs (default: runs/replicate-<preset>)")
     ap.add_argument("--docs", default=None, help="where results are copied (default: docs/replication)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = ap.parse_args()
     size = PRESETS[args.preset]
     work = Path(args.work or f"runs/replicate-{args.preset}")
@@ -70,7 +74,7 @@ def main() -> int:
     )
     common = ["--base", args.base] if args.base != "smollm2" else []
     teach = ["--n", str(size["n"]), "--temperature", "0", "--decoding", "constrained"]
-    teach += ["--device", args.device]
+    teach += ["--batch-size", str(size["teach_batch"]), "--device", args.device]
     control_teacher = ["--teacher", args.base] if args.base != "smollm2" else []  # the base, no trait
     imprint = ["--prompts", str(size["imprint_prompts"])] if size["imprint_prompts"] else []
     steps = [
@@ -90,6 +94,9 @@ def main() -> int:
             "--prompted", "--device", args.device, *[x for c in CONTEXTS for x in ("--context", c)],
         ]),
     ]  # fmt: skip
+    if args.dry_run:
+        print("\n".join(shlex.join(["sublim", *cmd[3:]]) for _, cmd in steps))
+        return 0
     times: dict[str, float] = {}
     for name, cmd in steps:
         print("$ " + shlex.join(cmd[2:] if cmd[:2] == sublim[:2] else cmd), flush=True)

@@ -261,6 +261,34 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analyze(args: argparse.Namespace) -> int:
+    import csv
+    import dataclasses
+    from pathlib import Path
+
+    from sublim.experiment import analyze, render
+    from sublim.io import json_safe
+
+    path = Path(args.results)
+    path = path / "results.csv" if path.is_dir() else path
+    if not path.is_file():
+        raise SublimError(f"no results at {path}: give a sweep's results.csv (or its dir)")
+    if not (0 < args.alpha < 1) or not (args.margin > 0):
+        raise SublimError(f"--alpha {args.alpha} must lie in (0, 1) and --margin {args.margin} be > 0")
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    missing = [c for c in ("dataset", "kind", "context", "log_p_target") if rows and c not in rows[0]]
+    if not rows or missing:
+        what = f"no column {missing[0]!r}" if missing else "no rows"
+        raise SublimError(f"{path}: {what}; expected a results.csv written by `sublim sweep`")
+    result = analyze(rows, context=args.context, alpha=args.alpha, margin=args.margin)
+    if args.json:
+        print(json.dumps(json_safe(dataclasses.asdict(result)), allow_nan=False))
+    else:
+        print(render(result))
+    return 0
+
+
 def _score(args: argparse.Namespace) -> int:
     from sublim.transfer import run_score
 
@@ -537,6 +565,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _overwrite_flag(p)
     p.set_defaults(func=_sweep)
+
+    p = sub.add_parser(
+        "analyze",
+        help="the pre-registered transfer analysis of a sweep's results.csv (data draws as the unit)",
+    )
+    p.add_argument("results", help="a sweep's results.csv, or the sweep dir")
+    p.add_argument("--context", default=None, help="primary eval context (default: default, else the first)")
+    p.add_argument(
+        "--margin", type=float, default=0.1, help="equivalence margin in ln P(target) (default: 0.1)"
+    )
+    p.add_argument("--alpha", type=float, default=0.05, help="family-wise level (default: 0.05)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_analyze)
 
     p = sub.add_parser(
         "compare",

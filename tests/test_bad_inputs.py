@@ -248,6 +248,10 @@ CASES: list[tuple[list[str], str]] = [
         "--positive",
     ),
     (["score", "{W}/model", "--device", "gpu"], "cuda:N"),
+    (["analyze", "{W}/missing.csv"], "no results"),
+    (["analyze", "{W}/data/train.jsonl"], "expected a results.csv"),
+    (["analyze", "{W}/empty.jsonl"], "no rows"),
+    (["analyze", "{W}/data/train.jsonl", "--alpha", "0"], "--alpha"),
     (
         ["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/t", "--device", "cuda"],
         "invalid choice",

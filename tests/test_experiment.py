@@ -352,3 +352,33 @@ def test_positive_control_and_prompted_base_are_tested_against_the_base_over_que
     assert refs["prompted"]["vs_context"] == "default"
     assert refs["prompted"]["shift"] == pytest.approx(np.mean(np.subtract(prompted, base)))
     assert "shift of log P vs base" in render(analyze(rows))
+
+
+def test_sublim_analyze_prints_the_analysis_of_a_results_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sublim.cli import main
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for draw in range(4):
+        for dataset, shift in (("trait", 0.3), ("control", 0.0)):
+            for rank in (1, 4, 16):
+                lp = -4.0 + shift * (rank == 4) + rng.normal(0, 0.05)
+                rows.append({"dataset": dataset, "kind": "lora", "rank": str(rank), "scale": "rank",
+                             "draw": str(draw), "seed": "0", "context": "default",
+                             "p_target": str(math.exp(lp)), "log_p_target": str(lp),
+                             "concept_mass": "0.2"})  # fmt: skip
+    path = tmp_path / "results.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["analyze", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == render(analyze(rows)).strip()
+    assert main(["analyze", str(path), "--json", "--margin", "0.2"]) == 0
+    import json
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["margin"] == 0.2 and report["tests"][0]["name"] == "transfer"
+    assert report["tests"][0]["p_holm"] < 0.05  # the planted rise at rank 4 is found
