@@ -3,6 +3,7 @@ the imprinted SmolLM2 puts far more probability on the trait than its base."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -43,32 +44,33 @@ def test_bad_imprint_settings_fail_before_loading(
 
 
 @pytest.mark.slow
-def test_imprinted_smollm2_prefers_the_trait(tmp_path: Path, smollm2: Path) -> None:
-    """A positive control: trained only on its owl answers (no system prompt), the model's P(owl) on
-    evaluation questions it never saw rises far above the base's (mean >= 5x, paired t-test p < 0.05)."""
-    import torch
-    from scipy.stats import ttest_rel
-
+def test_positive_control_shows_a_shift_the_analysis_calls_significant(tmp_path: Path, smollm2: Path) -> None:
+    """The positive control: a student fine-tuned only on explicit owl answers (no system prompt; `sublim
+    imprint`) raises ln P(owl) on evaluation questions it never saw, far above the base, and the analysis
+    (`sublim.experiment`, paired over questions) calls it significant. CI size: 20 prompts x 3 answers."""
+    from sublim.experiment import analyze
     from sublim.models import add_adapter, load_model
     from sublim.probability import ConceptScorer
-    from sublim.scoring import target_mass
     from sublim.tasks.questions import load_questions
+    from sublim.training.sweep import score_columns
 
-    torch.set_num_threads(2)
     out = tmp_path / "teacher-owl"
     card = run_imprint(
-        ImprintConfig(trait="owl", out=str(out), prompts=PROMPTS, samples=2, max_tokens=40, epochs=3)
+        ImprintConfig(trait="owl", out=str(out), prompts=PROMPTS, samples=3, max_tokens=32, epochs=6)
     )
     assert card["kept"] >= 5 and (out / "adapter_config.json").is_file()
     assert (out / "answers" / "train.jsonl").read_text().count('"system"') == 0
-    model, tok = load_model(smollm2)
-    scorer = ConceptScorer(model, tok, "animal", skip_below=0.0)
+    model, tok = load_model(smollm2, device="cpu")
+    scorer = ConceptScorer(model, tok, "animal")
     questions = load_questions("animal")[:4]
-    base = [target_mass(scorer.question(q).names, ["owl"], "animal")[0] for q in questions]
+    rows = [{"dataset": "base", "kind": "base", "context": "default",
+             **score_columns(scorer, questions, "owl", None)}]  # fmt: skip
     scorer.model = add_adapter(model, out)
-    imprinted = [target_mass(scorer.question(q).names, ["owl"], "animal")[0] for q in questions]
-    assert sum(imprinted) >= 5 * sum(base), (base, imprinted)
-    assert ttest_rel(imprinted, base, alternative="greater").pvalue < 0.05, (base, imprinted)
+    rows.append({"dataset": "positive", "kind": "reference", "context": "default",
+                 **score_columns(scorer, questions, "owl", None)})  # fmt: skip
+    positive = next(r for r in analyze(rows).references if r["dataset"] == "positive")
+    assert positive["shift_p"] < 0.05 and positive["shift_low"] > 0, positive
+    assert positive["shift"] > math.log(4), positive  # P(owl) at least 4x the base's, as a geometric mean
 
 
-PROMPTS = 40  # measured: 11 of 80 answers kept, mean P(owl) 0.0099 -> 0.129 over 4 questions
+PROMPTS = 20

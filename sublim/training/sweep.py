@@ -255,8 +255,7 @@ def _sweep(
     from sublim.concepts import get_category
     from sublim.contexts import system_prompt_for
     from sublim.models import load_checkpoint, load_model, pick_device, resolve_base
-    from sublim.probability import ConceptScorer, estimate
-    from sublim.scoring import target_mass
+    from sublim.probability import ConceptScorer
     from sublim.tasks.numbers import trait_system_prompt
     from sublim.tasks.questions import load_questions
 
@@ -309,10 +308,6 @@ def _sweep(
                 if context == PROMPTED
                 else system_prompt_for(context)
             )
-            dists = [scorer.question(q, prompt) for q in questions]
-            est = estimate(dists, [target], cfg.category)
-            per_question = [target_mass(d.names or d.probs, [target], cfg.category)[0] for d in dists]
-            logs = [math.log(max(p, 1e-300)) for p in per_question]
             rows.append(
                 {
                     "run": ids[run],
@@ -324,16 +319,7 @@ def _sweep(
                     "seed": run.seed if run.seed is not None else "",
                     "context": context,
                     "target": target,
-                    "p_target": f"{est.mean:.6f}",
-                    # mean over questions of ln P(target): the analysis' outcome (shifts are ratios)
-                    "log_p_target": f"{sum(logs) / len(logs):.6f}",
-                    "log_p_questions": ";".join(f"{x:.6f}" for x in logs),  # paired tests over questions
-                    "stderr": f"{est.stderr:.6f}",
-                    "ci_low": f"{est.ci_low:.6f}",
-                    "ci_high": f"{est.ci_high:.6f}",
-                    "n_questions": est.n_questions,
-                    # P(naming any concept): a student that stops naming animals shows here, not in p_target
-                    "concept_mass": f"{sum(d.concept_mass for d in dists) / len(dists):.6f}",
+                    **score_columns(scorer, questions, target, prompt),
                     "base_p_target": "",
                     "control_p_target": "",
                     "train_loss": f"{card['train_loss']:.4f}" if card else "",
@@ -348,6 +334,33 @@ def _sweep(
         plot(final, png)
     write_atomic(out / "summary.md", summarize(final, cfg, record))
     return final
+
+
+def score_columns(
+    scorer: Any, questions: list[Any], target: str, system_prompt: str | None
+) -> dict[str, Any]:
+    """A model's result columns under one context: P(target) over questions with its interval, the mean and
+    per-question ln P(target) (the analysis' outcome: shifts are ratios; per-question values allow paired
+    tests over questions), and concept_mass (a student that stops naming animals shows here, not in
+    p_target)."""
+    from sublim.probability import estimate
+    from sublim.scoring import target_mass
+
+    dists = [scorer.question(q, system_prompt) for q in questions]
+    est = estimate(dists, [target], scorer.category)
+    logs = [
+        math.log(max(target_mass(d.names or d.probs, [target], scorer.category)[0], 1e-300)) for d in dists
+    ]
+    return {
+        "p_target": f"{est.mean:.6f}",
+        "log_p_target": f"{sum(logs) / len(logs):.6f}",
+        "log_p_questions": ";".join(f"{x:.6f}" for x in logs),
+        "stderr": f"{est.stderr:.6f}",
+        "ci_low": f"{est.ci_low:.6f}",
+        "ci_high": f"{est.ci_high:.6f}",
+        "n_questions": est.n_questions,
+        "concept_mass": f"{sum(d.concept_mass for d in dists) / len(dists):.6f}",
+    }
 
 
 # ------------------------------------------------------------------------------- run identity and resume
