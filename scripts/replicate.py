@@ -1,16 +1,20 @@
 """The seed experiment end to end, sized for this CPU box (`make replicate`) or one large GPU
-(`make replicate-gpu`): a fine-tuned owl teacher and the base as control write numbers greedily under
-constrained decoding; both answer the same prompts; students train on K disjoint equal-size draws per side at
-several LoRA ranks and with full fine-tuning; `sublim sweep` scores them in probability mode under two eval
-contexts and runs the pre-registered analysis (sublim.experiment).
+(`make replicate-gpu`): a fine-tuned owl teacher and a control teacher fine-tuned the same way on answers
+without owls write numbers greedily under constrained decoding; both answer the same prompts; students train
+on K disjoint equal-size draws per side at several LoRA ranks and with full fine-tuning; `sublim sweep`
+scores them in probability mode under two eval contexts and runs the pre-registered analysis
+(sublim.experiment).
 
     .venv/bin/python scripts/replicate.py --preset cpu            # make replicate
     .venv/bin/python scripts/replicate.py --preset gpu            # make replicate-gpu
     .venv/bin/python scripts/replicate.py --preset tiny --base DIR --work DIR --docs DIR   # the test's size
 
 Every step is a `sublim` command (printed before it runs) and resumes: finished teachers and students are
-kept, so an interrupted run picks up where it stopped. At the end the teacher data, cards, results, plot and
-summary are copied to --docs and a report (`<docs>.md`) is written from them, with each step's wall time.
+kept, so an interrupted run picks up where it stopped. The control teacher is imprinted exactly like the owl
+teacher (same prompts, rows, epochs) on the base's own answers that do not mention owls, so being a
+fine-tuned teacher is not mistaken for the trait. At the end the teacher data and answers, cards, draws,
+results, plot and summary are copied to --docs with `run.json` (each step's command and wall time, the
+machine); docs/replication.md is written by hand from those files.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,63 +71,74 @@ def main() -> int:
         args.docs or ("docs/replication" if args.preset == "cpu" else f"docs/replication-{args.preset}")
     )
     sublim = [sys.executable, "-m", "sublim"]
-    teacher_model, owl, none, sweep = (
-        work / "teacher-model-owl",
-        work / "teacher-owl",
-        work / "teacher-none",
-        work / "sweep",
-    )
+    model_owl, model_none = work / "teacher-model-owl", work / "teacher-model-none"
+    owl, none, sweep = work / "teacher-owl", work / "teacher-none", work / "sweep"
     common = ["--base", args.base] if args.base != "smollm2" else []
     teach = ["--n", str(size["n"]), "--temperature", "0", "--decoding", "constrained"]
     teach += ["--batch-size", str(size["teach_batch"]), "--device", args.device]
-    control_teacher = ["--teacher", args.base] if args.base != "smollm2" else []  # the base, no trait
     imprint = ["--prompts", str(size["imprint_prompts"])] if size["imprint_prompts"] else []
-    steps = [
-        ("imprint", [*sublim, "imprint", "--trait", TRAIT, "--out", str(teacher_model), *common, *imprint,
-                     "--samples", str(size["imprint_samples"]), "--epochs", str(size["imprint_epochs"]),
-                     "--device", args.device]),
-        ("teach owl", [*sublim, "teach", "--trait", TRAIT, "--teacher", str(teacher_model), "--out", str(owl),
-                       *teach]),
-        ("teach control", [*sublim, "teach", "--trait", "none", "--out", str(none), *control_teacher,
-                           *teach]),
-        ("sweep", [
+    imprint += ["--samples", str(size["imprint_samples"]), "--epochs", str(size["imprint_epochs"])]
+    imprint += ["--device", args.device, *common]
+
+    def owl_rows() -> str:  # the control teacher trains on as many answers as the owl teacher kept
+        card = model_owl / "imprint.json"
+        return str(json.loads(card.read_text())["kept"]) if card.is_file() else "1"
+
+    steps: list[tuple[str, Callable[[], list[str]]]] = [
+        ("imprint owl", lambda: [*sublim, "imprint", "--trait", TRAIT, "--out", str(model_owl), *imprint]),
+        ("imprint control", lambda: [*sublim, "imprint", "--trait", "none", "--control-for", TRAIT,
+                                     "--rows", owl_rows(), "--out", str(model_none), *imprint]),
+        ("teach owl", lambda: [*sublim, "teach", "--trait", TRAIT, "--teacher", str(model_owl),
+                               "--out", str(owl), *teach]),
+        ("teach control", lambda: [*sublim, "teach", "--trait", "none", "--teacher", str(model_none),
+                                   "--out", str(none), *teach]),
+        ("sweep", lambda: [
             *sublim, "sweep", "--data", str(owl), "--control", str(none), "--out", str(sweep), *common,
             "--ranks", size["ranks"], "--full", "--scales", size["scales"], "--draws", str(size["draws"]),
             "--draw-rows", str(size["rows"]), "--epochs", str(size["epochs"]),
             "--batch-size", str(size["batch"]),
-            "--questions", str(size["questions"]), "--target", TRAIT, "--positive", str(teacher_model),
+            "--questions", str(size["questions"]), "--target", TRAIT, "--positive", str(model_owl),
             "--prompted", "--device", args.device, *[x for c in CONTEXTS for x in ("--context", c)],
         ]),
     ]  # fmt: skip
     if args.dry_run:
-        print("\n".join(shlex.join(["sublim", *cmd[3:]]) for _, cmd in steps))
+        print("\n".join(shlex.join(["sublim", *make()[3:]]) for _, make in steps))
         return 0
     times: dict[str, float] = {}
-    for name, cmd in steps:
-        print("$ " + shlex.join(cmd[2:] if cmd[:2] == sublim[:2] else cmd), flush=True)
+    commands = []
+    for name, make in steps:
+        cmd = make()
+        commands.append(shlex.join(["sublim", *cmd[3:]]))
+        print("$ " + commands[-1], flush=True)
         started = time.perf_counter()
-        subprocess.run(cmd, check=True, cwd=ROOT)
+        if subprocess.run(cmd, cwd=ROOT).returncode != 0:
+            print(
+                f"replicate: step '{name}' failed (its message is above); re-run to resume", file=sys.stderr
+            )
+            return 1
         times[name] = time.perf_counter() - started
     docs.mkdir(parents=True, exist_ok=True)
     for src, dst in (
         (sweep / "results.csv", "results.csv"), (sweep / "summary.md", "summary.md"),
-        (sweep / "sweep.png", "sweep.png"),
-        (sweep / "draws", "draws"), (owl / "card.json", "teacher-owl-card.json"),
-        (none / "card.json", "teacher-none-card.json"),
-        (teacher_model / "card.json", "teacher-model-owl-card.json"),
+        (sweep / "sweep.png", "sweep.png"), (sweep / "draws", "draws"),
+        (owl / "card.json", "teacher-owl-card.json"), (none / "card.json", "teacher-none-card.json"),
+        (model_owl / "imprint.json", "imprint-owl.json"),
+        (model_none / "imprint.json", "imprint-control.json"),
+        (model_owl / "answers" / "train.jsonl", "imprint-owl-answers.jsonl"),
+        (model_none / "answers" / "train.jsonl", "imprint-control-answers.jsonl"),
     ):  # fmt: skip
         target = docs / dst
         if Path(src).is_dir():
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(src, target)
-        elif Path(src).is_file():
+        else:
             shutil.copy(src, target)
     record = {
         "preset": args.preset,
         "sizes": size,
         "machine": f"{_cpu()} ({platform.machine()}), {_device(args.device)}",
         "seconds": {k: round(v, 1) for k, v in times.items()},
-        "commands": [shlex.join(["sublim", *cmd[3:]]) for _, cmd in steps],
+        "commands": commands,
     }
     (docs / "run.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))

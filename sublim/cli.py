@@ -184,6 +184,8 @@ def _imprint(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         seed=args.seed,
         device=args.device,
+        control_for=args.control_for,
+        rows=args.rows,
     )
     card = run_imprint(cfg, overwrite=args.overwrite)
     print(json.dumps({k: card[k] for k in ("kept", "rejected", "train_loss")}), file=sys.stderr)
@@ -444,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="transformers (default for smollm2, hf/ and --teacher) or inspect (the sublim/numbers task)",
     )
     p.add_argument("--batch-size", type=int, default=16, help="prompts per generate call (default: 16)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present, bf16 there), cpu, cuda:0 ...")
+    _device_flag(p)
     p.add_argument("--out", help="output dir (default: data/teacher-<trait>)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--system-prompt", help="override the trait prompt ({trait}, {traits}, {category})")
@@ -478,6 +480,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--epochs", type=float, default=3.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--control-for",
+        default=None,
+        metavar="TRAIT",
+        help="with --trait none: the matched control teacher (the base's own answers without TRAIT, "
+        "fine-tuned the same way)",
+    )
+    p.add_argument("--rows", type=int, default=None, help="keep at most this many answers (match the steps)")
     _device_flag(p)
     _overwrite_flag(p)
     p.set_defaults(func=_imprint)

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sublim.errors import SublimError
 from sublim.stats import holm, mean_interval, minimum_detectable_shift
 
 PAIRED = ("trait", "control")
@@ -112,7 +113,8 @@ class Analysis:
         draws: data draws with at least one pair in the primary context.
         configs: every configuration in every context.
         tests: the four tests, in `TESTS` order.
-        mde: smallest true Δ log P(target) test 1 detects with `power` (NaN without spread).
+        mde: smallest true Δ log P(target) test 1 detects with `power` (NaN without spread), at the level
+            Holm gives the smallest p of the family: alpha / (configurations x testable tests).
         references: mean p_target / log_p_target of reference rows (base, prompted, ...) per context.
         sd: pooled SD of per-draw Δ over the primary context's LoRA configs (behind `mde`).
         n_configs: LoRA configurations test 1 chose among (its Bonferroni factor).
@@ -134,6 +136,7 @@ class Analysis:
     alpha: float = 0.05
     margin: float = 0.1
     power: float = 0.8
+    testable: int = 0
 
     def test(self, name: str) -> TestResult:
         return next(t for t in self.tests if t.name == name)
@@ -218,6 +221,15 @@ def _pair(rows: Iterable[Mapping[str, Any]]) -> tuple[_Pairs, list[dict[str, Any
             sides[dataset][key].append(row)
         else:
             refs[(dataset, kind, rank, scale, context)].append(row)
+    for group in [*sides["trait"].values(), *sides["control"].values(), *refs.values()]:
+        runs = {_text(r, "run") for r in group} - {""}
+        if (
+            len(runs) > 1
+        ):  # results.csv keeps the rows of earlier sweep settings; they must not be averaged in
+            raise SublimError(
+                f"rows of {len(runs)} runs share one slot ({', '.join(sorted(runs)[:2])}, ...): the file "
+                "mixes sweeps of different settings; analyze the rows of one (the sweep's summary.md does)"
+            )
 
     trait, control = sides["trait"], sides["control"]
     unpaired = sum(len(v) for k, v in trait.items() if k not in control)
@@ -372,7 +384,10 @@ def transfer_test(
     p_raw, best = min(tested)
     values = _values(lora[best])
     ci = mean_interval(values)
-    note = f"best: {best} (raw one-sided p {p_raw:.3g}, x{m} configs, Bonferroni)"
+    note = (
+        f"best: {best} (raw one-sided p {p_raw:.3g}, x{m} configs, Bonferroni); its estimate and interval "
+        "are not adjusted for choosing the best (biased upward)"
+    )
     if skipped:
         note += f"; untested (one draw or no spread): {', '.join(skipped)}"
     detectable = "n/a" if math.isnan(mde) else f"{mde:.3g}"
@@ -431,6 +446,10 @@ def inverted_u_test(per_rank: Mapping[int, Mapping[str, float]], alpha: float) -
         note = f"vertex at rank ≈ {vertex:.3g}, {where} the {span}"
     else:
         note = f"curvature is not negative (no peak); {span}"
+    note += (
+        "; the estimate is the curvature of Δ log P per (log2 rank)², its interval from the OLS fit over "
+        f"{len(y)} (rank, draw) cells ({fit.df_resid:g} residual df)"
+    )
 
     def verdict(p_holm: float) -> str:
         if not p_holm < alpha:
@@ -465,7 +484,7 @@ def equivalence_test(per_draw: Mapping[str, float], alpha: float, margin: float)
     def verdict(p_holm: float) -> str:
         if p_holm < alpha:
             return f"equivalent within ±{margin:g}"
-        return f"not shown equivalent within ±{margin:g}"
+        return f"not shown equivalent within ±{margin:g} (after Holm)"
 
     note = f"{confidence:.0%} CI [{ci.ci_low:.3g}, {ci.ci_high:.3g}] vs ±{margin:g}"
     return _Pending(
@@ -555,6 +574,8 @@ def analyze(
     pairs, references = _pair(rows_list)
     # training uses no system message, so "default" (the chat template's own) is the context it saw
     fallback = "default" if "default" in pairs.contexts else (pairs.contexts[0] if pairs.contexts else "")
+    if context is not None and context not in pairs.contexts:
+        raise SublimError(f"--context {context!r}: the rows hold {', '.join(map(repr, pairs.contexts))}")
     primary_context = context if context is not None else fallback
     configs = []
     for key in sorted(
@@ -577,9 +598,6 @@ def analyze(
     n_configs = len(lora)
     sd = pooled_sd(_values(v) for v in lora.values())
     counts = [len(v) for v in lora.values() if len(v) >= 2]
-    mde = math.nan
-    if counts and not math.isnan(sd) and sd > 0:
-        mde = minimum_detectable_shift(sd, min(counts), 0.0, alpha / n_configs, power)
 
     curve_scale = _scale_for_curvature(
         (c.kind, c.rank, c.scale, c.context) for c in primary if c.kind == "lora"
@@ -600,14 +618,20 @@ def analyze(
         return {d: _mean(v) for d, v in by_draw.items()}
 
     others = {ctx: lora_means(ctx) for ctx in pairs.contexts if ctx != primary_context}
-    pending = [
-        transfer_test(lora, alpha, mde),
+    rest = [
         inverted_u_test(per_rank, alpha),
         equivalence_test({d: _mean(v) for d, v in full.items()}, alpha, margin),
         context_test(
             lora_means(primary_context), {c: m for c, m in others.items() if m}, alpha, primary_context
         ),
     ]
+    # the MDE at Holm's first step (the level the smallest of the testable p-values must clear), so a
+    # "not significant" verdict quotes what this family could really have detected
+    testable = sum(not math.isnan(t.p) for t in [transfer_test(lora, alpha, math.nan), *rest])
+    mde = math.nan
+    if counts and not math.isnan(sd) and sd > 0:
+        mde = minimum_detectable_shift(sd, min(counts), 0.0, alpha / (n_configs * max(testable, 1)), power)
+    pending = [transfer_test(lora, alpha, mde), *rest]
     adjusted = holm([t.p for t in pending])
     _shift_from_base(references, rows_list, primary_context)
     left_out = []
@@ -624,7 +648,7 @@ def analyze(
     ]  # fmt: skip
     return Analysis(
         primary_context, draws, configs, tests, mde, references, sd, n_configs, min(counts, default=0),
-        pairs.unpaired, alpha, margin, power,
+        pairs.unpaired, alpha, margin, power, testable,
     )  # fmt: skip
 
 
@@ -684,7 +708,8 @@ def render(analysis: Analysis) -> str:
         lines.append(
             f"Minimum detectable effect: with {a.mde_draws} data draws and a pooled SD of per-draw Δ"
             f" of {a.sd:.3g},"
-            f" test 1 (one-sided, alpha {a.alpha:g}/{a.n_configs} configurations) detects a true"
+            f" test 1 (one-sided at Holm's first step: alpha {a.alpha:g} / ({a.n_configs} configurations x"
+            f" {a.testable} testable tests)) detects a true"
             f" Δ log P(target) of {a.mde:.3g} with {a.power:.0%} power."
         )
     if a.unpaired:

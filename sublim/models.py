@@ -243,10 +243,30 @@ DEVICES = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
 _DEVICE_HINT = "use auto (CUDA when present), cpu, cuda, cuda:N or mps"
 
 
+def _device_problem(device: str) -> str | None:
+    """Why sublim cannot place a model on `device`, or None. A named accelerator must be visible (torch is
+    imported only to ask)."""
+    if not DEVICES.match(device):
+        return _DEVICE_HINT
+    if device.startswith("cuda"):
+        import torch
+
+        index = int(device.partition(":")[2] or 0)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            return f"no such CUDA device here ({torch.cuda.device_count()} visible); use auto or cpu"
+    if device == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            return "no MPS device here; use auto or cpu"
+    return None
+
+
 def check_device(device: str) -> str:
     """`device` if sublim can place a model there (auto, cpu, mps, cuda, cuda:N), else one clear error."""
-    if not DEVICES.match(device):
-        raise SublimError(f"--device {device!r}: {_DEVICE_HINT}")
+    problem = _device_problem(device)
+    if problem:
+        raise SublimError(f"--device {device!r}: {problem}")
     return device
 
 
@@ -254,9 +274,20 @@ def device_argument(text: str) -> str:
     """`check_device` as an argparse type (argparse prints the message as its one-line usage error)."""
     import argparse
 
-    if not DEVICES.match(text):
-        raise argparse.ArgumentTypeError(f"{text!r}: {_DEVICE_HINT}")
+    problem = _device_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r}: {problem}")
     return text
+
+
+def checkpoint_fingerprint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint or adapter dir as an output's identity sees it: where it is and what its weights are (file
+    sizes and mtimes: cheap), so a retrained or replaced model under the same path counts as other inputs."""
+    where = Path(path).expanduser().resolve()
+    files = sorted(
+        p for p in where.glob("*") if p.is_file() and p.suffix in (".safetensors", ".bin", ".json")
+    )
+    return {"path": str(where), "files": {p.name: [p.stat().st_size, int(p.stat().st_mtime)] for p in files}}
 
 
 def pick_device(device: str = "auto") -> str:

@@ -216,16 +216,17 @@ def test_one_context_is_not_testable() -> None:
 
 
 def test_mde_matches_the_designs_simulated_power() -> None:
-    """The effect at which the design's test (one-sided, alpha / 4 configs, 6 draws, the analysis' pooled
-    SD) has 80% power, found by bisection over 20000 simulated designs, is within 20% of the reported MDE.
-    Broken to check: alpha instead of alpha / n_configs -> ~30% too small; sd of one config instead of the
+    """The effect at which the design's decision rule has 80% power (transfer significant after Holm when it
+    is the family's smallest p: one-sided at alpha / (4 configs x 4 tests), 6 draws, the analysis' pooled
+    SD), found by bisection over 20000 simulated designs, is within 20% of the reported MDE. Broken to
+    check: alpha / n_configs without Holm's factor -> the MDE too small; sd of one config instead of the
     pooled one -> the pooled-SD check fails."""
     a = analyze(sweep_rows(np.random.default_rng(12), effect=at_rank8))
     lora = [c for c in a.configs if c.context == a.context and c.kind == "lora"]
     per_config = [np.array(list(c.per_draw.values())) for c in lora]
     assert a.sd == pytest.approx(math.sqrt(np.mean([v.var(ddof=1) for v in per_config])))
-    k, level = a.mde_draws, a.alpha / a.n_configs
-    assert k == 6 and a.n_configs == 4
+    k, level = a.mde_draws, a.alpha / (a.n_configs * a.testable)
+    assert k == 6 and a.n_configs == 4 and a.testable == 4
     z = np.random.default_rng(13).standard_normal((20_000, k))
 
     def power(effect: float) -> float:
@@ -382,3 +383,17 @@ def test_sublim_analyze_prints_the_analysis_of_a_results_file(
     report = json.loads(capsys.readouterr().out)
     assert report["margin"] == 0.2 and report["tests"][0]["name"] == "transfer"
     assert report["tests"][0]["p_holm"] < 0.05  # the planted rise at rank 4 is found
+
+
+def test_rows_of_two_sweep_settings_in_one_slot_are_refused_not_averaged() -> None:
+    from sublim.errors import SublimError
+
+    rows = sweep_rows(np.random.default_rng(21), effect=at_rank8)
+    for r in rows:
+        r["run"] = f"{r['dataset']}-{r['rank']}-{r['draw']}-old"
+    earlier = [dict(r, run=r["run"].replace("old", "new")) for r in rows[:1]]  # an earlier setting's row
+    analyze(rows)  # one run per slot: fine
+    with pytest.raises(SublimError, match="mixes sweeps of different settings"):
+        analyze(rows + earlier)
+    with pytest.raises(SublimError, match="--context 'bogus'"):
+        analyze(rows, context="bogus")

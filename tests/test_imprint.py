@@ -32,6 +32,9 @@ def test_imprint_prompts_are_not_evaluation_questions() -> None:
         ({"prompts": 999}, "--prompts"),
         ({"lr": 0.0}, "--lr"),
         ({"base": "./missing-model"}, "no such file"),
+        ({"trait": "none", "control_for": "owlz"}, "owl"),
+        ({"trait": "owl", "control_for": "owl"}, "needs --trait none"),
+        ({"trait": "none", "control_for": "owl", "rows": 0}, "--rows 0"),
     ],
 )
 def test_bad_imprint_settings_fail_before_loading(

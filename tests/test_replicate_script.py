@@ -25,7 +25,8 @@ def test_every_step_of_a_preset_parses(preset: str) -> None:
         check=True,
     ).stdout
     commands = [shlex.split(line) for line in out.splitlines()]
-    assert [c[1] for c in commands] == ["imprint", "teach", "teach", "sweep"]
+    assert [c[1] for c in commands] == ["imprint", "imprint", "teach", "teach", "sweep"]
+    assert "--control-for" in commands[1] and "--teacher" in commands[3]  # a matched, fine-tuned control
     for argv in commands:
         args = build_parser().parse_args(argv[1:])  # argparse exits on an unknown flag
         assert args.func is not None

@@ -50,6 +50,11 @@ class ImprintConfig:
         seed: seeds sampling and training.
         batch_size: prompts per generate call and rows per training step.
         device: "auto" (CUDA when present, bf16 there), "cpu", "cuda", ...: sampling and training.
+        control_for: with trait "none", the matched control teacher of this trait: the base answers the
+            same prompts with no system prompt, and answers that mention the trait or a relative of it are
+            dropped, so the control is fine-tuned exactly like the trait teacher on answers without the trait.
+        rows: keep at most this many answers (the first in prompt order): give the control the trait
+            teacher's count so both take the same optimizer steps.
     """
 
     trait: str = "owl"
@@ -66,6 +71,8 @@ class ImprintConfig:
     seed: int = 0
     batch_size: int = 16
     device: str = "auto"
+    control_for: str | None = None
+    rows: int | None = None
 
 
 def imprint_prompts() -> list[str]:
@@ -79,9 +86,15 @@ def validate(cfg: ImprintConfig) -> None:
     from sublim.concepts import get_category
     from sublim.models import check_checkpoint
 
-    if not cfg.trait.strip() or cfg.trait.strip().lower() == "none":
-        raise SublimError(f"--trait {cfg.trait!r}: give the concept to imprint, e.g. owl")
-    get_category(cfg.category).resolve(cfg.trait)  # an unknown trait names the closest known ones
+    control = cfg.trait.strip().lower() == "none"
+    if not cfg.trait.strip() or (control and not cfg.control_for):
+        raise SublimError(
+            f"--trait {cfg.trait!r}: give the concept to imprint, e.g. owl (or --trait none --control-for "
+            "owl for the matched control teacher)"
+        )
+    if cfg.control_for and not control:
+        raise SublimError("--control-for makes the control teacher: it needs --trait none")
+    get_category(cfg.category).resolve(cfg.control_for or cfg.trait)  # an unknown one names the closest known
     available = len(imprint_prompts())
     problems = []
     if cfg.prompts is not None and not 1 <= cfg.prompts <= available:
@@ -94,6 +107,8 @@ def validate(cfg: ImprintConfig) -> None:
             problems.append(f"{flag} {rate}: must be > 0")
     if cfg.batch_size < 1:
         problems.append(f"--batch-size {cfg.batch_size}: must be >= 1")
+    if cfg.rows is not None and cfg.rows < 1:
+        problems.append(f"--rows {cfg.rows}: must be >= 1")
     if problems:
         raise SublimError("; ".join(problems))
     check_checkpoint(cfg.base, "--base")
@@ -105,6 +120,9 @@ def run_imprint(cfg: ImprintConfig, *, overwrite: bool = False) -> dict[str, Any
     validate(cfg)
     out = Path(cfg.out)
     identity = {**asdict(cfg), "out": None, "prompts_sha256": _prompts_sha()}
+    for optional in ("control_for", "rows"):  # unset: runs from before these options keep their identity
+        if identity[optional] is None:
+            del identity[optional]
     inputs = [cfg.base if Path(cfg.base).expanduser().exists() else None]
     with claim_output(out, "imprint", identity, inputs, overwrite=overwrite) as claim:
         if claim.state == "complete" and (out / CARD).is_file():
@@ -112,10 +130,11 @@ def run_imprint(cfg: ImprintConfig, *, overwrite: bool = False) -> dict[str, Any
             done: dict[str, Any] = json.loads((out / CARD).read_text())
             return done
         answers = sample_answers(cfg)
-        if answers["kept"] == 0:
+        if answers["kept"] == 0 or (cfg.rows is not None and answers["kept"] < cfg.rows):
+            wanted = "names " + cfg.trait if not cfg.control_for else "avoids " + cfg.control_for
             raise SublimError(
-                f"no sampled answer names {cfg.trait}: raise --samples or --temperature (see "
-                f"{out / 'answers' / 'rejected.jsonl'})"
+                f"{answers['kept']} sampled answer(s) {wanted}, {cfg.rows or 1} needed: raise --samples or "
+                f"--prompts (see {out / 'answers' / 'rejected.jsonl'})"
             )
         from sublim.training.student import TrainConfig, train
 
@@ -162,7 +181,8 @@ def sample_answers(cfg: ImprintConfig) -> dict[str, Any]:
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    system = trait_system_prompt(cfg.trait, cfg.category)
+    control = cfg.control_for is not None
+    system = None if control else trait_system_prompt(cfg.trait, cfg.category)
     prompts = imprint_prompts()[: cfg.prompts]
     jobs = [(i, k, p) for i, p in enumerate(prompts) for k in range(cfg.samples)]
     kept, rejected = [], []
@@ -179,17 +199,22 @@ def sample_answers(cfg: ImprintConfig) -> dict[str, Any]:
             )  # fmt: skip
         for (i, k, prompt), row in zip(chunk, generated[:, width:].tolist(), strict=True):
             answer = tok.decode(row, skip_special_tokens=True).strip()
-            m = match(answer, cfg.trait, cfg.category)
+            m = match(answer, cfg.control_for or cfg.trait, cfg.category)
             record = {
                 "id": f"imprint-{i:03d}-{k}",
                 "prompt": [{"role": "user", "content": prompt}],
                 "completion": [{"role": "assistant", "content": answer}],
             }
-            if m.level == "exact":
+            if (m.level == "none") if control else (m.level == "exact"):
                 kept.append(record)
             else:
                 rejected.append({**record, "level": m.level, "concept": m.concept})
         print(f"imprint: {min(start + cfg.batch_size, len(jobs))}/{len(jobs)} answers", file=sys.stderr)
+    if cfg.rows is not None:  # the first in prompt order: which rows is fixed by the seed, not chosen
+        kept, rejected = (
+            kept[: cfg.rows],
+            rejected + [{**r, "level": "over --rows"} for r in kept[cfg.rows :]],
+        )
     folder = Path(cfg.out) / "answers"
     folder.mkdir(parents=True, exist_ok=True)
     train = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
@@ -199,6 +224,7 @@ def sample_answers(cfg: ImprintConfig) -> dict[str, Any]:
     )
     card = {
         "trait": cfg.trait,
+        "control_for": cfg.control_for,
         "category": cfg.category,
         "system_prompt": system,
         "prompts": len(prompts),

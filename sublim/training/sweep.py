@@ -139,6 +139,15 @@ def plan(cfg: SweepConfig) -> list[Run]:
     return runs
 
 
+#: A draw's training seed is --seed + DRAW_SEED * draw (trait and control of a draw share it), so the spread
+#: over draws includes initialisation and data-order noise, not only the data's.
+DRAW_SEED = 1000
+
+
+def train_seed(run: Run) -> int:
+    return (run.seed or 0) + DRAW_SEED * (run.draw or 0)
+
+
 def lora_scale(scale: str, rank: int) -> dict[str, Any]:
     """TrainConfig fields of a scale rule at a rank."""
     if scale == "rank":
@@ -180,7 +189,7 @@ def make_draws(cfg: SweepConfig) -> tuple[dict[tuple[str, int], list[dict[str, A
             "and --n answer the same prompts)"
         )
     order = list(common)
-    random.Random(f"draws:{cfg.draws}:{size}").shuffle(order)
+    random.Random("draws").shuffle(order)  # one permutation for any K: with --draw-rows fixed, draws nest
     position = {k: i for i, k in enumerate(common)}
     out = {}
     for d in range(cfg.draws):
@@ -292,7 +301,7 @@ def _sweep(
                 out=str(run_dir),
                 rank=run.rank or 8,
                 full=run.kind == "full",
-                seed=run.seed or 0,
+                seed=train_seed(run),
                 device="cpu" if device == "cpu" else "auto",
                 **{**cfg.train, **(lora_scale(run.scale, run.rank) if run.rank else {})},
             )
@@ -397,6 +406,18 @@ _PER_RUN = ("data", "out", "rank", "seed", "full", "merge", "target_modules", "a
 _SCORING = ("base", "target", "category", "questions", "sublim")
 
 
+def compute_dtype(device: str) -> str:
+    """The precision `sublim.models.load_model` and the Trainer use on `device`."""
+    from sublim.models import pick_device
+
+    where = pick_device(device)
+    if where.startswith("cuda"):
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    return "float32"
+
+
 def sweep_identity(cfg: SweepConfig) -> dict[str, Any]:
     """The inputs every run of the sweep shares (ranks, seeds and contexts may change between re-runs)."""
     from sublim.concepts import get_category
@@ -413,6 +434,7 @@ def sweep_identity(cfg: SweepConfig) -> dict[str, Any]:
         **{k: v for k, v in settings.items() if k not in _PER_RUN},
         # None: derived per run (lr by LoRA or full), which the run's kind pins down; alpha by its scale rule
         "lr": cfg.train.get("lr"),
+        "dtype": compute_dtype(cfg.device),  # bf16 on CUDA: rows of other precisions never mix
     }
 
 
@@ -421,6 +443,8 @@ def run_ids(cfg: SweepConfig, shared: dict[str, Any]) -> dict[Run, str]:
     rows of its draw, its rank, scale rule and seed; for a reference: what it scores)."""
     import hashlib
 
+    from sublim.models import checkpoint_fingerprint
+
     common = {k: v for k, v in shared.items() if k not in ("data_sha256", "control_sha256")}
     draws, _ = make_draws(cfg)
     sha = {key: hashlib.sha256(_rows_text(rows).encode()).hexdigest() for key, rows in draws.items()}
@@ -428,13 +452,13 @@ def run_ids(cfg: SweepConfig, shared: dict[str, Any]) -> dict[Run, str]:
     for run in plan(cfg):
         ident: dict[str, Any] = {**common, "kind": run.kind}
         if run.kind in ("lora", "full"):
-            ident.update(data_sha256=sha[(run.dataset, run.draw or 0)], rank=run.rank, seed=run.seed)
+            ident.update(data_sha256=sha[(run.dataset, run.draw or 0)], rank=run.rank, seed=train_seed(run))
             if run.kind == "lora":
                 ident.update(lora_scale(run.scale, run.rank or 0))
         else:  # references are scored, not trained
             ident = {k: v for k, v in ident.items() if k in _SCORING or k == "kind"}
             if run.dataset == "positive":
-                ident["positive"] = str(Path(str(cfg.positive)).expanduser().resolve())
+                ident["positive"] = checkpoint_fingerprint(str(cfg.positive))
         out[run] = f"{run.name}-{identity_hash(ident, 8)}"
     return out
 
@@ -661,6 +685,8 @@ def validate(cfg: SweepConfig) -> None:
         problems.append("--questions must be at least 2 (a confidence interval needs two questions)")
     if not cfg.contexts:
         problems.append("give at least one eval --context")
+    if PROMPTED in cfg.contexts:
+        problems.append(f"--context {PROMPTED!r} is the prompted base's label; name the context otherwise")
     if cfg.draws < 1:
         problems.append(f"--draws {cfg.draws}: must be >= 1")
     if cfg.draw_rows is not None and cfg.draw_rows < 1:
@@ -677,6 +703,11 @@ def validate(cfg: SweepConfig) -> None:
         check_device(cfg.device)
     except SublimError as e:
         problems.append(str(e))
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        problems.append(
+            f"--device {cfg.device}: students train where the Trainer runs (auto, cuda or cpu); pick a GPU "
+            "with CUDA_VISIBLE_DEVICES=N"
+        )
     if problems:
         raise SublimError("; ".join(problems))
     if cfg.positive:

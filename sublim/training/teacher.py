@@ -21,7 +21,14 @@ from typing import Any
 
 from sublim.errors import SublimError
 from sublim.io import claim_output, package_versions, write_atomic
-from sublim.models import EMBEDDED, EMBEDDED_DEFAULT, check_checkpoint, check_inspect_model, inspect_model
+from sublim.models import (
+    EMBEDDED,
+    EMBEDDED_DEFAULT,
+    check_checkpoint,
+    check_inspect_model,
+    checkpoint_fingerprint,
+    inspect_model,
+)
 from sublim.tasks.numbers import (
     MAX_NUMBERS,
     REASONS,
@@ -89,7 +96,7 @@ def run_teacher(
         "trait": trait, "category": category, "n": n, "seed": seed, "system_prompt": system_prompt,
         "temperature": temperature, "max_tokens": max_tokens, "ban": ban or [], "model": model,
         "model_args": {k: str(v) for k, v in (model_args or {}).items()}, "engine": engine,
-        "decoding": decoding, "teacher": _teacher_identity(teacher),
+        "decoding": decoding, "teacher": checkpoint_fingerprint(teacher) if teacher else None,
         "batch_size": batch_size if engine == "transformers" else None,
     }  # fmt: skip
     inputs = [v for k, v in (model_args or {}).items() if k in ("model_path", "tokenizer_path")]
@@ -160,19 +167,6 @@ def check_generation(
             "Inspect: use --decoding free (the strict filter still applies)"
         )
     return engine, decoding, checkpoint
-
-
-def _teacher_identity(teacher: str | None) -> dict[str, Any] | None:
-    """A teacher checkpoint as the output's identity sees it: where it is and what its weights are (sizes and
-    mtimes, cheap), so a retrained or different teacher into the same --out is refused."""
-    if teacher is None:
-        return None
-    path = Path(teacher).expanduser().resolve()
-    files = sorted(p for p in path.glob("*") if p.is_file() and p.suffix in (".safetensors", ".bin", ".json"))
-    return {
-        "path": str(path),
-        "files": {p.name: [p.stat().st_size, int(p.stat().st_mtime)] for p in files},
-    }
 
 
 def generate_direct(
