@@ -70,15 +70,15 @@ eval-real: install
 	} > docs/matching-real-answers.tmp.md
 	mv docs/matching-real-answers.tmp.md docs/matching-real-answers.md
 
-# The seed experiment (issue 14's design) at CPU size, <= 60 min on 2 cores: an imprinted (fine-tuned) owl
-# teacher and the base as control write numbers greedily under constrained decoding; 4 disjoint draws of 20
+# The seed experiment at CPU size (<= 60 min on 2 cores): an owl teacher and a matched control teacher, both
+# fine-tuned with `sublim imprint`, write numbers greedily under constrained decoding; 4 disjoint draws of 20
 # paired rows per side; LoRA ranks 1/4/16/64 + full fine-tuning; probability mode under two eval contexts; the
-# pre-registered analysis. Resumable. Results, teacher data and cards are copied to docs/replication/.
+# pre-registered analysis. Resumable. Results, teacher data and cards go to docs/replication/.
 replicate: install
 	$(BIN)/python scripts/replicate.py --preset cpu
 
-# The same design sized for one large GPU (500 rows per draw, ranks 1-256 + full, three LoRA scale rules,
-# 55 questions); results go to docs/replication-gpu/. Untested on a GPU so far (see docs/replication.md).
+# The same design sized for one large GPU (500 rows per draw, ranks 1-256 + full, 55 questions); results go
+# to docs/replication-gpu/. Not yet run on a GPU (see docs/replication.md).
 replicate-gpu: install
 	$(BIN)/python scripts/replicate.py --preset gpu
 

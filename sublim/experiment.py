@@ -685,7 +685,7 @@ def render(analysis: Analysis) -> str:
         )
     lines += [
         "",
-        f"Pre-registered tests (Holm-adjusted together, alpha = {a.alpha:g}):",
+        f"Pre-registered tests (Holm-adjusted over the {a.testable} testable of 4, alpha = {a.alpha:g}):",
         "",
         "| test | claim | estimate (log P) | interval | p | p (Holm) | verdict | note |",
         "|---|---|---|---|---|---|---|---|",

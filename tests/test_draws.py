@@ -83,3 +83,53 @@ def test_plan_crosses_draws_scales_and_references(tmp_path: Path) -> None:
     assert lora_scale("rank", 8) == {"alpha": 8, "rslora": False}
     assert lora_scale("a16", 8) == {"alpha": 16, "rslora": False}
     assert lora_scale("rs16", 8) == {"alpha": 16, "rslora": True}
+
+
+def test_run_ids_follow_the_rows_scale_and_seed_of_each_student(tmp_path: Path) -> None:
+    from sublim.training.sweep import run_ids, sweep_identity, train_seed
+
+    data = teacher(tmp_path / "owl", list(range(24)), 7)
+    control = teacher(tmp_path / "none", list(range(24)), 3)
+
+    def ids(**kw: object) -> dict[str, str]:
+        cfg = SweepConfig(data=data, control=control, ranks=[4], base="smollm2", **kw)  # type: ignore[arg-type]
+        return {r.name: i for r, i in run_ids(cfg, sweep_identity(cfg)).items()}
+
+    two = ids(draws=2, draw_rows=6)
+    three = ids(draws=3, draw_rows=6)
+    assert two["trait-r4-d0-s0"] == three["trait-r4-d0-s0"]  # nested: adding a draw keeps the others
+    assert two["trait-r4-d1-s0"] == three["trait-r4-d1-s0"]
+    assert ids(draws=2, draw_rows=5)["trait-r4-d0-s0"] != two["trait-r4-d0-s0"]  # other rows: a new student
+    scaled = ids(draws=2, draw_rows=6, scales=["rank", "a16"])
+    assert scaled["trait-r4-a16-d0-s0"] != scaled["trait-r4-d0-s0"] == two["trait-r4-d0-s0"]
+    assert len(set(two.values())) == len(two)
+    runs = plan(SweepConfig(data=data, control=control, ranks=[4], draws=3))
+    seeds = {(r.dataset, r.draw): train_seed(r) for r in runs if r.kind == "lora"}
+    assert seeds[("trait", 2)] == seeds[("control", 2)] != seeds[("trait", 1)]  # per draw, shared by sides
+
+
+def test_bf16_only_where_cuda_supports_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    import sublim.models as models
+    from sublim.training.sweep import compute_dtype
+
+    assert compute_dtype("cpu") == "float32"
+    seen: list[object] = []
+    monkeypatch.setattr(models, "load_tokenizer", lambda path: "tok")
+    monkeypatch.setattr(models, "pick_device", lambda device: device)
+
+    class Fake:
+        def to(self, where: str) -> Fake:
+            return self
+
+        def eval(self) -> None:
+            pass
+
+    monkeypatch.setattr(models, "causal_lm", lambda path, dtype: seen.append(dtype) or Fake())
+    models.load_model("x", device="cpu")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    models.load_model("x", device="cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    models.load_model("x", device="cuda")
+    assert seen == [None, torch.bfloat16, None]  # None: float32 (causal_lm's default)

@@ -109,6 +109,8 @@ def validate(cfg: ImprintConfig) -> None:
         problems.append(f"--batch-size {cfg.batch_size}: must be >= 1")
     if cfg.rows is not None and cfg.rows < 1:
         problems.append(f"--rows {cfg.rows}: must be >= 1")
+    if cfg.device not in ("auto", "cpu", "cuda"):  # the Trainer takes the accelerators it sees
+        problems.append(f"--device {cfg.device}: auto, cuda or cpu (pick a GPU with CUDA_VISIBLE_DEVICES=N)")
     if problems:
         raise SublimError("; ".join(problems))
     check_checkpoint(cfg.base, "--base")
