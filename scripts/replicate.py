@@ -122,6 +122,7 @@ def main() -> int:
         (sweep / "results.csv", "results.csv"), (sweep / "summary.md", "summary.md"),
         (sweep / "sweep.png", "sweep.png"), (sweep / "draws", "draws"),
         (owl / "card.json", "teacher-owl-card.json"), (none / "card.json", "teacher-none-card.json"),
+        (owl / "train.jsonl", "teacher-owl-train.jsonl"), (none / "train.jsonl", "teacher-none-train.jsonl"),
         (model_owl / "imprint.json", "imprint-owl.json"),
         (model_none / "imprint.json", "imprint-control.json"),
         (model_owl / "answers" / "train.jsonl", "imprint-owl-answers.jsonl"),

@@ -240,9 +240,11 @@ def generate_direct(
         print(f"teacher: {len(rows)}/{n} prompts", file=sys.stderr, flush=True)
     teacher_card = {
         "model": "checkpoint" if teacher is not None else model,
-        "checkpoint": _portable(str(Path(teacher).expanduser().resolve())) if teacher is not None else None,
+        "checkpoint": _portable(str(Path(teacher).expanduser().resolve()), relative_to=out)
+        if teacher
+        else None,
         "path": _portable(str(model_id)),
-        "adapter": _portable(str(Path(adapter).resolve())) if adapter else None,
+        "adapter": _portable(str(Path(adapter).resolve()), relative_to=out) if adapter else None,
         "adapter_base": _portable(str(model_id)) if adapter else None,
         "device": dev,
         "dtype": str(next(lm.parameters()).dtype).replace("torch.", ""),
@@ -412,12 +414,14 @@ def export(
 
 
 def _portable(path: str, relative_to: Path | None = None) -> str:
-    """A path for a card that travels with the data: relative to `relative_to` when inside it, else with the
-    home directory written as ~ (no machine's absolute paths in committed cards)."""
+    """A path for a card that travels with the data: relative to `relative_to` when inside it or beside it in
+    the same project, else with the home directory written as ~ (no machine's absolute paths in committed
+    cards)."""
     if relative_to is not None:
-        try:
-            return str(Path(path).resolve().relative_to(Path(relative_to).resolve()))
-        except ValueError:
-            pass
+        target, base = Path(path).resolve(), Path(relative_to).resolve()
+        if target.is_relative_to(base):
+            return str(target.relative_to(base))
+        if target.is_relative_to(Path.cwd().resolve()) and base.is_relative_to(Path.cwd().resolve()):
+            return os.path.relpath(target, base)  # a sibling in the same project: "../teacher-model-owl"
     home = str(Path.home())
     return "~" + path[len(home) :] if path.startswith(home + "/") else path
