@@ -7,7 +7,7 @@ scores them in probability mode under two eval contexts and runs the pre-registe
 
     .venv/bin/python scripts/replicate.py --preset cpu            # make replicate
     .venv/bin/python scripts/replicate.py --preset gpu            # make replicate-gpu
-    .venv/bin/python scripts/replicate.py --preset tiny --base DIR --work DIR --docs DIR   # the test's size
+    .venv/bin/python scripts/replicate.py --preset tiny --work DIR --docs DIR  # a minutes-long check
 
 Every step is a `sublim` command (printed before it runs) and resumes: finished teachers and students are
 kept, so an interrupted run picks up where it stopped. The control teacher is imprinted exactly like the owl
