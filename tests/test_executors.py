@@ -12,7 +12,6 @@ import pytest
 
 from sublim.cli import main
 from sublim.training.executors import LocalExecutor, RayExecutor, RunsFailed, make_executor
-from tests.test_sweep import teacher_data
 
 
 def test_ray_without_ray_installed_is_one_line(
@@ -69,6 +68,7 @@ def local(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
     """The grid through the local executor: (data root, results.csv)."""
     pytest.importorskip("peft")
     from sublim.training.sweep import sweep
+    from tests.test_sweep import teacher_data
 
     root = tmp_path_factory.mktemp("executors")
     teacher_data(root / "owl", 7)

@@ -71,7 +71,8 @@ class RayExecutor:
             if self.address:
                 ray.init(address=self.address)
             else:
-                ray.init(num_cpus=self.workers, include_dashboard=False)
+                # "local": a new instance even when `ray start` left one running on this machine
+                ray.init(address="local", num_cpus=self.workers, include_dashboard=False)
                 started = True
         refs: dict[Any, J] = {}
         try:
