@@ -56,7 +56,7 @@ def main() -> None:
         seconds, tables = {}, []
         executors: list[tuple[str, Executor]] = [
             ("local", LocalExecutor()),
-            (f"ray, {WORKERS} workers", RayExecutor(workers=WORKERS)),
+            (f"ray, {WORKERS} workers", RayExecutor(workers=WORKERS, log_to_driver=False)),  # a clean table
         ]
         for label, executor in executors:
             cfg = SweepConfig(data=data, control=control, base=base, out=str(Path(tmp) / executor.name),

@@ -56,10 +56,11 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, workers: int = 2, address: str | None = None) -> None:
+    def __init__(self, workers: int = 2, address: str | None = None, log_to_driver: bool = True) -> None:
         if workers < 1:
             raise SublimError(f"--workers {workers}: must be >= 1")
         self.workers = workers
+        self.log_to_driver = log_to_driver  # False: the workers' output stays in Ray's log files
         self.address = address if address is not None else os.environ.get("RAY_ADDRESS") or None
 
     def map(self, fn: Callable[[J], R], jobs: Sequence[J]) -> Iterator[tuple[J, R]]:
@@ -69,10 +70,15 @@ class RayExecutor:
         started = False
         if not ray.is_initialized():
             if self.address:
-                ray.init(address=self.address)
+                ray.init(address=self.address, log_to_driver=self.log_to_driver)
             else:
                 # "local": a new instance even when `ray start` left one running on this machine
-                ray.init(address="local", num_cpus=self.workers, include_dashboard=False)
+                ray.init(
+                    address="local",
+                    num_cpus=self.workers,
+                    include_dashboard=False,
+                    log_to_driver=self.log_to_driver,
+                )
                 started = True
         refs: dict[Any, J] = {}
         try:
