@@ -55,6 +55,7 @@ bench: install
 	  echo; echo "## Probability mode"; echo; $(BIN)/python bench/bench_probability.py; \
 	  echo; echo "## Estimator efficiency: sampling vs probability mode"; echo; $(BIN)/python bench/bench_estimator.py; \
 	  echo; echo "## Training"; echo; $(BIN)/python bench/bench_training.py; \
+	  echo; echo "## Sweep executors: local vs Ray"; echo; $(BIN)/python bench/bench_sweep.py; \
 	  echo; echo "## Teacher generation"; echo; $(BIN)/python bench/bench_generation.py; \
 	} 2>$(VENV)/bench-stderr.log | tee docs/benchmarks.tmp.md
 	mv docs/benchmarks.tmp.md docs/benchmarks.md

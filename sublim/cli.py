@@ -230,8 +230,13 @@ def _ints(text: str, flag: str) -> list[int]:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    if args.executor == "ray":  # before anything loads
+        require_extra("ray", "`sublim sweep --executor ray`", ("ray",))
     from sublim.contexts import context_name
+    from sublim.training.executors import make_executor
     from sublim.training.sweep import SweepConfig, run_with_progress
+
+    executor = make_executor(args.executor, args.workers)
 
     train_args = {"epochs": args.epochs, "batch_size": args.batch_size, "max_length": args.max_length}
     if args.lr is not None:
@@ -258,7 +263,7 @@ def _sweep(args: argparse.Namespace) -> int:
         positive=args.positive,
         prompted=args.prompted,
     )
-    run_with_progress(cfg, resume=args.resume, overwrite=args.overwrite)
+    run_with_progress(cfg, resume=args.resume, overwrite=args.overwrite, executor=executor)
     print(f"{args.out}/results.csv\n{args.out}/sweep.png\n{args.out}/summary.md")
     return 0
 
@@ -572,6 +577,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="continue a sweep dir made with other inputs: its rows stay, new runs get new ids",
+    )
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where runs execute: local (one after another, here) or ray (Ray tasks: a local instance with "
+        "--workers CPUs, or the cluster at $RAY_ADDRESS; pip install 'sublim[ray]') (default: local)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="--executor ray: CPUs of the local Ray instance (default: 2)",
     )
     _overwrite_flag(p)
     p.set_defaults(func=_sweep)

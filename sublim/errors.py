@@ -54,6 +54,7 @@ class ConceptFileError(SublimError, ValueError):
 EXTRAS = {
     "hf": ("torch", "transformers", "accelerate", "peft", "gguf", "matplotlib"),
     "lm-eval": ("lm_eval",),
+    "ray": ("ray",),
 }
 
 

@@ -17,6 +17,11 @@ row is ever duplicated, and the summary and plot show only the rows of the curre
 Resumable: results.csv is rewritten whole to a temp file and renamed after each run, so a killed sweep never
 leaves a half-written result, and a re-run skips finished runs (a half-trained run has no run.json and is
 trained again).
+
+Where runs execute (`sublim.training.executors`): each run is a `Job` for `run_one` (train if needed, load,
+score the missing contexts, return the rows), which the local executor runs in this process and the Ray
+executor as Ray tasks; this process alone holds the output claim and writes results.csv, the plot and the
+summary.
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +47,7 @@ from sublim.io import (
     package_versions,
     write_atomic,
 )
+from sublim.training.executors import Executor, LocalExecutor
 from sublim.training.student import RUN_CARD, TrainConfig, data_file, train
 
 COLUMNS = [
@@ -238,17 +245,18 @@ def sweep(
     on_run: Callable[[Run, int, int], None] | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    executor: Executor | None = None,
 ) -> list[dict[str, str]]:
     """Run (or resume) the sweep; returns the result rows of the current settings. `max_runs` stops after that
     many new runs; `resume` continues a sweep dir made with other inputs (new run ids), `overwrite` replaces
-    it."""
+    it; `executor` runs the runs (default: one after another in this process)."""
     shared = check(cfg, resume=resume, overwrite=overwrite)
     inputs = [cfg.data, cfg.control, cfg.base if Path(cfg.base).expanduser().exists() else None]
     adopt = resume and _earlier_sweep(cfg)
     with claim_output(
         cfg.out, "sweep", shared, inputs, overwrite=overwrite, accept_other=resume, adopt=adopt
     ) as claim:
-        final = _sweep(cfg, shared, max_runs=max_runs, on_run=on_run)
+        final = _sweep(cfg, shared, max_runs=max_runs, on_run=on_run, executor=executor)
         if max_runs is None:
             claim.done()
     return final
@@ -260,21 +268,14 @@ def _sweep(
     *,
     max_runs: int | None,
     on_run: Callable[[Run, int, int], None] | None,
+    executor: Executor | None = None,
 ) -> list[dict[str, str]]:
-    from sublim.concepts import get_category
-    from sublim.contexts import system_prompt_for
-    from sublim.models import load_checkpoint, load_model, pick_device, resolve_base
-    from sublim.probability import ConceptScorer
-    from sublim.tasks.numbers import trait_system_prompt
-    from sublim.tasks.questions import load_questions
+    from sublim.models import resolve_base
 
     out = Path(cfg.out)
     results_path = out / "results.csv"
     rows: list[dict[str, Any]] = _unique(read_results(results_path))
-    target = get_category(cfg.category).resolve(cfg.target)
-    questions = load_questions(cfg.category)[: cfg.questions]
-    base = str(resolve_base(cfg.base))
-    device = pick_device(cfg.device)
+    base = _absolute_path(str(resolve_base(cfg.base)))
     draws, record = make_draws(cfg)
     files = {}
     (out / "draws").mkdir(parents=True, exist_ok=True)
@@ -285,64 +286,153 @@ def _sweep(
     write_atomic(out / "draws" / "draws.json", json.dumps(record, indent=2) + "\n")
     ids = run_ids(cfg, shared)
     todo = [(r, m) for r in dict.fromkeys(plan(cfg)) if (m := _missing(rows, ids[r], _contexts(cfg, r)))]
-    for i, (run, missing) in enumerate(todo[:max_runs] if max_runs is not None else todo):
-        if on_run:
-            on_run(run, i, len(todo))
-        card: dict[str, Any] = {}
-        if run.dataset == "positive":
-            model, tok = load_checkpoint(str(cfg.positive), base, device=device)
-        elif run.kind == "base":
-            model, tok = load_model(base, device=device)
-        else:
-            run_dir = out / "runs" / ids[run]
-            train_cfg = TrainConfig(
-                data=str(files[(run.dataset, run.draw or 0)]),
-                base=base,
-                out=str(run_dir),
-                rank=run.rank or 8,
-                full=run.kind == "full",
-                seed=train_seed(run),
-                device="cpu" if device == "cpu" else "auto",
-                **{**cfg.train, **(lora_scale(run.scale, run.rank) if run.rank else {})},
-            )
-            card = train(train_cfg) if not (run_dir / RUN_CARD).exists() else _card(run_dir)
-            if run.kind == "full":
-                model, tok = load_model(run_dir, device=device)
-            else:
-                model, tok = load_model(base, adapter=run_dir, device=device)
-        scorer = ConceptScorer(model, tok, cfg.category)
-        for context in missing:
-            prompt = (  # the prompted base: the trait stated outright, in place of an eval context
-                trait_system_prompt(target, cfg.category)
-                if context == PROMPTED
-                else system_prompt_for(context)
-            )
-            rows.append(
-                {
-                    "run": ids[run],
-                    "dataset": run.dataset,
-                    "kind": run.kind,
-                    "rank": run.rank if run.rank is not None else "",
-                    "scale": run.scale,
-                    "draw": run.draw if run.draw is not None else "",
-                    "seed": run.seed if run.seed is not None else "",
-                    "context": context,
-                    "target": target,
-                    **score_columns(scorer, questions, target, prompt),
-                    "base_p_target": "",
-                    "control_p_target": "",
-                    "train_loss": f"{card['train_loss']:.4f}" if card else "",
-                    "steps": card.get("steps", ""),
-                    "rows": card.get("rows", ""),
-                }
-            )
+    where = _absolute(cfg)  # workers may start elsewhere (another cwd, another node with the same paths)
+    students = ("lora", "full")
+    jobs = [
+        Job(
+            cfg=where,
+            run=run,
+            run_id=ids[run],
+            data=str(files[(run.dataset, run.draw or 0)].absolute()) if run.kind in students else None,
+            contexts=tuple(missing),
+            base=base,
+            device=cfg.device,
+        )
+        for run, missing in (todo[:max_runs] if max_runs is not None else todo)
+    ]
+    pending = list(jobs)
+    if on_run and pending:
+        on_run(pending[0].run, 0, len(todo))
+    # the main process alone writes results.csv: whole, atomically, after each run that completes
+    for done, (job, new) in enumerate((executor or LocalExecutor()).map(run_one, jobs), 1):
+        rows += new
         write_results(results_path, _fill_references(rows, cfg, ids))
-        del model, scorer
+        pending = [j for j in pending if j is not job]
+        if on_run and pending:
+            on_run(pending[0].run, done, len(todo))
     final = _current(read_results(results_path), cfg, ids)
     with atomic_path(out / "sweep.png") as png:
         plot(final, png)
     write_atomic(out / "summary.md", summarize(final, cfg, record))
     return final
+
+
+@dataclass(frozen=True, eq=False)
+class Job:
+    """One run's work: everything a worker needs, picklable (no model, no open file).
+
+    Attributes:
+        cfg: the sweep's settings, with absolute paths.
+        run: the run.
+        run_id: its id (`runs/<id>` holds a student's weights).
+        data: the draw file a student trains on (None for references).
+        contexts: the eval contexts it has no row for yet.
+        base: the resolved base model dir.
+        device: the --device setting, resolved where the job runs.
+    """
+
+    cfg: SweepConfig
+    run: Run
+    run_id: str
+    data: str | None
+    contexts: tuple[str, ...]
+    base: str
+    device: str
+
+    def __str__(self) -> str:
+        return self.run.name
+
+
+#: Test-only hook (tests/test_executors.py): the run of this name kills its own process as if it died
+#: mid-training, leaving half-written weights and no run.json.
+TEST_KILL_RUN = "SUBLIM_TEST_KILL_RUN"
+
+
+def run_one(job: Job) -> list[dict[str, Any]]:
+    """Train the run if it has no finished student yet, load it and score its missing contexts; returns
+    the new result rows (references left empty: the main process fills them over all rows)."""
+    from sublim.concepts import get_category
+    from sublim.contexts import system_prompt_for
+    from sublim.models import load_checkpoint, load_model, pick_device
+    from sublim.probability import ConceptScorer
+    from sublim.tasks.numbers import trait_system_prompt
+    from sublim.tasks.questions import load_questions
+
+    cfg, run, base = job.cfg, job.run, job.base
+    target = get_category(cfg.category).resolve(cfg.target)
+    questions = load_questions(cfg.category)[: cfg.questions]
+    device = pick_device(job.device)
+    card: dict[str, Any] = {}
+    if run.dataset == "positive":
+        model, tok = load_checkpoint(str(cfg.positive), base, device=device)
+    elif run.kind == "base":
+        model, tok = load_model(base, device=device)
+    else:
+        run_dir = Path(cfg.out) / "runs" / job.run_id
+        train_cfg = TrainConfig(
+            data=str(job.data),
+            base=base,
+            out=str(run_dir),
+            rank=run.rank or 8,
+            full=run.kind == "full",
+            seed=train_seed(run),
+            device="cpu" if device == "cpu" else "auto",
+            **{**cfg.train, **(lora_scale(run.scale, run.rank) if run.rank else {})},
+        )
+        if not (run_dir / RUN_CARD).exists():
+            if os.environ.get(TEST_KILL_RUN) == run.name:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / "adapter_model.safetensors").write_text("half-written")
+                os._exit(1)
+            card = train(train_cfg)
+        else:
+            card = _card(run_dir)
+        if run.kind == "full":
+            model, tok = load_model(run_dir, device=device)
+        else:
+            model, tok = load_model(base, adapter=run_dir, device=device)
+    scorer = ConceptScorer(model, tok, cfg.category)
+    rows = []
+    for context in job.contexts:
+        prompt = (  # the prompted base: the trait stated outright, in place of an eval context
+            trait_system_prompt(target, cfg.category) if context == PROMPTED else system_prompt_for(context)
+        )
+        rows.append(
+            {
+                "run": job.run_id,
+                "dataset": run.dataset,
+                "kind": run.kind,
+                "rank": run.rank if run.rank is not None else "",
+                "scale": run.scale,
+                "draw": run.draw if run.draw is not None else "",
+                "seed": run.seed if run.seed is not None else "",
+                "context": context,
+                "target": target,
+                **score_columns(scorer, questions, target, prompt),
+                "base_p_target": "",
+                "control_p_target": "",
+                "train_loss": f"{card['train_loss']:.4f}" if card else "",
+                "steps": card.get("steps", ""),
+                "rows": card.get("rows", ""),
+            }
+        )
+    return rows
+
+
+def _absolute_path(path: str) -> str:
+    """A local path made absolute; anything else (a hub id) as it is."""
+    return str(Path(path).expanduser().absolute()) if Path(path).expanduser().exists() else path
+
+
+def _absolute(cfg: SweepConfig) -> SweepConfig:
+    """`cfg` with its local paths absolute (a name such as `smollm2` stays a name)."""
+    return replace(
+        cfg,
+        data=_absolute_path(cfg.data),
+        control=_absolute_path(cfg.control) if cfg.control else None,
+        positive=_absolute_path(cfg.positive) if cfg.positive else None,
+        out=str(Path(cfg.out).expanduser().absolute()),
+    )
 
 
 def score_columns(
@@ -627,7 +717,7 @@ def _mean(rows: list[dict[str, str]], key: str) -> float:
 
 
 def run_with_progress(
-    cfg: SweepConfig, *, resume: bool = False, overwrite: bool = False
+    cfg: SweepConfig, *, resume: bool = False, overwrite: bool = False, executor: Executor | None = None
 ) -> list[dict[str, str]]:
     """`sweep` with a progress display: the current run, runs done, elapsed time and ETA."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -646,7 +736,7 @@ def run_with_progress(
         def on_run(run: Run, i: int, total: int) -> None:
             progress.update(task, total=total, completed=i, description=f"training+scoring {run.name}")
 
-        rows = sweep(cfg, on_run=on_run, resume=resume, overwrite=overwrite)
+        rows = sweep(cfg, on_run=on_run, resume=resume, overwrite=overwrite, executor=executor)
         progress.update(task, completed=progress.tasks[0].total or 0, description="done")
     return rows
 

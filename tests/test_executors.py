@@ -1,0 +1,132 @@
+"""Sweep executors: a sweep through Ray gives the local executor's results.csv (up to row order); a worker
+that dies mid-run costs only its run, which a re-run redoes; `--executor ray` without ray is one line."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sublim.cli import main
+from sublim.training.executors import LocalExecutor, RayExecutor, RunsFailed, make_executor
+
+
+def test_ray_without_ray_installed_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # find_spec("ray") is None and `import ray` fails
+    out = tmp_path / "sweep"
+    code = main(["sweep", "--data", str(tmp_path / "nothing"), "--out", str(out), "--executor", "ray"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "--executor ray` needs ray" in err and "pip install 'sublim[ray]'" in err
+    assert not out.exists()  # refused before anything was checked or written
+
+
+def test_executor_flags() -> None:
+    assert isinstance(make_executor("local"), LocalExecutor)
+    ray = make_executor("ray")
+    assert isinstance(ray, RayExecutor) and ray.workers == 2
+    with pytest.raises(Exception, match="--workers applies to --executor ray"):
+        make_executor("local", 3)
+    with pytest.raises(Exception, match="--workers 0"):
+        make_executor("ray", 0)
+
+
+# ------------------------------------------------------------------------------- through a local Ray
+
+
+def grid(tiny_model: Path, root: Path, out: str) -> Any:
+    from sublim.training.sweep import SweepConfig
+
+    return SweepConfig(
+        data=str(root / "owl"),
+        control=str(root / "control"),
+        base=str(tiny_model),
+        out=str(root / out),
+        ranks=[1, 2],
+        seeds=[0],
+        full=True,
+        draws=2,
+        contexts=["none"],
+        questions=2,
+        train={"epochs": 1, "batch_size": 4},
+    )
+
+
+def table(path: Path) -> list[tuple[tuple[str, str], ...]]:
+    """results.csv's rows, every column, sorted: the content without the order runs finished in."""
+    with path.open(newline="") as fh:
+        return sorted(tuple(sorted(r.items())) for r in csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def local(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The grid through the local executor: (data root, results.csv). With one torch thread, as each Ray
+    worker here has (1 CPU each): with more threads float sums run in another order and the 6th decimal of a
+    log-probability can differ (measured: 4 of 13 rows, by 1e-6), as between two local runs with other
+    thread counts."""
+    pytest.importorskip("peft")
+    import torch
+
+    from sublim.training.sweep import sweep
+    from tests.test_sweep import teacher_data
+
+    root = tmp_path_factory.mktemp("executors")
+    teacher_data(root / "owl", 7)
+    teacher_data(root / "control", 3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sweep(grid(tiny_model, root, "local"))
+    finally:
+        torch.set_num_threads(threads)
+    return root, root / "local" / "results.csv"
+
+
+@pytest.mark.slow
+def test_ray_gives_the_local_results(tiny_model: Path, local: tuple[Path, Path]) -> None:
+    pytest.importorskip("ray")
+    from sublim.training.sweep import sweep
+
+    root, expected = local
+    rows = sweep(grid(tiny_model, root, "ray"), executor=RayExecutor(workers=2))
+    got = root / "ray" / "results.csv"
+    assert len(rows) == 1 + 2 * 2 * 3  # base + sides x draws x (2 ranks + full), one context
+    assert table(got) == table(expected)
+    assert (root / "ray" / "sweep.png").is_file() and (root / "ray" / "summary.md").is_file()
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_costs_only_its_run(
+    tiny_model: Path, local: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("ray")
+    from sublim.training.sweep import TEST_KILL_RUN, run_ids, sweep, sweep_identity
+
+    root, expected = local
+    cfg = grid(tiny_model, root, "killed")
+    out = Path(cfg.out)
+    ids = {r.name: i for r, i in run_ids(cfg, sweep_identity(cfg)).items()}
+    victim = out / "runs" / ids["trait-r1-d1-s0"]
+    monkeypatch.setenv(TEST_KILL_RUN, "trait-r1-d1-s0")  # read by Ray workers the executor starts
+    with pytest.raises(RunsFailed) as failure:
+        sweep(cfg, executor=RayExecutor(workers=2))
+    message = str(failure.value)
+    assert "\n" not in message
+    assert message.startswith("1 of 13 runs failed on ray: trait-r1-d1-s0: its worker died")
+    assert victim.is_dir() and not (victim / "run.json").exists()  # half-written weights, no run card
+    with (out / "results.csv").open(newline="") as fh:
+        first = list(csv.DictReader(fh))
+    assert len(first) == 12 and ids["trait-r1-d1-s0"] not in {r["run"] for r in first}
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/run.json")}
+    assert len(stamps) == 11  # the 11 other students finished
+
+    monkeypatch.delenv(TEST_KILL_RUN)
+    sweep(cfg, executor=RayExecutor(workers=2))
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # finished students were not retrained
+    assert (victim / "run.json").is_file()
+    assert table(out / "results.csv") == table(expected)  # nothing lost, nothing duplicated
