@@ -77,8 +77,10 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _teach_args(tiny_model: Path, out: Path) -> list[str]:
-    return ["teach", "--model", "hf/local", "-M", f"model_path={tiny_model}", "-M", "device=cpu",
-            "--n", "48", "--max-tokens", "24", "--temperature", "0", "--out", str(out)]  # fmt: skip
+    # the Inspect path (its log, its cancellation): long enough on the tiny model to be interrupted
+    return ["teach", "--engine", "inspect", "--model", "hf/local", "-M", f"model_path={tiny_model}",
+            "-M", "device=cpu", "--n", "48", "--max-tokens", "24", "--temperature", "0",
+            "--out", str(out)]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
