@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_matching import cpu_name  # noqa: E402  (the benches' machine label, one definition)
 
 #: Sizes per preset. rows: rows per draw per side; n: prompts per teacher (the constrained teacher keeps
 #: nearly all; the rest is headroom for the filter and for prompts only one side kept).
@@ -137,23 +139,13 @@ def main() -> int:
     record = {
         "preset": args.preset,
         "sizes": size,
-        "machine": f"{_cpu()} ({platform.machine()}), {_device(args.device)}",
+        "machine": f"{cpu_name()} ({platform.machine()}), {_device(args.device)}",
         "seconds": {k: round(v, 1) for k, v in times.items()},
         "commands": commands,
     }
     (docs / "run.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
     return 0
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _device(device: str) -> str:
