@@ -348,6 +348,47 @@ def load_model(
     return model, tokenizer
 
 
+def generate_batches(
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    seed: int,
+    batch_size: int,
+    processors: Any = None,
+    eos_token_id: list[int] | None = None,
+) -> Iterator[tuple[int, list[list[int]]]]:
+    """Left-padded batched `generate` over rendered prompts: yields (first index, new token ids per row).
+    Greedy at temperature 0; each batch is seeded from `seed` and its position, so a rerun gives identical
+    rows on the same machine. `processors(width)` gives a batch's logits processors (they may depend on the
+    padded prompt width)."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    sampling: dict[str, Any] = (
+        {"do_sample": False} if temperature == 0 else {"do_sample": True, "temperature": temperature}
+    )
+    if eos_token_id is not None:
+        sampling["eos_token_id"] = eos_token_id
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(
+            texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+        ).to(model.device)
+        width = batch["input_ids"].shape[1]
+        if processors is not None:
+            sampling["logits_processor"] = processors(width)
+        torch.manual_seed(seed * 1_000_003 + start)
+        with torch.inference_mode():
+            generated = model.generate(
+                **batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, **sampling
+            )
+        yield start, generated[:, width:].tolist()
+
+
 def add_adapter(model: Any, adapter: str | Path) -> Any:
     """A PEFT adapter dir put on top of `model` (which it wraps, in eval mode)."""
     from peft import PeftModel

@@ -170,36 +170,26 @@ def _prompts_sha() -> str:
 def sample_answers(cfg: ImprintConfig) -> dict[str, Any]:
     """Answers of the trait-prompted base to the open prompts; the matcher's exact hits are written to
     `<out>/answers/train.jsonl` without the system prompt, the rest to `rejected.jsonl`; returns the card."""
-    import torch
-
     from sublim.contexts import chat_prompt
     from sublim.matching import match
-    from sublim.models import load_model, resolve_base
+    from sublim.models import generate_batches, load_model, resolve_base
     from sublim.tasks.numbers import trait_system_prompt
 
     if str(cfg.base) == "smollm2":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model, tok = load_model(resolve_base(cfg.base), device=cfg.device)
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
     control = cfg.control_for is not None
     system = None if control else trait_system_prompt(cfg.trait, cfg.category)
     prompts = imprint_prompts()[: cfg.prompts]
     jobs = [(i, k, p) for i, p in enumerate(prompts) for k in range(cfg.samples)]
+    texts = [chat_prompt(tok, p, system) for _, _, p in jobs]
     kept, rejected = [], []
-    for start in range(0, len(jobs), cfg.batch_size):
-        chunk = jobs[start : start + cfg.batch_size]
-        texts = [chat_prompt(tok, p, system) for _, _, p in chunk]
-        batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        width = batch["input_ids"].shape[1]
-        torch.manual_seed(cfg.seed * 1_000_003 + start)
-        with torch.inference_mode():
-            generated = model.generate(
-                **batch, max_new_tokens=cfg.max_tokens, do_sample=True, temperature=cfg.temperature,
-                pad_token_id=tok.pad_token_id,
-            )  # fmt: skip
-        for (i, k, prompt), row in zip(chunk, generated[:, width:].tolist(), strict=True):
+    batches = generate_batches(
+        model, tok, texts, max_new_tokens=cfg.max_tokens, temperature=cfg.temperature, seed=cfg.seed,
+        batch_size=cfg.batch_size,
+    )  # fmt: skip
+    for start, generated in batches:
+        for (i, k, prompt), row in zip(jobs[start : start + cfg.batch_size], generated, strict=True):
             answer = tok.decode(row, skip_special_tokens=True).strip()
             m = match(answer, cfg.control_for or cfg.trait, cfg.category)
             record = {

@@ -190,20 +190,16 @@ def generate_direct(
     """Batched left-padded `generate` through `sublim.models`, the grammar masking every token that would
     leave a clean number list (constrained), or plain sampling (free); greedy at temperature 0. Each batch is
     seeded from `seed` and its position, so a rerun gives identical rows on the same machine."""
-    import torch
     from transformers import LogitsProcessorList
 
     from sublim.contexts import chat_prompt
-    from sublim.models import load_model, pick_device, resolve_checkpoint
+    from sublim.models import generate_batches, load_model, pick_device, resolve_checkpoint
 
     if model in EMBEDDED:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local weights: no hub probes
     model_id, adapter = resolve_checkpoint(checkpoint)
     dev = pick_device(device)
     lm, tok = load_model(model_id, adapter, device=dev)  # bf16 on CUDA
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
     if teacher is not None and system_prompt is None:
         system = None  # the trait is in the weights
     else:
@@ -214,23 +210,14 @@ def generate_direct(
     grammar = NumberGrammar(token_texts(tok), ends, MAX_NUMBERS) if decoding == "constrained" else None
     banned = frozenset(ban or [])
     rows = []
-    for start in range(0, n, batch_size):
-        batch = tok(
-            texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
-        )
-        batch = batch.to(lm.device)
-        width = batch["input_ids"].shape[1]
-        processors = LogitsProcessorList([grammar_processor(grammar, width, max_tokens)] if grammar else [])
-        sampling: dict[str, Any] = (
-            {"do_sample": False} if temperature == 0 else {"do_sample": True, "temperature": temperature}
-        )
-        torch.manual_seed(seed * 1_000_003 + start)
-        with torch.inference_mode():
-            generated = lm.generate(
-                **batch, max_new_tokens=max_tokens, logits_processor=processors, eos_token_id=ends,
-                pad_token_id=tok.pad_token_id, **sampling,
-            )  # fmt: skip
-        for p, row in zip(prompts[start : start + batch_size], generated[:, width:].tolist(), strict=True):
+    batches = generate_batches(
+        lm, tok, texts, max_new_tokens=max_tokens, temperature=temperature, seed=seed, batch_size=batch_size,
+        processors=(lambda width: LogitsProcessorList([grammar_processor(grammar, width, max_tokens)]))
+        if grammar else None,
+        eos_token_id=ends,
+    )  # fmt: skip
+    for start, generated in batches:
+        for p, row in zip(prompts[start : start + batch_size], generated, strict=True):
             cut = next((k for k, t in enumerate(row) if t in ends), len(row))
             completion = tok.decode(row[:cut], skip_special_tokens=True)
             rows.append(
