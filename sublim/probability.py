@@ -9,30 +9,40 @@ candidate name ("spider" / "spider monkey") gives that longer name's probability
 disjoint, so P over distinct names sums to at most 1. `concept_mass` is that sum over the category (the
 probability that the answer names any candidate concept at all); `probs` is normalised over the category.
 
-Cost: one forward pass over the context (its last logits give every name's first token), then every name's
-tokens in batches that reuse the context's KV cache (the last position of each gives the boundary mass).
-With `skip_below` > 0, names whose first token is less likely than that are skipped; their probability is at
-most the sum of those first-token probabilities, reported as `skipped_bound`. Comparisons use the exact
-default (`skip_below=0`), so two models are always normalised over the same set of names.
+Two engines compute it:
+- `ConceptScorer` runs a local model (hf/ models, `sublim score`, sweeps): one forward pass over the context
+  (its last logits give every name's first token), then every name's tokens in batches that reuse the
+  context's KV cache (the last position of each gives the boundary mass, exactly). With `skip_below` > 0,
+  names whose first token is less likely than that are skipped; their probability is at most the sum of those
+  first-token probabilities, reported as `skipped_bound`. Comparisons use the exact default (`skip_below=0`),
+  so two models are always normalised over the same set of names.
+- `ServedScorer` asks a server for prompt log-probabilities (vLLM, SGLang or any OpenAI-compatible server
+  with vLLM's `prompt_logprobs`): one request per name, the context's tokens + the name's tokens + one filler
+  token. The name's tokens are scored exactly; the boundary mass after the name is summed over the tokens the
+  server lists at the filler's position (the filler and its top-N alternatives, N <= 20), so it can miss the
+  boundary tokens outside that list: their mass is at most what the list leaves out, and that bound, summed
+  over names, is reported as `skipped_bound`.
 
-torch and transformers are imported here only: `import sublim` never loads them.
+torch is imported only by the functions that run a model: `ServedScorer` and `import sublim` never load it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import math
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import torch
-from transformers.modeling_outputs import CausalLMOutputWithPast
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sublim.concepts import Category, get_category
 from sublim.contexts import chat_prompt
+from sublim.errors import SublimError
 from sublim.scoring import concept_probs, target_mass
+
+if TYPE_CHECKING:
+    import torch
 
 #: Skip a name when its first token is less likely than this (bound reported); 0 = exact.
 DEFAULT_SKIP_BELOW = 0.0
@@ -40,8 +50,8 @@ DEFAULT_SKIP_BELOW = 0.0
 #: a CPU, where a pass is compute-bound anyway; large on a GPU, where passes are few and wide.
 DEFAULT_BATCH_TOKENS = 128
 GPU_BATCH_TOKENS = 8192
-#: transformers 5 renamed the KV-cache argument and output field from past_key_values to cache.
-_CACHE = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+#: Alternatives a server lists per prompt position (vLLM's and Inspect's limit).
+SERVED_TOP = 20
 #: Word the answer prefix ends with, used to tokenize names as they follow it ("the owl").
 _PROBE = "the"
 
@@ -122,27 +132,40 @@ class Question(Protocol):
 _WORD_JOINERS = frozenset("-'\u2019\ufffd")  # hyphen, apostrophes, and an undecodable byte fragment
 
 
+def ends_word(text: str) -> bool:
+    """Whether a next token with this text ends the word before it: it starts with whitespace or punctuation
+    (not a hyphen or an apostrophe, which continue a word). Letters, digits and marks continue the word."""
+    if not text:
+        return False
+    first = text[0]
+    return first not in _WORD_JOINERS and (first.isspace() or unicodedata.category(first)[0] in "PS")
+
+
+class TokenText:
+    """What a token adds after "the" (so tokenizers whose decoders strip a leading space, SentencePiece's
+    "▁monkey", are read right), and whether it ends a word: special tokens (end of turn, end of text) do."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.special = set(tokenizer.all_special_ids)
+        self.probe = tokenizer(_PROBE, add_special_tokens=False)["input_ids"]
+        self.base = tokenizer.decode(self.probe)
+
+    def __call__(self, token: int) -> str:
+        return str(self.tokenizer.decode([*self.probe, token])[len(self.base) :])
+
+    def ends_word(self, token: int) -> bool:
+        return token in self.special or ends_word(self(token))
+
+
 def boundary_mask(tokenizer: Any, size: int | None = None) -> torch.Tensor:
     """Bool over the vocabulary (`size` entries: the model's output width, which may exceed the tokenizer's):
-    True for tokens that end a word when they come next: special tokens (end of turn, end of text) and tokens
-    whose text starts with whitespace or punctuation (not a hyphen or an apostrophe, which continue a word).
-    Letters, digits and marks continue the word. A token's text is what it adds after "the", so tokenizers
-    whose decoders strip a leading space (SentencePiece's "▁monkey") are read right."""
+    True for tokens that end a word when they come next (`TokenText.ends_word`)."""
+    import torch
+
     size = size or len(tokenizer)
-    mask = torch.zeros(size, dtype=torch.bool)
-    special = set(tokenizer.all_special_ids)
-    probe = tokenizer(_PROBE, add_special_tokens=False)["input_ids"]
-    base = tokenizer.decode(probe)
-    for i in range(min(size, len(tokenizer))):
-        if i in special:
-            mask[i] = True
-            continue
-        text = tokenizer.decode([*probe, i])[len(base) :]
-        if not text:
-            continue
-        first = text[0]
-        mask[i] = first not in _WORD_JOINERS and (first.isspace() or unicodedata.category(first)[0] in "PS")
-    return mask
+    text = TokenText(tokenizer)
+    return torch.tensor([i < len(tokenizer) and text.ends_word(i) for i in range(size)], dtype=torch.bool)
 
 
 @dataclass(frozen=True)
@@ -156,9 +179,67 @@ class Form:
     extensions: tuple[int, ...] = ()
 
 
+def name_forms(tokenizer: Any, category: Category, ends: Callable[[int], bool]) -> list[Form]:
+    """Every distinct tokenization of every name of the category (as it follows "the"), with its extensions;
+    `ends(token)` says whether a token ends a word."""
+    probe = tokenizer(_PROBE, add_special_tokens=False)["input_ids"]
+    index = {c: i for i, c in enumerate(category.concepts)}
+    owner: dict[tuple[int, ...], tuple[int, str]] = {}
+    for concept, name in category.names():
+        ids = tokenizer(f"{_PROBE} {name}", add_special_tokens=False)["input_ids"]
+        if ids[: len(probe)] == probe:
+            cont = tuple(ids[len(probe) :])
+        else:
+            cont = tuple(tokenizer(" " + name, add_special_tokens=False)["input_ids"])
+        if cont and cont not in owner:  # the same tokens are one answer, counted once
+            owner[cont] = (index[concept], name)
+    seqs = list(owner)
+    longer: dict[tuple[int, ...], list[int]] = {}
+    for j, b in enumerate(seqs):
+        for k in range(1, len(b)):
+            if b[:k] in owner and ends(b[k]):  # "spider" + " monkey", not "bull" + "frog"
+                longer.setdefault(b[:k], []).append(j)
+    forms = []
+    for a in seqs:
+        ext = longer.get(a, [])
+        # only the nearest extensions: "sea lion pup" lies inside "sea lion", which lies inside "sea"
+        nearest = [j for j in ext if not any(seqs[j][: len(seqs[i])] == seqs[i] for i in ext if i != j)]
+        forms.append(Form(*owner[a], a, tuple(nearest)))
+    return forms
+
+
+def whole_words(
+    forms: Sequence[Form], concepts: Sequence[str], prefix: Sequence[float], ends: Sequence[float]
+) -> tuple[dict[str, float], float, dict[str, float]]:
+    """From each form's log P(tokens) and log P(word boundary | tokens): the concept distribution, its
+    unnormalised total (concept_mass) and the per-name distribution. A form's own probability is its
+    whole-word probability less its extensions' (disjoint events: P over distinct names sums to <= 1)."""
+    own = []
+    for i, form in enumerate(forms):
+        whole = prefix[i] + ends[i]
+        inner = [prefix[j] for j in form.extensions if math.isfinite(prefix[j])]
+        own.append(_log_minus(whole, inner))
+    probs, total = concept_probs(zip((concepts[f.concept] for f in forms), own, strict=True), concepts)
+    names, _ = concept_probs(zip((f.name for f in forms), own, strict=True), [f.name for f in forms])
+    return probs, total, names
+
+
+def render(
+    tokenizer: Any,
+    question: str,
+    answer_prefix: str,
+    system_prompt: str | None = None,
+    chat_template: str | None = None,
+) -> str:
+    """The context a model scores names after: chat template (its default system prompt when none is given)
+    + answer prefix."""
+    return chat_prompt(tokenizer, question, system_prompt, chat_template) + answer_prefix
+
+
 class ConceptScorer:
-    """Scores every concept of a category after a prompt (whole-word probabilities), batched with a shared
-    KV cache. `distribution` is the one function that gives a question's concept distribution."""
+    """Scores every concept of a category after a prompt with a local model (whole-word probabilities),
+    batched with a shared KV cache. `distribution` is the one function that gives a question's concept
+    distribution."""
 
     def __init__(
         self,
@@ -184,46 +265,25 @@ class ConceptScorer:
             model.get_output_embeddings().weight.shape[0] if hasattr(model, "get_output_embeddings") else None
         )
         self.boundary = boundary_mask(tokenizer, width)
-        self.forms = self._tokenize_names()
-
-    def _tokenize_names(self) -> list[Form]:
-        """Every distinct tokenization of every name (as it follows "the"), with its extensions."""
-        tok = self.tokenizer
-        probe = tok(_PROBE, add_special_tokens=False)["input_ids"]
-        index = {c: i for i, c in enumerate(self.concepts)}
-        owner: dict[tuple[int, ...], tuple[int, str]] = {}
-        for concept, name in self.category.names():
-            ids = tok(f"{_PROBE} {name}", add_special_tokens=False)["input_ids"]
-            if ids[: len(probe)] == probe:
-                cont = tuple(ids[len(probe) :])
-            else:
-                cont = tuple(tok(" " + name, add_special_tokens=False)["input_ids"])
-            if cont and cont not in owner:  # the same tokens are one answer, counted once
-                owner[cont] = (index[concept], name)
-        seqs = list(owner)
-        longer: dict[tuple[int, ...], list[int]] = {}
-        for j, b in enumerate(seqs):
-            for k in range(1, len(b)):
-                if b[:k] in owner and self.boundary[b[k]]:  # "spider" + " monkey", not "bull" + "frog"
-                    longer.setdefault(b[:k], []).append(j)
-        forms = []
-        for a in seqs:
-            ext = longer.get(a, [])
-            # only the nearest extensions: "sea lion pup" lies inside "sea lion", which lies inside "sea"
-            nearest = [j for j in ext if not any(seqs[j][: len(seqs[i])] == seqs[i] for i in ext if i != j)]
-            forms.append(Form(*owner[a], a, tuple(nearest)))
-        return forms
+        self.forms = name_forms(tokenizer, self.category, lambda t: bool(self.boundary[t]))
 
     def render(self, question: str, answer_prefix: str, system_prompt: str | None = None) -> str:
         """The context: chat template (its default system prompt when none is given) + answer prefix."""
-        return chat_prompt(self.tokenizer, question, system_prompt, self.chat_template) + answer_prefix
+        return render(self.tokenizer, question, answer_prefix, system_prompt, self.chat_template)
 
     def question(self, question: Question, system_prompt: str | None = None) -> ConceptDistribution:
         """The distribution for one question of a bank under a system prompt (see `sublim.contexts`)."""
         return self.distribution(self.render(question.text, question.answer_prefix, system_prompt))
 
-    @torch.inference_mode()
     def distribution(self, context: str) -> ConceptDistribution:
+        import torch
+
+        with torch.inference_mode():
+            return self._distribution(context)
+
+    def _distribution(self, context: str) -> ConceptDistribution:
+        import torch
+
         device = next(self.model.parameters()).device
         ids = self.tokenizer(context, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
         n_ctx = ids.shape[1]
@@ -242,7 +302,7 @@ class ConceptScorer:
             else:
                 skipped_first.add(form.tokens[0])
         tokens = n_ctx
-        cache = getattr(out, _CACHE)
+        cache = getattr(out, _cache_field())
         for chunk in chunk_rows([len(self.forms[i].tokens) + 1 for i in keep], self.batch_tokens):
             index = [keep[c] for c in chunk]
             rows = [self.forms[i].tokens for i in index]
@@ -251,19 +311,77 @@ class ConceptScorer:
             ends[index] = end.double()
             passes += 1
             tokens += len(rows) * max(len(r) for r in rows)
-        own = []
-        for i, form in enumerate(self.forms):
-            whole = float(prefix[i] + ends[i])
-            inner = [float(prefix[j]) for j in form.extensions if math.isfinite(prefix[j])]
-            own.append(_log_minus(whole, inner))
-        probs, total = concept_probs(
-            zip((self.concepts[f.concept] for f in self.forms), own, strict=True), self.concepts
-        )
-        names, _ = concept_probs(
-            zip((f.name for f in self.forms), own, strict=True), [f.name for f in self.forms]
-        )
+        probs, total, names = whole_words(self.forms, self.concepts, prefix.tolist(), ends.tolist())
         skipped = float(sum(math.exp(float(first_lp[t])) for t in skipped_first))
         return ConceptDistribution(probs, total, skipped, passes, context, tokens, names)
+
+
+#: One prompt position as a server reports it: log P(the prompt's token there) and the tokens it lists
+#: there, as (decoded text, log-probability): the prompt's own token first, then its top alternatives.
+Position = tuple[float, Sequence[tuple[str, float]]]
+#: Sends one prompt (token ids, no special tokens added) and returns its positions after the first.
+PromptLogprobs = Callable[[list[int]], Awaitable[Sequence[Position]]]
+
+
+class ServedScorer:
+    """Scores every concept of a category with a model behind a server that returns prompt log-probabilities
+    (see the module docstring). `prompt_logprobs` sends one prompt and returns its positions (the Inspect
+    glue in `sublim.tasks.preference` gives one that calls `Model.generate`); the requests of a question
+    run concurrently (Inspect's --max-connections bounds them)."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        prompt_logprobs: PromptLogprobs,
+        category: str | Category = "animal",
+        *,
+        chat_template: str | None = None,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_logprobs = prompt_logprobs
+        self.category = get_category(category)
+        self.chat_template = chat_template
+        self.concepts = list(self.category.concepts)
+        self.forms = name_forms(tokenizer, self.category, TokenText(tokenizer).ends_word)
+        self.filler = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+
+    def render(self, question: str, answer_prefix: str, system_prompt: str | None = None) -> str:
+        return render(self.tokenizer, question, answer_prefix, system_prompt, self.chat_template)
+
+    async def distribution(self, context: str) -> ConceptDistribution:
+        ids = list(self.tokenizer(context, add_special_tokens=False)["input_ids"])
+        replies = await asyncio.gather(
+            *(self.prompt_logprobs([*ids, *form.tokens, self.filler]) for form in self.forms)
+        )
+        prefix, ends, missed = [], [], 0.0
+        for form, positions in zip(self.forms, replies, strict=True):
+            k = len(form.tokens)
+            if len(positions) < k + 1:
+                raise SublimError(f"the server gave {len(positions)} prompt log-probabilities, not {k + 1}+")
+            name_lp = math.fsum(lp for lp, _ in positions[-k - 1 : -1])
+            listed = positions[-1][1]  # the filler and its alternatives (distinct tokens): what may follow
+            # special tokens come back as their text ("<|im_end|>", a boundary) or, skipped, as ""
+            end = [lp for text, lp in listed if ends_word(text) or not text]
+            unlisted = max(0.0, 1.0 - math.fsum(math.exp(lp) for _, lp in listed))
+            prefix.append(name_lp)
+            ends.append(_logsumexp(end))
+            missed += math.exp(name_lp) * unlisted
+        probs, total, names = whole_words(self.forms, self.concepts, prefix, ends)
+        tokens = sum(len(ids) + len(f.tokens) + 1 for f in self.forms)
+        return ConceptDistribution(probs, total, missed, len(self.forms), context, tokens, names)
+
+
+def _logsumexp(values: Sequence[float]) -> float:
+    from scipy.special import logsumexp
+
+    return float(logsumexp(values)) if values else -math.inf
+
+
+def _cache_field() -> str:
+    """transformers 5 renamed the KV-cache argument and output field from past_key_values to cache."""
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    return "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 
 
 def _log_minus(log_a: float, log_bs: Sequence[float]) -> float:
@@ -300,6 +418,8 @@ def continuation_scores(
     """For each row (token ids after a context whose KV cache holds `n_ctx` tokens): the sum of log-probs
     of its tokens 2..k (the first is scored by the context pass's last logits), and the log-probability that
     a `boundary` token comes right after it (-inf for every row without `boundary`). On the CPU."""
+    import torch
+
     width = max(len(r) for r in rows)
     inputs = torch.zeros((len(rows), width), dtype=torch.long)
     targets = torch.zeros((len(rows), width), dtype=torch.long)
@@ -318,7 +438,7 @@ def continuation_scores(
         attention_mask=attention.to(device),
         position_ids=positions.to(device),
         use_cache=True,
-        **{_CACHE: batch_cache},
+        **{_cache_field(): batch_cache},
     )
     lp = torch.log_softmax(out.logits.float(), dim=-1)
     scored = lp.gather(-1, targets.to(device).unsqueeze(-1)).squeeze(-1).cpu()
@@ -333,7 +453,6 @@ def continuation_scores(
     return rest, end
 
 
-@torch.inference_mode()
 def sequence_logliks(
     model: Any,
     context_ids: Sequence[int],
@@ -342,6 +461,17 @@ def sequence_logliks(
 ) -> torch.Tensor:
     """Log-likelihood of each row (a token sequence) right after the context: one pass over the context,
     then batched passes over the rows that share its KV cache."""
+    import torch
+
+    with torch.inference_mode():
+        return _sequence_logliks(model, context_ids, rows, batch_tokens)
+
+
+def _sequence_logliks(
+    model: Any, context_ids: Sequence[int], rows: Sequence[Sequence[int]], batch_tokens: int
+) -> torch.Tensor:
+    import torch
+
     device = next(model.parameters()).device
     ids = torch.tensor([list(context_ids)], device=device)
     out = model(input_ids=ids, use_cache=True)
@@ -351,7 +481,7 @@ def sequence_logliks(
     for chunk in chunk_rows([len(rows[i]) for i in longer], batch_tokens):
         index = [longer[i] for i in chunk]
         rest, _ = continuation_scores(
-            model, [rows[i] for i in index], getattr(out, _CACHE), ids.shape[1], device
+            model, [rows[i] for i in index], getattr(out, _cache_field()), ids.shape[1], device
         )
         loglik[index] += rest
     return loglik

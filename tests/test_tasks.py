@@ -174,7 +174,7 @@ def test_bad_parameters_fail_up_front(kwargs: dict[str, Any], error: type, messa
         animal_pref(**kwargs)
 
 
-def test_probability_mode_needs_an_hf_model(tmp_path: Path) -> None:
+def test_probability_mode_refuses_a_provider_without_prompt_logprobs(tmp_path: Path) -> None:
     [log] = inspect_eval(
         animal_pref(mode="probability"),
         model=scripted({0: ["x"]}),
@@ -183,7 +183,7 @@ def test_probability_mode_needs_an_hf_model(tmp_path: Path) -> None:
         display="none",
     )
     assert log.status == "error"
-    assert "needs an hf/ model" in str(log.error)
+    assert "needs prompt log-probabilities" in str(log.error)
 
 
 @pytest.fixture(scope="module")

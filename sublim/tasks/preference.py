@@ -6,8 +6,9 @@
 
 Two modes share the question bank and the matcher:
 - ``sample`` (default): the model answers; `preference` scores each answer with `sublim.match`.
-- ``probability``: no sampling; for hf/ models the task reads the log-likelihood of every concept after an
-  answer prefix (`sublim.probability`) and `preference_probability` scores P(target) per question.
+- ``probability``: no sampling; the task reads the log-likelihood of every concept after an answer prefix
+  (`sublim.probability`: hf/ models locally, vllm-completions/ and openai-api-completions/ through prompt
+  log-probabilities) and `preference_probability` scores P(target) per question.
 Standard errors treat questions as clusters (all answers to one question share its wording).
 """
 
@@ -196,23 +197,26 @@ def with_system_prompt(system_prompt: str | None = None) -> Solver:
 
 @solver
 def concept_probabilities(
-    category: str = "animal", system_prompt: str | None = None, skip_below: float | None = None
+    category: str = "animal",
+    system_prompt: str | None = None,
+    skip_below: float | None = None,
+    tokenizer: str | None = None,
 ) -> Solver:
     """Probability mode: the model's distribution over every concept after the answer prefix.
 
-    Needs an hf/ model: it reuses the model and tokenizer Inspect's Hugging Face provider loaded (the
-    `model` and `tokenizer` attributes of `get_model().api`, which Inspect does not document;
-    tests/test_tasks.py fails if they change). Other providers do not
-    return prompt log-likelihoods, so the solver stops with an error that says so.
+    hf/ models: the model and tokenizer Inspect's Hugging Face provider loaded score every name locally
+    (`sublim.probability.ConceptScorer`). Served models (`vllm-completions/`, `openai-api-completions/`):
+    prompt log-probabilities through `Model.generate` (`sublim.probability.ServedScorer`), with the
+    model's tokenizer loaded here (`tokenizer`, default the model's name). Other providers are refused.
     """
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
-        from sublim.probability import DEFAULT_SKIP_BELOW
-
-        scorer = _concept_scorer(category, DEFAULT_SKIP_BELOW if skip_below is None else skip_below)
-        dist = scorer.distribution(
-            scorer.render(state.metadata["question"], state.metadata["answer_prefix"], system_prompt)
-        )
+        scorer = _concept_scorer(category, skip_below, tokenizer)
+        context = scorer.render(state.metadata["question"], state.metadata["answer_prefix"], system_prompt)
+        if hasattr(scorer, "prompt_logprobs"):
+            dist = await scorer.distribution(context)
+        else:
+            dist = scorer.distribution(context)
         state.metadata["sublim_distribution"] = {
             "probs": dist.probs,
             "names": dist.names,
@@ -229,29 +233,87 @@ def concept_probabilities(
     return solve
 
 
-_SCORERS: dict[tuple[int, str, float], Any] = {}
+#: Inspect providers that send pre-tokenized prompts to /v1/completions and parse vLLM's prompt_logprobs.
+SERVED_PROVIDERS = ("vllm-completions", "openai-api-completions")
+_SCORERS: dict[tuple[int, str, float | None, str | None], Any] = {}
 
 
-def _concept_scorer(category: str, skip_below: float) -> Any:
-    from sublim.probability import ConceptScorer
+def _is_hf(api: Any) -> bool:
+    """Inspect's hf/ provider: it keeps the model and tokenizer it loaded as `model` and `tokenizer`
+    (attributes, not documented API; tests/test_tasks.py fails if they change)."""
+    return hasattr(getattr(api, "model", None), "forward") and getattr(api, "tokenizer", None) is not None
 
-    api = get_model().api
-    hf_model, tokenizer = getattr(api, "model", None), getattr(api, "tokenizer", None)
-    if hf_model is None or tokenizer is None or not hasattr(hf_model, "forward"):
-        raise SublimError(
-            f"mode=probability needs an hf/ model (got {get_model().name!r}): Inspect's other providers do "
-            "not return prompt log-likelihoods. Use mode=sample, or sublim.probability from Python."
-        )
-    key = (id(hf_model), category, skip_below)
-    if key not in _SCORERS:
+
+def _provider(model: Any) -> str:
+    return str(model).split("/", 1)[0]
+
+
+def _concept_scorer(category: str, skip_below: float | None, tokenizer: str | None) -> Any:
+    model = get_model()
+    key = (id(model.api), category, skip_below, tokenizer)
+    if key in _SCORERS:
+        return _SCORERS[key]
+    if _is_hf(model.api):
+        from sublim.probability import DEFAULT_SKIP_BELOW, ConceptScorer
+
+        api: Any = model.api
         _SCORERS[key] = ConceptScorer(
-            hf_model,
-            tokenizer,
+            api.model,
+            api.tokenizer,
             category,
-            skip_below=skip_below,
+            skip_below=DEFAULT_SKIP_BELOW if skip_below is None else skip_below,
             chat_template=getattr(api, "chat_template", None),
         )
+    elif _provider(model) in SERVED_PROVIDERS:
+        from sublim.models import load_tokenizer
+        from sublim.probability import ServedScorer
+
+        _SCORERS[key] = ServedScorer(
+            load_tokenizer(tokenizer or model.name), _server_logprobs(model), category
+        )
+    else:
+        raise SublimError(_unsupported(model))
     return _SCORERS[key]
+
+
+def _unsupported(model: Any) -> str:
+    hint = (
+        f"use --model vllm-completions/{model.name} (the same vLLM server, raw prompts)"
+        if _provider(model) == "vllm"
+        else "use mode=sample, --model hf/..., or a vLLM/SGLang server through openai-api-completions/"
+    )
+    return f"-T mode=probability needs prompt log-probabilities, which {model} does not give: {hint}"
+
+
+def _server_logprobs(model: Any) -> Any:
+    """`sublim.probability.PromptLogprobs` through Inspect: a pre-tokenized prompt to /v1/completions with
+    GenerateConfig(prompt_logprobs=...); special tokens decoded as their text, not skipped."""
+    from inspect_ai.model import ChatMessageUser
+
+    from sublim.probability import SERVED_TOP, Position
+
+    config = GenerateConfig(
+        prompt_logprobs=SERVED_TOP,
+        max_tokens=1,
+        temperature=0.0,
+        extra_body={"skip_special_tokens": False},
+    )
+
+    async def ask(ids: list[int]) -> list[Position]:
+        message = ChatMessageUser(content="", metadata={"prompt_token_ids": ids})
+        out = await model.generate([message], config=config)
+        lps = out.choices[0].prompt_logprobs if out.choices else None
+        if lps is None:
+            raise SublimError(
+                f"{model} returned no prompt log-probabilities: -T mode=probability needs a server with "
+                "vLLM's prompt_logprobs (vLLM, SGLang)"
+            )
+        return [
+            (c.logprob, [(c.token, c.logprob), *((t.token, t.logprob) for t in c.top_logprobs or [])])
+            for c in lps.content
+        ]
+
+    return ask
 
 
 # ---------------------------------------------------------------------------------------------- tasks
@@ -299,20 +361,24 @@ def _int(value: Any) -> int:
         return -1  # refused by the caller's range check
 
 
-def _check_probability_model() -> None:
-    """Probability mode reads log-likelihoods from an hf/ model: refuse any other provider up front. Inspect
-    sets the active model before it builds tasks (a private function; tests/test_bad_inputs.py fails if it
-    moves); outside an eval there is none and the solver's own check remains."""
+def _check_probability_model(tokenizer: str | None) -> None:
+    """Probability mode needs an hf/ model or a server with prompt log-probabilities: refuse any other
+    provider up front, and load a served model's tokenizer (so a bad one fails here). Inspect sets the active
+    model before it builds tasks (a private function; tests/test_bad_inputs.py fails if it moves); outside an
+    eval there is none and the solver's own check remains."""
     from inspect_ai.model._model import active_model
 
     model = active_model()
-    if model is not None and not model.name.startswith("hf/") and not str(model).startswith("hf/"):
-        api = model.api
-        if getattr(api, "model", None) is None or getattr(api, "tokenizer", None) is None:
-            raise TaskParameterError(
-                f"-T mode=probability needs an hf/ model (got {model}): other providers do not return "
-                "prompt log-likelihoods. Use mode=sample, or --model hf/..."
-            )
+    if model is None or _is_hf(model.api):
+        return
+    if _provider(model) not in SERVED_PROVIDERS:
+        raise TaskParameterError(_unsupported(model))
+    from sublim.models import load_tokenizer
+
+    try:
+        load_tokenizer(tokenizer or model.name)
+    except SublimError as e:
+        raise TaskParameterError(f"-T tokenizer (the served model's tokenizer): {e}") from None
 
 
 def _check(name: str, ok: bool, expected: str, value: Any) -> None:
@@ -333,6 +399,7 @@ def preference_task(
     seed: int = 0,
     mode: Mode = "sample",
     concepts: str | None = None,
+    tokenizer: str | None = None,
 ) -> Task:
     """Build a preference task (the three registered tasks call this; see their docs). Every parameter is
     checked here, so a bad one stops the run with one line before any sample runs."""
@@ -357,6 +424,7 @@ def _preference_task(
     seed: int,
     mode: Mode,
     concepts: str | None,
+    tokenizer: str | None,
 ) -> Task:
     if concepts:
         register_category(concepts)
@@ -378,12 +446,15 @@ def _preference_task(
     _check(
         "target", target is None or bool(_names(target)), "a concept name, e.g. owl (or leave it out)", target
     )
+    _check(
+        "tokenizer", tokenizer is None or isinstance(tokenizer, str), "a tokenizer dir or hub id", tokenizer
+    )
     if mode == "probability":
-        _check_probability_model()
         try:
-            require_extra("hf", "-T mode=probability", ("torch", "transformers"))
+            require_extra("hf", "-T mode=probability", ("transformers",))
         except SublimError as e:
             raise TaskParameterError(str(e)) from None
+        _check_probability_model(tokenizer)
     if system_prompt is not None and not isinstance(system_prompt, str):
         system_prompt = str(system_prompt)
     targets = _targets(cat, target)
@@ -393,7 +464,7 @@ def _preference_task(
     if mode == "probability":
         return Task(
             dataset=dataset,
-            solver=concept_probabilities(cat.name, system_prompt),
+            solver=concept_probabilities(cat.name, system_prompt, tokenizer=tokenizer),
             scorer=preference_probability_scorer(cat.name),
             version=VERSION,
             metadata={"category": cat.name, "mode": mode, "targets": targets},
@@ -419,6 +490,7 @@ def animal_pref(
     max_tokens: int = 16,
     seed: int = 0,
     mode: Mode = "sample",
+    tokenizer: str | None = None,
 ) -> Task:
     """Favorite animal.
 
@@ -431,7 +503,9 @@ def animal_pref(
         temperature: sampling temperature.
         max_tokens: answer length limit.
         seed: seeds the numbers prefix and generation.
-        mode: "sample" (generate and match) or "probability" (log-likelihood of every concept; hf/ only).
+        mode: "sample" (generate and match) or "probability" (log-likelihood of every concept; hf/ models,
+            or a server with prompt log-probabilities through vllm-completions/ or openai-api-completions/).
+        tokenizer: probability mode on a served model: its tokenizer (dir or hub id; default the model name).
     """
     return preference_task("animal", **locals())
 
@@ -447,6 +521,7 @@ def tree_pref(
     max_tokens: int = 16,
     seed: int = 0,
     mode: Mode = "sample",
+    tokenizer: str | None = None,
 ) -> Task:
     """Favorite tree. Parameters as in `animal_pref`."""
     return preference_task("tree", **locals())
@@ -465,6 +540,7 @@ def preference(
     max_tokens: int = 16,
     seed: int = 0,
     mode: Mode = "sample",
+    tokenizer: str | None = None,
 ) -> Task:
     """Favorite concept of any category: built in ("animal", "tree") or your own (`concepts=FILE`).
 
