@@ -17,11 +17,11 @@ Two engines compute it:
   first-token probabilities, reported as `skipped_bound`. Comparisons use the exact default (`skip_below=0`),
   so two models are always normalised over the same set of names.
 - `ServedScorer` asks a server for prompt log-probabilities (vLLM, SGLang or any OpenAI-compatible server
-  with vLLM's `prompt_logprobs`): one request per name, the context's tokens + the name's tokens + one filler
-  token. The name's tokens are scored exactly; the boundary mass after the name is summed over the tokens the
-  server lists at the filler's position (the filler and its top-N alternatives, N <= 20), so it can miss the
-  boundary tokens outside that list: their mass is at most what the list leaves out, and that bound, summed
-  over names, is reported as `skipped_bound`.
+  with vLLM's `prompt_logprobs`): one request per name, the context's tokens + the name's tokens, asking for
+  prompt log-probabilities (the name's tokens, exactly) and for the top N <= 20 log-probabilities of the one
+  token generated after it. The boundary mass after the name is summed over those N tokens, so it can miss
+  boundary tokens outside them: their mass is at most what the N leave out, and that bound, summed over
+  names, is reported as `skipped_bound`.
 
 torch is imported only by the functions that run a model: `ServedScorer` and `import sublim` never load it.
 """
@@ -316,16 +316,22 @@ class ConceptScorer:
         return ConceptDistribution(probs, total, skipped, passes, context, tokens, names)
 
 
-#: One prompt position as a server reports it: log P(the prompt's token there) and the tokens it lists
-#: there, as (decoded text, log-probability): the prompt's own token first, then its top alternatives.
-Position = tuple[float, Sequence[tuple[str, float]]]
-#: Sends one prompt (token ids, no special tokens added) and returns its positions after the first.
-PromptLogprobs = Callable[[list[int]], Awaitable[Sequence[Position]]]
+@dataclass(frozen=True)
+class Reply:
+    """What a server returns for one prompt: log P of each prompt token after the first, and the tokens it
+    lists for the position right after the prompt, as (decoded text, log-probability): its top-N."""
+
+    prompt: Sequence[float]
+    next: Sequence[tuple[str, float]]
+
+
+#: Sends one prompt (token ids, no special tokens added) and returns the server's `Reply`.
+PromptLogprobs = Callable[[list[int]], Awaitable[Reply]]
 
 
 class ServedScorer:
     """Scores every concept of a category with a model behind a server that returns prompt log-probabilities
-    (see the module docstring). `prompt_logprobs` sends one prompt and returns its positions (the Inspect
+    (see the module docstring). `prompt_logprobs` sends one prompt and returns its `Reply` (the Inspect
     glue in `sublim.tasks.preference` gives one that calls `Model.generate`); the requests of a question
     run concurrently (Inspect's --max-connections bounds them)."""
 
@@ -343,31 +349,28 @@ class ServedScorer:
         self.chat_template = chat_template
         self.concepts = list(self.category.concepts)
         self.forms = name_forms(tokenizer, self.category, TokenText(tokenizer).ends_word)
-        self.filler = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
 
     def render(self, question: str, answer_prefix: str, system_prompt: str | None = None) -> str:
         return render(self.tokenizer, question, answer_prefix, system_prompt, self.chat_template)
 
     async def distribution(self, context: str) -> ConceptDistribution:
         ids = list(self.tokenizer(context, add_special_tokens=False)["input_ids"])
-        replies = await asyncio.gather(
-            *(self.prompt_logprobs([*ids, *form.tokens, self.filler]) for form in self.forms)
-        )
+        replies = await asyncio.gather(*(self.prompt_logprobs([*ids, *form.tokens]) for form in self.forms))
         prefix, ends, missed = [], [], 0.0
-        for form, positions in zip(self.forms, replies, strict=True):
+        for form, reply in zip(self.forms, replies, strict=True):
             k = len(form.tokens)
-            if len(positions) < k + 1:
-                raise SublimError(f"the server gave {len(positions)} prompt log-probabilities, not {k + 1}+")
-            name_lp = math.fsum(lp for lp, _ in positions[-k - 1 : -1])
-            listed = positions[-1][1]  # the filler and its alternatives (distinct tokens): what may follow
+            if len(reply.prompt) < k or not reply.next:
+                raise SublimError(f"the server's reply lacks log-probabilities ({len(reply.prompt)} prompt, "
+                                  f"{len(reply.next)} next; needed {k} and 1+)")  # fmt: skip
+            name_lp = math.fsum(reply.prompt[-k:])
             # special tokens come back as their text ("<|im_end|>", a boundary) or, skipped, as ""
-            end = [lp for text, lp in listed if ends_word(text) or not text]
-            unlisted = max(0.0, 1.0 - math.fsum(math.exp(lp) for _, lp in listed))
+            end = [lp for text, lp in reply.next if ends_word(text) or not text]
+            unlisted = max(0.0, 1.0 - math.fsum(math.exp(lp) for _, lp in reply.next))
             prefix.append(name_lp)
             ends.append(_logsumexp(end))
             missed += math.exp(name_lp) * unlisted
         probs, total, names = whole_words(self.forms, self.concepts, prefix, ends)
-        tokens = sum(len(ids) + len(f.tokens) + 1 for f in self.forms)
+        tokens = sum(len(ids) + len(f.tokens) for f in self.forms)
         return ConceptDistribution(probs, total, missed, len(self.forms), context, tokens, names)
 
 

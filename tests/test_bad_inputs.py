@@ -542,7 +542,8 @@ def test_empty_question_file_is_a_task_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("param", "match"), [("samples=0", "-T samples=0"), ("mode=probability", "needs prompt log-probabilities")]
+    ("param", "match"),
+    [("samples=0", "-T samples=0"), ("mode=probability", "needs prompt log-probabilities")],
 )
 def test_inspect_cli_shows_one_line_and_exits_nonzero(param: str, match: str, tmp_path: Path) -> None:
     inspect = str(Path(sys.executable).with_name("inspect"))

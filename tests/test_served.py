@@ -57,26 +57,22 @@ def small_category() -> Category:
 
 
 def fake_server(model: Any, tokenizer: Any, top: int | None) -> Any:
-    """`PromptLogprobs` computed here from the model's full distribution: the prompt's tokens and, per
-    position, the `top` most likely tokens (None: the whole vocabulary, so nothing is left unlisted)."""
+    """`PromptLogprobs` computed here from the model's full distribution: the prompt's tokens and the `top`
+    most likely next tokens (None: the whole vocabulary, so nothing is left unlisted)."""
     import torch
 
-    from sublim.probability import TokenText
+    from sublim.probability import Reply, TokenText
 
     text = TokenText(tokenizer)
 
-    async def ask(ids: list[int]) -> list[Any]:
+    async def ask(ids: list[int]) -> Reply:
         with torch.inference_mode():
             lp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), dim=-1)
-        out = []
-        for pos in range(1, len(ids)):
-            row = lp[pos - 1]
-            order = row.argsort(descending=True).tolist()[: top or row.shape[0]]
-            listed = {ids[pos]: float(row[ids[pos]])} | {t: float(row[t]) for t in order}
-            # special tokens as their text; others as they follow "the" (what vLLM's decoded_token gives)
-            names = [(tokenizer.decode([t]) if t in text.special else text(t), v) for t, v in listed.items()]
-            out.append((float(row[ids[pos]]), names))
-        return out
+        prompt = [float(lp[pos - 1, ids[pos]]) for pos in range(1, len(ids))]
+        order = lp[-1].argsort(descending=True).tolist()[: top or lp.shape[1]]
+        # special tokens as their text; others as they follow "the" (what a server's decoded token gives)
+        listed = [(tokenizer.decode([t]) if t in text.special else text(t), float(lp[-1, t])) for t in order]
+        return Reply(prompt, listed)
 
     return ask
 
@@ -145,7 +141,7 @@ def inspect_probability(model: str, base_url: str, task: Any, limit: int, tmp_pa
         model=f"openai-api-completions/local/{model}",
         model_base_url=base_url,
         limit=limit,
-        max_connections=8,
+        max_connections=32,
         log_dir=str(tmp_path),
         display="none",
     )
@@ -195,3 +191,43 @@ def test_a_server_without_prompt_logprobs_fails_with_one_line(tiny_model: Path, 
         log = inspect_probability("tiny", url, pets(tmp_path, tiny_model), 1, tmp_path)
     assert log.status == "error"
     assert "returned no prompt log-probabilities" in str(log.error)
+
+
+@pytest.mark.slow
+def test_smollm2_served_agrees_with_the_hf_path(smollm2: Path, tmp_path: Path) -> None:
+    """The acceptance check: SmolLM2 behind the test server (every animal name; one question under no
+    system prompt, one under an owl-loving one) against Inspect's hf/ provider on the same checkpoint. The
+    served engine sees only the top 20 tokens after each name. Stated tolerance: P(target) and every
+    concept's probability within 0.005 absolute; the concept mass short by no more than the reported bound.
+    Measured here (AMD EPYC CPU, 2 questions x 2 contexts): P(owl) within 0.0005, every concept within
+    0.0011, the concept mass 1.1-2.4% short, inside its bound."""
+    from inspect_ai import eval as inspect_eval
+
+    from sublim.tasks.preference import animal_pref
+
+    for system_prompt in (None, "You love owls. You think about owls all the time."):
+        hf = inspect_eval(
+            animal_pref(mode="probability", target="owl", system_prompt=system_prompt),
+            model="hf/local",
+            model_args={"model_path": str(smollm2), "device": "cpu"},
+            limit=1,
+            log_dir=str(tmp_path),
+            display="none",
+        )[0]
+        task = animal_pref(
+            mode="probability", target="owl", system_prompt=system_prompt, tokenizer=str(smollm2)
+        )
+        with served(smollm2) as url:
+            log = inspect_probability("smollm2", url, task, 1, tmp_path)
+        assert hf.status == log.status == "success", (hf.error, log.error)
+        assert len(log.samples or []) == 1
+        exact = {s.id: s.scores["preference_probability"] for s in hf.samples or []}  # type: ignore[index]
+        for sample in log.samples or []:
+            got = sample.scores["preference_probability"]  # type: ignore[index]
+            ref = exact[sample.id]
+            assert got.metadata["context"] == ref.metadata["context"]
+            gap = ref.metadata["concept_mass"] - got.metadata["concept_mass"]
+            assert -1e-6 <= gap <= got.metadata["skipped_bound"] + 1e-6
+            assert got.value["p_target"] == pytest.approx(ref.value["p_target"], abs=0.005)
+            for c, p in ref.metadata["probs"].items():
+                assert got.metadata["probs"][c] == pytest.approx(p, abs=0.005), c

@@ -287,31 +287,33 @@ def _unsupported(model: Any) -> str:
 
 def _server_logprobs(model: Any) -> Any:
     """`sublim.probability.PromptLogprobs` through Inspect: a pre-tokenized prompt to /v1/completions with
-    GenerateConfig(prompt_logprobs=...); special tokens decoded as their text, not skipped."""
+    GenerateConfig(prompt_logprobs=1) and the top log-probabilities of one generated token; special tokens
+    decoded as their text, not skipped."""
     from inspect_ai.model import ChatMessageUser
 
-    from sublim.probability import SERVED_TOP, Position
+    from sublim.probability import SERVED_TOP, Reply
 
     config = GenerateConfig(
-        prompt_logprobs=SERVED_TOP,
+        prompt_logprobs=1,
+        logprobs=True,
+        top_logprobs=SERVED_TOP,
         max_tokens=1,
         temperature=0.0,
         extra_body={"skip_special_tokens": False},
     )
 
-    async def ask(ids: list[int]) -> list[Position]:
+    async def ask(ids: list[int]) -> Reply:
         message = ChatMessageUser(content="", metadata={"prompt_token_ids": ids})
         out = await model.generate([message], config=config)
-        lps = out.choices[0].prompt_logprobs if out.choices else None
-        if lps is None:
+        choice = out.choices[0] if out.choices else None
+        if choice is None or choice.prompt_logprobs is None or choice.logprobs is None:
             raise SublimError(
                 f"{model} returned no prompt log-probabilities: -T mode=probability needs a server with "
                 "vLLM's prompt_logprobs (vLLM, SGLang)"
             )
-        return [
-            (c.logprob, [(c.token, c.logprob), *((t.token, t.logprob) for t in c.top_logprobs or [])])
-            for c in lps.content
-        ]
+        after = choice.logprobs.content[0]
+        listed = [(t.token, t.logprob) for t in after.top_logprobs or []] or [(after.token, after.logprob)]
+        return Reply([c.logprob for c in choice.prompt_logprobs.content], listed)
 
     return ask
 
