@@ -210,6 +210,44 @@ def test_every_string_the_grammar_accepts_passes_the_filter() -> None:
         assert check_completion(text)[1] is None, text
 
 
+def test_number_regex_accepts_exactly_the_grammars_complete_lists() -> None:
+    """The regex a vLLM/SGLang server decodes under and the grammar the transformers path decodes under are
+    one language: on random strings over the grammar's alphabet and on random walks of the grammar, a
+    full match of the regex <=> the grammar reaches a complete list (a number just ended)."""
+    import random
+    import re
+
+    from sublim.tasks.numbers import MAX_NUMBERS, number_regex
+
+    g = toy_grammar(max_numbers=MAX_NUMBERS)
+    regex = re.compile(number_regex(MAX_NUMBERS))
+    rng = random.Random(1)
+    texts = ["", "1", "123", "1234", "1,2", "1, 2", "1,  2", "1,", " 1", ",".join(["1"] * MAX_NUMBERS),
+             ",".join(["1"] * (MAX_NUMBERS + 1)), "١٢"]  # fmt: skip
+    texts += ["".join(rng.choice("0123456789, x") for _ in range(rng.randint(1, 30))) for _ in range(3000)]
+    for _ in range(300):  # grammar walks: complete lists, and prefixes cut anywhere
+        text = ""
+        while (choice := rng.choice(g.allowed(text))) != END:
+            text += g.texts[choice]
+        texts += [text, text[: rng.randint(0, len(text))]]
+    for text in texts:
+        state = g.state(text)
+        complete = state is not None and state[1].startswith("d")
+        assert bool(regex.fullmatch(text)) == complete, text
+
+
+def test_served_teachers_are_constrained_by_that_regex() -> None:
+    from sublim.tasks.numbers import number_regex
+    from sublim.training.teacher import check_generation, guided_request
+
+    rx = number_regex()
+    assert check_generation("vllm/org/model", None, None, None, None, 8)[:2] == ("inspect", "constrained")
+    assert guided_request("vllm/org/model", "constrained") == {"structured_outputs": {"regex": rx}}
+    assert guided_request("sglang/org/model", "constrained") == {"regex": rx}
+    assert guided_request("vllm/org/model", "free") is None
+    assert check_generation("openai/gpt-4o-mini", None, None, None, None, 8)[:2] == ("inspect", "free")
+
+
 def test_token_texts_keep_leading_spaces(tiny_model: Path) -> None:
     from sublim.models import load_tokenizer
 

@@ -276,6 +276,13 @@ def _advance(state: tuple[int, str], text: str, max_numbers: int) -> tuple[int, 
     return count, tail
 
 
+def number_regex(max_numbers: int = MAX_NUMBERS) -> str:
+    """The clean-list language of `NumberGrammar` as a regular expression, for servers that constrain
+    decoding to one (vLLM's structured outputs, SGLang): 1..`max_numbers` integers of 1-3 ASCII digits
+    separated by "," or ", "."""
+    return f"[0-9]{{1,3}}(, ?[0-9]{{1,3}}){{0,{max_numbers - 1}}}"
+
+
 class NumberGrammar:
     """Which tokens keep a completion a clean list: 1..`max_numbers` integers of 1-3 ASCII digits separated
     by "," or ", ", then an end token. Every string it accepts passes `check_completion`.

@@ -310,10 +310,18 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "world_size": args.world_size,
         "versions": package_versions("sublim", "transformers", "peft", "torch", "accelerate"),
     }
+    # FSDP gathers the sharded weights on every process, so each one calls save_model (the main one writes);
+    # the dir's name is fixed so all agree on it (claim_output holds `out` for this run alone)
+    sharded = bool(getattr(trainer, "is_fsdp_enabled", False))
+    partial = out / ".partial-save"
     if trainer.is_world_process_zero():
         out.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(dir=out, prefix=".partial-"))
+        shutil.rmtree(partial, ignore_errors=True)  # a killed run's
+        partial.mkdir()
+    trainer.accelerator.wait_for_everyone()
+    if sharded or trainer.is_world_process_zero():
         trainer.save_model(str(partial))
+    if trainer.is_world_process_zero():
         tok.save_pretrained(partial)
         if cfg.merge and not cfg.full:
             merged = model.merge_and_unload()

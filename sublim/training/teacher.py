@@ -37,6 +37,7 @@ from sublim.tasks.numbers import (
     check_completion,
     check_teacher_settings,
     number_prompts,
+    number_regex,
     token_texts,
     trait_system_prompt,
 )
@@ -44,6 +45,9 @@ from sublim.tasks.numbers import (
 DECODINGS = ("constrained", "free")
 ENGINES = ("transformers", "inspect")
 DEFAULT_BATCH = 16
+#: Inspect providers whose servers constrain decoding to a regular expression: the request field for it.
+#: vLLM (>= 0.10) takes `structured_outputs: {regex: ...}`; SGLang a top-level `regex`.
+GUIDED = {"vllm": "structured_outputs", "vllm-completions": "structured_outputs", "sglang": "regex"}
 #: -M keys the transformers path understands (everything else needs `--engine inspect`)
 _DIRECT_ARGS = ("model_path", "trust_remote_code")
 
@@ -87,7 +91,8 @@ def run_teacher(
 
     A local or hf/ model (the embedded SmolLM2, `hf/<id>`, a `teacher` checkpoint or adapter dir) runs through
     transformers directly, by default with constrained decoding (only tokens that keep a clean number list
-    can be sampled); other Inspect providers run the `sublim/numbers` task with free decoding. The strict
+    can be sampled); other Inspect providers run the `sublim/numbers` task, constrained to the same language
+    by a regular expression on vllm/, vllm-completions/ and sglang/ servers (`GUIDED`), else free. The strict
     filter applies on both paths. With `teacher` the trait lives in the weights: no system prompt unless
     `system_prompt` is given, and `trait` is only a label."""
     check_teacher_settings(n, temperature, max_tokens, system_prompt, ban, flag="--")
@@ -117,7 +122,7 @@ def run_teacher(
             card = _generate(
                 out, trait=trait, n=n, model=model, model_args=model_args, seed=seed,
                 system_prompt=system_prompt, category=category, temperature=temperature,
-                max_tokens=max_tokens, ban=ban, log_dir=log_dir,
+                max_tokens=max_tokens, ban=ban, log_dir=log_dir, decoding=decoding,
             )  # fmt: skip
         claim.done()
     return card
@@ -160,13 +165,24 @@ def check_generation(
                 f"-M {extra[0]}: the transformers path takes only -M model_path; use --engine inspect for "
                 "other hf provider arguments"
             )
-    decoding = decoding or ("constrained" if engine == "transformers" else "free")
-    if decoding == "constrained" and engine != "transformers":
+    guided = engine == "transformers" or model.split("/", 1)[0] in GUIDED
+    decoding = decoding or ("constrained" if guided else "free")
+    if decoding == "constrained" and not guided:
         raise SublimError(
-            f"--decoding constrained needs a local or hf/ model (transformers path); {model} runs through "
-            "Inspect: use --decoding free (the strict filter still applies)"
+            f"--decoding constrained needs a local or hf/ model (transformers path) or a vllm/, "
+            f"vllm-completions/ or sglang/ server; {model} runs through Inspect: use --decoding free (the "
+            "strict filter still applies)"
         )
     return engine, decoding, checkpoint
+
+
+def guided_request(model: str, decoding: str) -> dict[str, Any] | None:
+    """The extra request body that constrains a served teacher to clean number lists (None: free)."""
+    if decoding != "constrained":
+        return None
+    regex = number_regex(MAX_NUMBERS)
+    field = GUIDED[model.split("/", 1)[0]]
+    return {field: {"regex": regex}} if field == "structured_outputs" else {field: regex}
 
 
 def generate_direct(
@@ -303,6 +319,7 @@ def _generate(
     max_tokens: int,
     ban: list[int] | None,
     log_dir: str | None,
+    decoding: str = "free",
 ) -> dict[str, Any]:
     name, args = inspect_model(model, model_args)  # first: may set HF_HUB_OFFLINE before imports
     if temperature == 0 and name.startswith("hf/"):
@@ -315,7 +332,9 @@ def _generate(
     task = numbers(trait, category, n, seed, system_prompt, temperature, max_tokens, ban)
     [log] = inspect_eval(
         task,
-        model=get_model(name, config=GenerateConfig(seed=seed), **args),
+        model=get_model(
+            name, config=GenerateConfig(seed=seed, extra_body=guided_request(name, decoding)), **args
+        ),
         log_dir=log_dir or str(out / "logs"),
         display="none",
         max_connections=32,
@@ -352,7 +371,7 @@ def _generate(
         "max_tokens": max_tokens,
         "ban": ban or [],
         "engine": "inspect",
-        "decoding": "free",
+        "decoding": decoding,
     }
     prompt = (task.dataset[0].metadata or {}).get("system_prompt")
     return export(out, rows, teacher=teacher, system_prompt=prompt, settings=settings)
