@@ -147,15 +147,33 @@ def test_a_finished_run_is_not_redone_and_other_inputs_are_refused(
     assert json.loads((tmp_path / "o" / "run.json").read_text())["hyperparameters"]["rank"] == 2
 
 
+ACCELERATE = Path(__file__).parents[1] / "accelerate"
+
+
+@pytest.mark.parametrize(("name", "kind"), [("ddp.yaml", "MULTI_GPU"), ("fsdp-full.yaml", "FSDP")])
+def test_shipped_accelerate_configs_are_ones_accelerate_reads(name: str, kind: str) -> None:
+    """accelerate's own loader reads each file (unknown top-level keys would fail it), and every FSDP
+    option is one `accelerate launch` knows (unknown ones would be silently dropped)."""
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.commands.launch import launch_command_parser
+
+    config = load_config_from_file(str(ACCELERATE / name))
+    assert config.distributed_type.name == kind
+    known = {action.dest for action in launch_command_parser()._actions}
+    assert set(config.fsdp_config) <= known, set(config.fsdp_config) - known
+    assert kind != "FSDP" or config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+
+
 @pytest.mark.slow
 def test_two_cpu_processes_through_accelerate(tiny_model: Path, data: Path, tmp_path: Path) -> None:
-    """`accelerate launch --multi_gpu` on a machine without GPUs runs torch.distributed with gloo on CPU:
-    the same launch path a GPU user takes, with the data split over the two processes."""
+    """`accelerate launch --config_file accelerate/ddp.yaml` (MULTI_GPU) on a machine without GPUs runs
+    torch.distributed with gloo on CPU: the same launch path a GPU user takes, with the data split over the
+    two processes."""
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     assert accelerate
     out = tmp_path / "ddp"
     cmd = [
-        accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        accelerate, "launch", "--config_file", str(ACCELERATE / "ddp.yaml"), "--num_processes", "2",
         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "sublim", "train",
         "--data", str(data), "--base", str(tiny_model), "--out", str(out),
         "--rank", "2", "--epochs", "1", "--batch-size", "2",
