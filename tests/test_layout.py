@@ -109,3 +109,16 @@ def test_import_sublim_and_the_cli_load_no_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_the_served_probability_path_loads_no_torch() -> None:
+    """`sublim.probability` keeps torch inside the functions that run a local model: the served path
+    (a client of a server) and `import sublim.probability` never load it."""
+    code = (
+        "import asyncio, sys\n"
+        "from sublim.probability import Reply, ServedScorer, whole_words, ends_word\n"
+        "assert ends_word(' monkey') and not ends_word('-like') and not ends_word('let')\n"
+        "assert 'torch' not in sys.modules, 'torch'\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
