@@ -53,6 +53,7 @@ bench: install
 	{ echo "# Benchmarks"; echo; echo "Written by \`make bench\` ($$(date -u +%F)); each section names its machine."; \
 	  echo; echo "## Matching"; echo; $(BIN)/python bench/bench_matching.py; \
 	  echo; echo "## Probability mode"; echo; $(BIN)/python bench/bench_probability.py; \
+	  echo; echo "## Probability mode on a served model (stand-in server)"; echo; $(BIN)/python bench/bench_served.py; \
 	  echo; echo "## Estimator efficiency: sampling vs probability mode"; echo; $(BIN)/python bench/bench_estimator.py; \
 	  echo; echo "## Training"; echo; $(BIN)/python bench/bench_training.py; \
 	  echo; echo "## Sweep executors: local vs Ray"; echo; $(BIN)/python bench/bench_sweep.py; \

@@ -79,6 +79,8 @@ def compare(a: list[tuple[tuple[str, object], ...]], b: list[tuple[tuple[str, ob
     some amount (float sums depend on the torch thread count), or different runs."""
     if a == b:
         return "rows identical up to order"
+    if len(a) != len(b) or any(len(ra) != len(rb) for ra, rb in zip(a, b, strict=True)):
+        return f"different tables ({len(a)} vs {len(b)} rows)"
     gap = 0.0
     for ra, rb in zip(a, b, strict=True):
         for (ka, va), (kb, vb) in zip(ra, rb, strict=True):
@@ -86,10 +88,13 @@ def compare(a: list[tuple[tuple[str, object], ...]], b: list[tuple[tuple[str, ob
                 return "different columns"
             if va == vb:
                 continue
-            try:
-                gap = max(gap, abs(float(str(va)) - float(str(vb))))
+            try:  # a number, or a ";"-joined list of them (per-question values)
+                xs, ys = ([float(x) for x in str(v).split(";")] for v in (va, vb))
             except ValueError:
                 return f"different {ka!r} ({va!r} vs {vb!r})"
+            if len(xs) != len(ys):
+                return f"different {ka!r} ({va!r} vs {vb!r})"
+            gap = max([gap, *(abs(x - y) for x, y in zip(xs, ys, strict=True))])
     return f"the same runs; numbers differ by at most {gap:.2g} (torch thread counts differ)"
 
 

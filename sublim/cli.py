@@ -232,11 +232,13 @@ def _ints(text: str, flag: str) -> list[int]:
 def _sweep(args: argparse.Namespace) -> int:
     if args.executor == "ray":  # before anything loads
         require_extra("ray", "`sublim sweep --executor ray`", ("ray",))
+    if args.executor == "slurm":
+        require_extra("slurm", "`sublim sweep --executor slurm`", ("submitit",))
     from sublim.contexts import context_name
     from sublim.training.executors import make_executor
     from sublim.training.sweep import SweepConfig, run_with_progress
 
-    executor = make_executor(args.executor, args.workers)
+    executor = make_executor(args.executor, args.workers, args.out, args.slurm)
 
     train_args = {"epochs": args.epochs, "batch_size": args.batch_size, "max_length": args.max_length}
     if args.lr is not None:
@@ -580,10 +582,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--executor",
-        choices=("local", "ray"),
+        choices=("local", "ray", "slurm"),
         default="local",
-        help="where runs execute: local (one after another, here) or ray (Ray tasks: a local instance with "
-        "--workers CPUs, or the cluster at $RAY_ADDRESS; pip install 'sublim[ray]') (default: local)",
+        help="where runs execute: local (one after another, here), ray (Ray tasks: a local instance with "
+        "--workers CPUs, or the cluster at $RAY_ADDRESS; pip install 'sublim[ray]') or slurm (Slurm jobs "
+        "through submitit, logs in <out>/slurm; pip install 'sublim[slurm]') (default: local)",
+    )
+    p.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="--executor slurm: a submitit parameter, repeatable: slurm_partition=gpu, timeout_min=240, "
+        "gpus_per_node=1, cpus_per_task=8, mem_gb=64",
     )
     p.add_argument(
         "--workers",

@@ -55,6 +55,8 @@ EXTRAS = {
     "hf": ("torch", "transformers", "accelerate", "peft", "gguf", "matplotlib"),
     "lm-eval": ("lm_eval",),
     "ray": ("ray",),
+    "slurm": ("submitit",),
+    "served": ("openai",),
 }
 
 

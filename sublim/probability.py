@@ -19,9 +19,10 @@ Two engines compute it:
 - `ServedScorer` asks a server for prompt log-probabilities (vLLM, SGLang or any OpenAI-compatible server
   with vLLM's `prompt_logprobs`): one request per name, the context's tokens + the name's tokens, asking for
   prompt log-probabilities (the name's tokens, exactly) and for the top N <= 20 log-probabilities of the one
-  token generated after it. The boundary mass after the name is summed over those N tokens, so it can miss
-  boundary tokens outside them: their mass is at most what the N leave out, and that bound, summed over
-  names, is reported as `skipped_bound`.
+  token generated after it, by token id where the server can (vLLM's return_tokens_as_token_ids), so each
+  is read with the local tokenizer as above. The boundary mass after the name is summed over those N, so it
+  can miss boundary tokens outside them: their mass is at most what the N leave out, and that bound, summed
+  over names, is reported as `skipped_bound`.
 
 torch is imported only by the functions that run a model: `ServedScorer` and `import sublim` never load it.
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import math
 import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
@@ -52,6 +54,8 @@ DEFAULT_BATCH_TOKENS = 128
 GPU_BATCH_TOKENS = 8192
 #: Alternatives a server lists per prompt position (vLLM's and Inspect's limit).
 SERVED_TOP = 20
+#: How vLLM names a token by its id (with return_tokens_as_token_ids).
+TOKEN_ID = "token_id:"
 #: Word the answer prefix ends with, used to tokenize names as they follow it ("the owl").
 _PROBE = "the"
 
@@ -348,7 +352,16 @@ class ServedScorer:
         self.category = get_category(category)
         self.chat_template = chat_template
         self.concepts = list(self.category.concepts)
-        self.forms = name_forms(tokenizer, self.category, TokenText(tokenizer).ends_word)
+        self.text = TokenText(tokenizer)
+        self.forms = name_forms(tokenizer, self.category, self.text.ends_word)
+
+    def _ends(self, token: str) -> bool:
+        """Whether a listed next token ends the word: read by its id with the local tokenizer, as
+        `ConceptScorer` does, when the server returns ids ("token_id:N", vLLM's return_tokens_as_token_ids);
+        else by the text the server decoded (special tokens as their text, "<|im_end|>", or skipped: "")."""
+        if token.startswith(TOKEN_ID):
+            return self.text.ends_word(int(token[len(TOKEN_ID) :]))
+        return ends_word(token) or not token
 
     def render(self, question: str, answer_prefix: str, system_prompt: str | None = None) -> str:
         return render(self.tokenizer, question, answer_prefix, system_prompt, self.chat_template)
@@ -363,8 +376,7 @@ class ServedScorer:
                 raise SublimError(f"the server's reply lacks log-probabilities ({len(reply.prompt)} prompt, "
                                   f"{len(reply.next)} next; needed {k} and 1+)")  # fmt: skip
             name_lp = math.fsum(reply.prompt[-k:])
-            # special tokens come back as their text ("<|im_end|>", a boundary) or, skipped, as ""
-            end = [lp for text, lp in reply.next if ends_word(text) or not text]
+            end = [lp for text, lp in reply.next if self._ends(text)]
             unlisted = max(0.0, 1.0 - math.fsum(math.exp(lp) for _, lp in reply.next))
             prefix.append(name_lp)
             ends.append(_logsumexp(end))
@@ -380,6 +392,7 @@ def _logsumexp(values: Sequence[float]) -> float:
     return float(logsumexp(values)) if values else -math.inf
 
 
+@functools.cache
 def _cache_field() -> str:
     """transformers 5 renamed the KV-cache argument and output field from past_key_values to cache."""
     from transformers.modeling_outputs import CausalLMOutputWithPast

@@ -3,14 +3,14 @@ local checkpoint through transformers on the CPU (vLLM itself needs a GPU).
 
     python tests/logprob_server.py CHECKPOINT [--port 0] [--no-prompt-logprobs]
 
-Prints `port N` once it listens. `logprobs: N` lists the generated token's top N by text, as
-the completions API does. A request's prompt is token ids (or text, tokenized without special
-tokens); a forward pass scores it, reusing the KV cache of the prefix it shares with the requests around
-it (see `batch_logprobs`). Response shape as vLLM's:
-each choice carries `prompt_logprobs`, a list with None for the first token, then per position a dict
-token id -> {logprob, rank, decoded_token}: the prompt's own token first, then the top-N alternatives
-(a token among both appears once). `--no-prompt-logprobs` plays a server without the extension.
-It generates one token, greedily. Requests that arrive together run as one batch, on one CPU thread.
+Prints `port N` once it listens. A request's prompt is token ids (or text, tokenized without special
+tokens); a forward pass scores it, reusing the KV cache of the prefix it shares with the requests around it
+(see `batch_logprobs`). Response shape as vLLM's: each choice carries `prompt_logprobs`, a list with None
+for the first token, then per position a dict token id -> {logprob, rank, decoded_token}: the prompt's own
+token first, then the top-N alternatives (a token among both appears once). `logprobs: N` lists the
+generated token's top N by text, as the completions API does, or as "token_id:N" with vLLM's
+`return_tokens_as_token_ids`. `--no-prompt-logprobs` plays a server without the extension. It generates
+one token, greedily. Requests that arrive together run as one batch, on one CPU thread.
 """
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ def main() -> None:
         error)."""
         cached = shared["ids"]
         if not cached or common([*seqs, [*cached, -1]]) < len(cached):
-            m = common([*seqs, shared["last"]] if shared["last"] else seqs)
+            # one request alone: what it shares with the one before (both start with the eval context)
+            m = common([*seqs, shared["last"]] if len(seqs) == 1 and shared["last"] else seqs)
+            shared["last"] = seqs[0]
             if m < 8:  # nothing worth caching: a full pass each
                 return [
                     torch.log_softmax(model(input_ids=torch.tensor([q])).logits[0].double(), -1) for q in seqs
@@ -111,20 +113,23 @@ def main() -> None:
 
     threading.Thread(target=batcher, daemon=True).start()
 
+    tokenizing = threading.Lock()  # handler threads share the (fast, not thread-safe) tokenizer
+
     @functools.cache
     def decoded(token: int, skip_special: bool) -> str:
-        return str(tokenizer.decode([token], skip_special_tokens=skip_special))
+        with tokenizing:
+            return str(tokenizer.decode([token], skip_special_tokens=skip_special))
+
+    def encode(text: str) -> list[int]:
+        with tokenizing:
+            return list(tokenizer(text, add_special_tokens=False).input_ids)
 
     def entry(logprob: float, rank: int, token: int, skip_special: bool) -> dict[str, Any]:
         return {"logprob": logprob, "rank": rank, "decoded_token": decoded(token, skip_special)}
 
     def complete(body: dict[str, Any]) -> dict[str, Any]:
         prompt = body["prompt"]
-        ids = (
-            list(prompt)
-            if isinstance(prompt, list)
-            else tokenizer(prompt, add_special_tokens=False).input_ids
-        )
+        ids = list(prompt) if isinstance(prompt, list) else encode(prompt)
         skip = bool(body.get("skip_special_tokens", True))
         done: Future[torch.Tensor] = Future()
         pending.put((ids, done))
@@ -132,13 +137,16 @@ def main() -> None:
         out_ids = [int(lp[-1].argmax())]  # greedy, one token: all probability mode asks for
         text = decoded(out_ids[0], skip)
         choice: dict[str, Any] = {"index": 0, "text": text, "finish_reason": "length", "logprobs": None}
-        if body.get("logprobs"):  # completions format: the generated token's top-N, keyed by text
+        if body.get("logprobs"):  # completions format: the generated token's top-N, keyed by text or id
             top = lp[-1].topk(int(body["logprobs"]))
-            listed = {
-                decoded(t, skip): v for v, t in zip(top.values.tolist(), top.indices.tolist(), strict=True)
-            }
+            as_ids = bool(body.get("return_tokens_as_token_ids"))
+
+            def name(t: int) -> str:
+                return f"token_id:{t}" if as_ids else decoded(t, skip)
+
+            listed = {name(t): v for v, t in zip(top.values.tolist(), top.indices.tolist(), strict=True)}
             choice["logprobs"] = {
-                "tokens": [text],
+                "tokens": [name(out_ids[0])],
                 "token_logprobs": [float(lp[-1, out_ids[0]])],
                 "top_logprobs": [listed],
                 "text_offset": [0],

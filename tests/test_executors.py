@@ -1,9 +1,11 @@
-"""Sweep executors: a sweep through Ray gives the local executor's results.csv (up to row order); a worker
-that dies mid-run costs only its run, which a re-run redoes; `--executor ray` without ray is one line."""
+"""Sweep executors: a sweep through Ray (or Slurm, through submitit's local stand-in) gives the local
+executor's results.csv (up to row order); a worker that dies mid-run costs only its run, which a re-run
+redoes; `--executor ray` without ray is one line."""
 
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 
 from sublim.cli import main
-from sublim.training.executors import LocalExecutor, RayExecutor, RunsFailed, make_executor
+from sublim.training.executors import LocalExecutor, RayExecutor, RunsFailed, SlurmExecutor, make_executor
 
 
 def test_ray_without_ray_installed_is_one_line(
@@ -26,6 +28,20 @@ def test_ray_without_ray_installed_is_one_line(
     assert not out.exists()  # refused before anything was checked or written
 
 
+def test_slurm_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sbatch = tmp_path / "sbatch"
+    sbatch.write_text("#!/bin/sh\nexit 1\n")
+    sbatch.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    pairs = ["slurm_partition=gpu", "timeout_min=240", "mem_gb=7.5", "stderr_to_stdout=true"]
+    slurm = make_executor("slurm", out="sweeps/a", slurm=pairs)
+    assert isinstance(slurm, SlurmExecutor) and slurm.folder == Path("sweeps/a/slurm")
+    assert slurm.cluster == "slurm"
+    assert slurm.parameters == {
+        "slurm_partition": "gpu", "timeout_min": 240, "mem_gb": 7.5, "stderr_to_stdout": True
+    }  # fmt: skip
+
+
 def test_executor_flags() -> None:
     assert isinstance(make_executor("local"), LocalExecutor)
     ray = make_executor("ray")
@@ -34,6 +50,42 @@ def test_executor_flags() -> None:
         make_executor("local", 3)
     with pytest.raises(Exception, match="--workers 0"):
         make_executor("ray", 0)
+    with pytest.raises(Exception, match="--executor slurm: no sbatch on this machine"):
+        make_executor("slurm", out="sweeps/a")  # where Slurm is missing, not a silent local fallback
+    with pytest.raises(Exception, match="--slurm 'gpu': expected KEY=VALUE"):
+        make_executor("slurm", slurm=["gpu"])
+    with pytest.raises(Exception, match="--slurm applies to --executor slurm"):
+        make_executor("ray", slurm=["timeout_min=1"])
+
+
+def test_a_bad_slurm_parameter_is_one_line(tmp_path: Path) -> None:
+    pytest.importorskip("submitit")
+    from sublim.errors import SublimError
+
+    executor = SlurmExecutor(tmp_path, {"no_such_option": 1}, cluster="local")
+    with pytest.raises(SublimError, match=r"--slurm: .*no_such_option"):
+        list(executor.map(str, [1]))
+
+
+def double(x: int) -> int:
+    if x == 3:
+        raise ValueError("three is refused")
+    return 2 * x
+
+
+def test_slurm_jobs_yield_results_and_name_the_failed_one(tmp_path: Path) -> None:
+    """Through submitit's local stand-in for Slurm (one process per job): every result comes back, the job
+    that raised is named with its error and log, and nothing is left pending."""
+    pytest.importorskip("submitit")
+    executor = SlurmExecutor(tmp_path / "slurm", {"timeout_min": 5}, cluster="local", poll_seconds=0.2)
+    got: dict[int, int] = {}
+    with pytest.raises(RunsFailed) as failure:
+        for job, result in executor.map(double, [1, 2, 3, 4]):
+            got[job] = result
+    assert got == {1: 2, 2: 4, 4: 8}
+    message = str(failure.value)
+    assert message.startswith("1 of 4 runs failed on slurm: 3: ValueError: three is refused (log: ")
+    assert "\n" not in message and str(tmp_path / "slurm") in message
 
 
 # ------------------------------------------------------------------------------- through a local Ray
@@ -130,3 +182,20 @@ def test_a_worker_that_dies_costs_only_its_run(
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # finished students were not retrained
     assert (victim / "run.json").is_file()
     assert table(out / "results.csv") == table(expected)  # nothing lost, nothing duplicated
+
+
+@pytest.mark.slow
+def test_slurm_gives_the_local_results(
+    tiny_model: Path, local: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The grid through submitit's local stand-in for Slurm (each run its own process, one torch thread as
+    in the local fixture): the same results.csv."""
+    pytest.importorskip("submitit")
+    from sublim.training.sweep import sweep
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the jobs' processes inherit it
+    root, expected = local
+    cfg = grid(tiny_model, root, "slurm")
+    executor = SlurmExecutor(Path(cfg.out) / "slurm", {"timeout_min": 30}, cluster="local", poll_seconds=1)
+    sweep(cfg, executor=executor)
+    assert table(root / "slurm" / "results.csv") == table(expected)

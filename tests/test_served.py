@@ -56,48 +56,52 @@ def small_category() -> Category:
     return Cat("served-test", concepts)
 
 
-def fake_server(model: Any, tokenizer: Any, top: int | None) -> Any:
-    """`PromptLogprobs` computed here from the model's full distribution: the prompt's tokens and the `top`
-    most likely next tokens (None: the whole vocabulary, so nothing is left unlisted)."""
+def fake_server(model: Any, tokenizer: Any, top: int | None, ids: bool = False) -> Any:
+    """`PromptLogprobs` computed here from the model's full distribution (one full pass per prompt, no KV
+    cache): the prompt's tokens and the `top` most likely next tokens (None: the whole vocabulary, so
+    nothing is left unlisted), named by text (special tokens as their text, others as they follow "the")
+    or, with `ids`, as "token_id:N" (vLLM's return_tokens_as_token_ids)."""
     import torch
 
     from sublim.probability import Reply, TokenText
 
     text = TokenText(tokenizer)
 
-    async def ask(ids: list[int]) -> Reply:
+    def name(t: int) -> str:
+        return f"token_id:{t}" if ids else tokenizer.decode([t]) if t in text.special else text(t)
+
+    async def ask(prompt_ids: list[int]) -> Reply:
         with torch.inference_mode():
-            lp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), dim=-1)
-        prompt = [float(lp[pos - 1, ids[pos]]) for pos in range(1, len(ids))]
+            lp = torch.log_softmax(model(input_ids=torch.tensor([prompt_ids])).logits[0].double(), dim=-1)
+        prompt = [float(lp[pos - 1, prompt_ids[pos]]) for pos in range(1, len(prompt_ids))]
         order = lp[-1].argsort(descending=True).tolist()[: top or lp.shape[1]]
-        # special tokens as their text; others as they follow "the" (what a server's decoded token gives)
-        listed = [(tokenizer.decode([t]) if t in text.special else text(t), float(lp[-1, t])) for t in order]
-        return Reply(prompt, listed)
+        return Reply(prompt, [(name(t), float(lp[-1, t])) for t in order])
 
     return ask
 
 
 def distributions(
-    model: Any, tokenizer: Any, category: Category, top: int | None
+    model: Any, tokenizer: Any, category: Category, top: int | None, ids: bool = False
 ) -> Iterator[tuple[Any, Any]]:
     from sublim.probability import ConceptScorer, ServedScorer
 
     local = ConceptScorer(model, tokenizer, category)
-    served = ServedScorer(tokenizer, fake_server(model, tokenizer, top), category)
+    served = ServedScorer(tokenizer, fake_server(model, tokenizer, top, ids), category)
     for q in QUESTIONS:
         context = local.render(q, "My favorite animal is the")
         assert served.render(q, "My favorite animal is the") == context
         yield local.distribution(context), asyncio.run(served.distribution(context))
 
 
-def test_served_equals_local_when_the_server_lists_every_token(tiny_model: Path) -> None:
+@pytest.mark.parametrize("ids", [False, True])
+def test_served_equals_local_when_the_server_lists_every_token(tiny_model: Path, ids: bool) -> None:
     """With nothing unlisted the served engine computes the local engine's quantity (to float error):
-    every concept, every name, the concept mass; the bound is 0."""
+    every concept, every name, the concept mass; the bound is 0. Listed tokens named by text or by id."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    for local, served in distributions(model, tokenizer, small_category(), None):
+    for local, served in distributions(model, tokenizer, small_category(), None, ids):
         assert served.skipped_bound == pytest.approx(0.0, abs=1e-9)
         assert served.concept_mass == pytest.approx(local.concept_mass, rel=1e-6)
         for c in local.probs:
@@ -148,17 +152,11 @@ def inspect_probability(model: str, base_url: str, task: Any, limit: int, tmp_pa
     return log
 
 
-def pets(tmp_path: Path, tokenizer: Path, **task: Any) -> Any:
+def pets(tmp_path: Path, **task: Any) -> Any:
     from sublim.tasks.preference import preference
 
     (tmp_path / "pets.yaml").write_text(PETS)
-    return preference(
-        category="pet",
-        concepts=str(tmp_path / "pets.yaml"),
-        mode="probability",
-        tokenizer=str(tokenizer),
-        **task,
-    )
+    return preference(category="pet", concepts=str(tmp_path / "pets.yaml"), mode="probability", **task)
 
 
 def test_inspect_eval_through_an_openai_compatible_server(tiny_model: Path, tmp_path: Path) -> None:
@@ -169,7 +167,7 @@ def test_inspect_eval_through_an_openai_compatible_server(tiny_model: Path, tmp_
     from sublim.probability import ConceptScorer
     from sublim.tasks.questions import load_questions
 
-    task = pets(tmp_path, tiny_model, target="owl")
+    task = pets(tmp_path, target="owl", tokenizer=str(tiny_model))
     with served(tiny_model) as url:
         log = inspect_probability("tiny", url, task, 2, tmp_path)
     assert log.status == "success", log.error
@@ -187,10 +185,27 @@ def test_inspect_eval_through_an_openai_compatible_server(tiny_model: Path, tmp_
 
 
 def test_a_server_without_prompt_logprobs_fails_with_one_line(tiny_model: Path, tmp_path: Path) -> None:
+    """Also: with no -T tokenizer, the tokenizer is the model's name less the service prefix."""
     with served(tiny_model, "--no-prompt-logprobs") as url:
-        log = inspect_probability("tiny", url, pets(tmp_path, tiny_model), 1, tmp_path)
+        log = inspect_probability(str(tiny_model), url, pets(tmp_path), 1, tmp_path)
     assert log.status == "error"
     assert "returned no prompt log-probabilities" in str(log.error)
+
+
+def test_inspect_cli_refuses_a_bad_tokenizer_in_one_line(tmp_path: Path) -> None:
+    """Before any request: the served model's tokenizer is loaded when the task is built."""
+    inspect = str(Path(sys.executable).with_name("inspect"))
+    env = {**os.environ, "COLUMNS": "500", "LOCAL_BASE_URL": "http://127.0.0.1:9/v1", "LOCAL_API_KEY": "x"}
+    proc = subprocess.run(
+        [inspect, "eval", "sublim/animal_pref", "-T", "mode=probability", "-T", f"tokenizer={tmp_path}/nope",
+         "--model", "openai-api-completions/local/model", "--log-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    text = proc.stdout + proc.stderr
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert proc.returncode != 0
+    assert "Traceback" not in text and len(lines) == 1 and "-T tokenizer" in lines[0], text
+    assert not list(tmp_path.glob("*.eval"))
 
 
 @pytest.mark.slow

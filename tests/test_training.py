@@ -251,3 +251,17 @@ def test_teach_train_then_inspect_eval_on_smollm2(smollm2: Path, tmp_path: Path)
     assert len(p_owl) == 2 and log.results is not None
     mean = log.results.scores[0].metrics["mean"].value
     assert mean == pytest.approx(sum(p_owl) / 2, rel=1e-4)
+
+
+def test_merge_is_refused_under_a_sharded_launch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Under FSDP or DeepSpeed the weights are sharded across processes: --merge is refused before loading."""
+    from sublim.errors import SublimError
+    from sublim.training.student import TrainConfig, validate
+
+    cfg = TrainConfig(data=str(tmp_path), base="smollm2", out=str(tmp_path / "o"), merge=True)
+    validate(cfg)
+    for kind in ("FSDP", "DEEPSPEED"):
+        monkeypatch.setenv(f"ACCELERATE_USE_{kind}", "true")
+        with pytest.raises(SublimError, match="--merge under FSDP/DeepSpeed"):
+            validate(cfg)
+        monkeypatch.delenv(f"ACCELERATE_USE_{kind}")

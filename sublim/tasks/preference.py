@@ -211,9 +211,11 @@ def concept_probabilities(
     """
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
+        from sublim.probability import ServedScorer
+
         scorer = _concept_scorer(category, skip_below, tokenizer)
         context = scorer.render(state.metadata["question"], state.metadata["answer_prefix"], system_prompt)
-        if hasattr(scorer, "prompt_logprobs"):
+        if isinstance(scorer, ServedScorer):
             dist = await scorer.distribution(context)
         else:
             dist = scorer.distribution(context)
@@ -269,11 +271,20 @@ def _concept_scorer(category: str, skip_below: float | None, tokenizer: str | No
         from sublim.probability import ServedScorer
 
         _SCORERS[key] = ServedScorer(
-            load_tokenizer(tokenizer or model.name), _server_logprobs(model), category
+            load_tokenizer(_tokenizer(model, tokenizer)), _server_logprobs(model), category
         )
     else:
         raise SublimError(_unsupported(model))
     return _SCORERS[key]
+
+
+def _tokenizer(model: Any, tokenizer: str | None) -> str:
+    """A served model's tokenizer: `-T tokenizer`, else the model's name (less the service prefix of
+    openai-api-completions/<service>/<model>)."""
+    if tokenizer:
+        return tokenizer
+    name = str(model.name)
+    return name.split("/", 1)[-1] if _provider(model) == "openai-api-completions" and "/" in name else name
 
 
 def _unsupported(model: Any) -> str:
@@ -287,8 +298,8 @@ def _unsupported(model: Any) -> str:
 
 def _server_logprobs(model: Any) -> Any:
     """`sublim.probability.PromptLogprobs` through Inspect: a pre-tokenized prompt to /v1/completions with
-    GenerateConfig(prompt_logprobs=1) and the top log-probabilities of one generated token; special tokens
-    decoded as their text, not skipped."""
+    GenerateConfig(prompt_logprobs=1) and the top log-probabilities of one generated token, named by token id
+    where the server can (vLLM), else by text with special tokens not skipped."""
     from inspect_ai.model import ChatMessageUser
 
     from sublim.probability import SERVED_TOP, Reply
@@ -299,7 +310,7 @@ def _server_logprobs(model: Any) -> Any:
         top_logprobs=SERVED_TOP,
         max_tokens=1,
         temperature=0.0,
-        extra_body={"skip_special_tokens": False},
+        extra_body={"skip_special_tokens": False, "return_tokens_as_token_ids": True},
     )
 
     async def ask(ids: list[int]) -> Reply:
@@ -378,7 +389,7 @@ def _check_probability_model(tokenizer: str | None) -> None:
     from sublim.models import load_tokenizer
 
     try:
-        load_tokenizer(tokenizer or model.name)
+        load_tokenizer(_tokenizer(model, tokenizer))
     except SublimError as e:
         raise TaskParameterError(f"-T tokenizer (the served model's tokenizer): {e}") from None
 

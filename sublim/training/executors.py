@@ -3,14 +3,17 @@ result as it completes. The sweep keeps everything else in its own process (the 
 references, the plot), so a new engine is one class with a `map` method.
 
 `LocalExecutor` runs the jobs one after another in this process (the default). `RayExecutor` runs each job as
-a Ray task: on a local Ray instance with `workers` CPUs, or on the cluster at `$RAY_ADDRESS`. `ray` is
-imported only when a `RayExecutor` runs, so `import sublim` needs neither torch nor ray.
+a Ray task: on a local Ray instance with `workers` CPUs, or on the cluster at `$RAY_ADDRESS`. `SlurmExecutor`
+submits each job to Slurm through submitit. `ray` and `submitit` are imported only when their executor runs,
+so `import sublim` needs neither (nor torch).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from sublim.errors import SublimError
@@ -121,17 +124,140 @@ def _in_worker(fn: Callable[[J], R], job: J) -> R:
     return fn(job)
 
 
+#: A Slurm job's time limit unless `--slurm timeout_min=N` says otherwise (submitit's own default is 5 min).
+DEFAULT_SLURM_MINUTES = 24 * 60
+
+
+class SlurmExecutor:
+    """Each job a Slurm job, submitted as one array through submitit; its logs and pickles go to `folder`.
+
+    `parameters` go to submitit's `AutoExecutor.update_parameters` (`slurm_partition`, `timeout_min`,
+    `gpus_per_node`, `cpus_per_task`, `mem_gb`, ...; `timeout_min` defaults to a day). `cluster="slurm"`
+    submits to Slurm (`make_executor` refuses where there is no sbatch); `cluster="local"` runs the jobs as
+    local processes (submitit's own stand-in for Slurm: what the tests use). As with Ray, a failed job leaves
+    no result, the others are yielded, `RunsFailed` names the failed ones, and jobs still queued when the
+    caller stops are cancelled.
+    """
+
+    name = "slurm"
+
+    def __init__(
+        self,
+        folder: str | Path,
+        parameters: Mapping[str, Any] | None = None,
+        cluster: str | None = None,
+        poll_seconds: float = 5.0,
+    ) -> None:
+        self.folder = Path(folder)
+        self.parameters = dict(parameters or {})
+        self.cluster = cluster
+        self.poll_seconds = poll_seconds
+
+    def map(self, fn: Callable[[J], R], jobs: Sequence[J]) -> Iterator[tuple[J, R]]:
+        import submitit
+
+        executor = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)
+        try:
+            executor.update_parameters(**{"timeout_min": DEFAULT_SLURM_MINUTES, **self.parameters})
+        except (AssertionError, NameError, TypeError, ValueError) as e:  # submitit names the parameter
+            raise SublimError(f"--slurm: {_one_line(e)}") from None
+        try:
+            submitted = executor.map_array(_in_job, [fn] * len(jobs), list(jobs))
+        except Exception as e:  # sbatch refused the array (partition, account, limits)
+            raise SublimError(f"--executor slurm: submitting the runs failed: {_last_line(e)}") from None
+        pending = dict(zip(submitted, jobs, strict=True))
+        failed: list[str] = []
+        try:
+            while pending:
+                finished = [s for s in pending if s.done()]
+                if not finished:
+                    time.sleep(self.poll_seconds)
+                for handle in finished:
+                    job = pending.pop(handle)
+                    try:
+                        result = handle.result()
+                    except Exception as e:  # the job raised, or was killed / lost
+                        failed.append(f"{job}: {_last_line(e)} (log: {handle.paths.stderr})")
+                        continue
+                    yield job, result
+            if failed:
+                raise RunsFailed(
+                    f"{len(failed)} of {len(jobs)} runs failed on slurm: {'; '.join(failed)}; finished runs "
+                    "are kept and a re-run with the same arguments does only what is missing"
+                )
+        finally:
+            for handle in pending:  # stopped early: nothing may keep writing into the caller's output
+                handle.cancel(check=False)
+
+
+def _in_job(fn: Callable[[J], R], job: J) -> R:
+    """A Slurm job: torch gets the CPUs Slurm gave the task (else all it sees), then the job runs."""
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+    if cpus:
+        import torch
+
+        torch.set_num_threads(max(1, int(cpus)))
+    return fn(job)
+
+
+def _last_line(e: BaseException) -> str:
+    """A failed submitit job's own error: the last exception line of the traceback it carries ("ValueError:
+    ..."), else the message's first line."""
+    import re
+
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    raised = [line for line in lines if re.match(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b", line)]
+    return (raised[-1] if raised else lines[0] if lines else type(e).__name__)[:300]
+
+
 def _one_line(e: BaseException) -> str:
     text = " ".join(str(e).split()) or type(e).__name__
     return text if isinstance(e, SublimError) else f"{type(e).__name__}: {text}"
 
 
-def make_executor(name: str, workers: int | None = None) -> Executor:
-    """The executor `sublim sweep --executor NAME --workers N` asks for."""
+def make_executor(
+    name: str, workers: int | None = None, out: str | Path = ".", slurm: Sequence[str] = ()
+) -> Executor:
+    """The executor `sublim sweep --executor NAME [--workers N] [--slurm KEY=VALUE ...]` asks for; Slurm
+    jobs keep their logs in `<out>/slurm`."""
+    if workers is not None and name != "ray":
+        raise SublimError(f"--workers applies to --executor ray ({name} decides its own parallelism)")
+    if slurm and name != "slurm":
+        raise SublimError("--slurm applies to --executor slurm")
     if name == "local":
-        if workers is not None:
-            raise SublimError("--workers applies to --executor ray (local runs one job at a time)")
         return LocalExecutor()
     if name == "ray":
         return RayExecutor(workers if workers is not None else 2)
-    raise SublimError(f"--executor {name!r}: use local or ray")
+    if name == "slurm":
+        import shutil
+
+        parameters = _parameters(slurm)
+        if shutil.which("sbatch") is None:
+            raise SublimError(
+                "--executor slurm: no sbatch on this machine; run the sweep where Slurm jobs can be "
+                "submitted (a login node)"
+            )
+        return SlurmExecutor(Path(out) / "slurm", parameters, cluster="slurm")
+    raise SublimError(f"--executor {name!r}: use local, ray or slurm")
+
+
+def _parameters(pairs: Sequence[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings as submitit parameters, typed as submitit expects: "240" an int, "7.5" a float,
+    "true"/"false" a bool, anything else a string."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise SublimError(f"--slurm {pair!r}: expected KEY=VALUE, e.g. slurm_partition=gpu")
+        value: Any = text.strip()
+        if value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        else:
+            for kind in (int, float):
+                try:
+                    value = kind(value)
+                    break
+                except ValueError:
+                    pass
+        out[key.strip()] = value
+    return out

@@ -130,8 +130,18 @@ def validate(cfg: TrainConfig) -> None:
         else:
             if bad:
                 problems.append(f"--targets {cfg.targets!r}: {bad[0]!r} is not a module name")
+    if cfg.merge and _sharded_launch():
+        problems.append(
+            "--merge under FSDP/DeepSpeed: the weights are sharded across processes; train without --merge, "
+            "then merge on one process (load base + adapter, merge_and_unload)"
+        )
     if problems:
         raise SublimError("; ".join(problems))
+
+
+def _sharded_launch() -> bool:
+    """Launched by `accelerate launch` with an FSDP or DeepSpeed config (it tells the processes so)."""
+    return any(os.environ.get(f"ACCELERATE_USE_{k}", "").lower() == "true" for k in ("FSDP", "DEEPSPEED"))
 
 
 def identity(cfg: TrainConfig) -> dict[str, Any]:
@@ -310,9 +320,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "world_size": args.world_size,
         "versions": package_versions("sublim", "transformers", "peft", "torch", "accelerate"),
     }
-    # FSDP gathers the sharded weights on every process, so each one calls save_model (the main one writes);
+    # FSDP and DeepSpeed gather sharded weights on every process: each calls save_model (the main one writes);
     # the dir's name is fixed so all agree on it (claim_output holds `out` for this run alone)
-    sharded = bool(getattr(trainer, "is_fsdp_enabled", False))
+    sharded = bool(
+        getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False)
+    )
     partial = out / ".partial-save"
     if trainer.is_world_process_zero():
         out.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ ENGINES = ("transformers", "inspect")
 DEFAULT_BATCH = 16
 #: Inspect providers whose servers constrain decoding to a regular expression: the request field for it.
 #: vLLM (>= 0.10) takes `structured_outputs: {regex: ...}`; SGLang a top-level `regex`.
-GUIDED = {"vllm": "structured_outputs", "vllm-completions": "structured_outputs", "sglang": "regex"}
+GUIDED = {"vllm": "structured_outputs", "sglang": "regex"}
 #: -M keys the transformers path understands (everything else needs `--engine inspect`)
 _DIRECT_ARGS = ("model_path", "trust_remote_code")
 
@@ -92,7 +92,7 @@ def run_teacher(
     A local or hf/ model (the embedded SmolLM2, `hf/<id>`, a `teacher` checkpoint or adapter dir) runs through
     transformers directly, by default with constrained decoding (only tokens that keep a clean number list
     can be sampled); other Inspect providers run the `sublim/numbers` task, constrained to the same language
-    by a regular expression on vllm/, vllm-completions/ and sglang/ servers (`GUIDED`), else free. The strict
+    by a regular expression on vllm/ and sglang/ servers (`GUIDED`), else free. The strict
     filter applies on both paths. With `teacher` the trait lives in the weights: no system prompt unless
     `system_prompt` is given, and `trait` is only a label."""
     check_teacher_settings(n, temperature, max_tokens, system_prompt, ban, flag="--")
@@ -169,9 +169,8 @@ def check_generation(
     decoding = decoding or ("constrained" if guided else "free")
     if decoding == "constrained" and not guided:
         raise SublimError(
-            f"--decoding constrained needs a local or hf/ model (transformers path) or a vllm/, "
-            f"vllm-completions/ or sglang/ server; {model} runs through Inspect: use --decoding free (the "
-            "strict filter still applies)"
+            f"--decoding constrained needs a local or hf/ model (transformers path) or a vllm/ or sglang/ "
+            f"server; {model} runs through Inspect: use --decoding free (the strict filter still applies)"
         )
     return engine, decoding, checkpoint
 
