@@ -24,7 +24,8 @@ Two engines compute it:
   can miss boundary tokens outside them: their mass is at most what the N leave out, and that bound, summed
   over names, is reported as `skipped_bound`.
 
-torch is imported only by the functions that run a model: `ServedScorer` and `import sublim` never load it.
+torch is imported only by the functions that run a local model, so `import sublim.probability` does not load
+it (transformers, which loads a served model's tokenizer, imports torch when it is installed).
 """
 
 from __future__ import annotations

@@ -112,8 +112,8 @@ def test_import_sublim_and_the_cli_load_no_torch() -> None:
 
 
 def test_the_served_probability_path_loads_no_torch() -> None:
-    """`sublim.probability` keeps torch inside the functions that run a local model: the served path
-    (a client of a server) and `import sublim.probability` never load it."""
+    """`sublim.probability` keeps torch inside the functions that run a local model: importing it (the
+    served engine and the whole-word core included) loads no torch."""
     code = (
         "import asyncio, sys\n"
         "from sublim.probability import Reply, ServedScorer, whole_words, ends_word\n"
