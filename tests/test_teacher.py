@@ -238,7 +238,7 @@ def test_number_regex_accepts_exactly_the_grammars_complete_lists() -> None:
 
 def test_served_teachers_are_constrained_by_that_regex() -> None:
     from sublim.tasks.numbers import number_regex
-    from sublim.training.teacher import check_generation, guided_request
+    from sublim.training.teacher import check_generation, guided_request, unenforced
 
     rx = number_regex()
     assert check_generation("vllm/org/model", None, None, None, None, 8)[:2] == ("inspect", "constrained")
@@ -246,6 +246,8 @@ def test_served_teachers_are_constrained_by_that_regex() -> None:
     assert guided_request("sglang/org/model", "constrained") == {"regex": rx}
     assert guided_request("vllm/org/model", "free") is None
     assert check_generation("openai/gpt-4o-mini", None, None, None, None, 8)[:2] == ("inspect", "free")
+    assert unenforced(["1, 2, 3", "999", "7,8"]) == 0
+    assert unenforced(["1, 2, 3", "Sure! 1, 2", "1,,2", "1234"]) == 3  # a server that ignored the regex
 
 
 def test_token_texts_keep_leading_spaces(tiny_model: Path) -> None:

@@ -175,6 +175,15 @@ def check_generation(
     return engine, decoding, checkpoint
 
 
+def unenforced(completions: Iterable[str]) -> int:
+    """How many completions lie outside the constrained language (0 when the server enforced it; a
+    completion cut by the token limit after a digit is still inside)."""
+    import re
+
+    language = re.compile(number_regex(MAX_NUMBERS))
+    return sum(not language.fullmatch(c) for c in completions)
+
+
 def guided_request(model: str, decoding: str) -> dict[str, Any] | None:
     """The extra request body that constrains a served teacher to clean number lists (None: free)."""
     if decoding != "constrained":
@@ -372,6 +381,12 @@ def _generate(
         "engine": "inspect",
         "decoding": decoding,
     }
+    outside = unenforced([r["completion"] for r in rows]) if decoding == "constrained" else 0
+    if outside:  # the server ignored the regex (another vLLM version's field name, or no support)
+        settings["decoding"] = (
+            f"constrained, not enforced by the server ({outside} of {len(rows)} rows outside)"
+        )
+        print(f"teacher: {settings['decoding']}; the filter still applies", file=sys.stderr, flush=True)
     prompt = (task.dataset[0].metadata or {}).get("system_prompt")
     return export(out, rows, teacher=teacher, system_prompt=prompt, settings=settings)
 
