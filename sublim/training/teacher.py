@@ -381,7 +381,7 @@ def _generate(
         "engine": "inspect",
         "decoding": decoding,
     }
-    outside = unenforced([r["completion"] for r in rows]) if decoding == "constrained" else 0
+    outside = unenforced([str(r["completion"]) for r in rows]) if decoding == "constrained" else 0
     if outside:  # the server ignored the regex (another vLLM version's field name, or no support)
         settings["decoding"] = (
             f"constrained, not enforced by the server ({outside} of {len(rows)} rows outside)"
