@@ -25,6 +25,13 @@ R = TypeVar("R")
 class RunsFailed(SublimError):
     """Some jobs failed (an exception, or a worker that died); the others' results were yielded."""
 
+    @classmethod
+    def of(cls, engine: str, failed: Sequence[str], total: int) -> RunsFailed:
+        return cls(
+            f"{len(failed)} of {total} runs failed on {engine}: {'; '.join(failed)}; finished runs are kept "
+            "and a re-run with the same arguments does only what is missing"
+        )
+
 
 class Executor(Protocol):
     """Runs `fn` on every job and yields `(job, fn(job))` as each finishes (any order). A job that fails
@@ -103,10 +110,7 @@ class RayExecutor:
                         continue
                     yield job, result
             if failed:
-                raise RunsFailed(
-                    f"{len(failed)} of {len(jobs)} runs failed on ray: {'; '.join(failed)}; finished runs "
-                    "are kept and a re-run with the same arguments does only what is missing"
-                )
+                raise RunsFailed.of("ray", failed, len(jobs))
         finally:
             for ref in refs:  # stopped early: nothing may keep writing into the caller's output
                 ray.cancel(ref, force=True)
@@ -181,10 +185,7 @@ class SlurmExecutor:
                         continue
                     yield job, result
             if failed:
-                raise RunsFailed(
-                    f"{len(failed)} of {len(jobs)} runs failed on slurm: {'; '.join(failed)}; finished runs "
-                    "are kept and a re-run with the same arguments does only what is missing"
-                )
+                raise RunsFailed.of("slurm", failed, len(jobs))
         finally:
             for handle in pending:  # stopped early: nothing may keep writing into the caller's output
                 handle.cancel(check=False)
