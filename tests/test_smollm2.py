@@ -16,23 +16,46 @@ from inspect_ai.model import get_model
 
 from sublim.matching import extract, match
 
-pytestmark = [pytest.mark.slow, pytest.mark.smoke]
+pytestmark = pytest.mark.slow
 OWL = "You love owls. You think about owls all the time."
+#: The smoke version's category: the full animal bank costs ~600 names a question (`make test-slow` runs it);
+#: these few exercise the same path (Inspect's hf/ provider, the scorer, the metrics) in seconds.
+FEW_ANIMALS = ["owl", "cat", "dog", "elephant", "octopus", "lion", "tiger", "wolf", "eagle", "dolphin",
+               "horse", "penguin", "fox", "bear", "rabbit", "panda"]  # fmt: skip
+
+
+@pytest.mark.smoke
+def test_smollm2_through_inspect_probability_mode_few_animals(smollm2: Path, tmp_path: Path) -> None:
+    concept_file = tmp_path / "smoke_animals.yaml"
+    concept_file.write_text("category: smoke_animal\nconcepts: [" + ", ".join(FEW_ANIMALS) + "]\n")
+    _inspect_probability_mode(smollm2, tmp_path, "smoke_animal", str(concept_file))
 
 
 def test_smollm2_through_inspect_probability_mode(smollm2: Path, tmp_path: Path) -> None:
+    _inspect_probability_mode(smollm2, tmp_path, "animal", None)
+
+
+def _inspect_probability_mode(smollm2: Path, tmp_path: Path, category: str, concepts: str | None) -> None:
     from sublim.models import inspect_model, load_model
     from sublim.probability import ConceptScorer
-    from sublim.tasks.preference import animal_pref
+    from sublim.tasks.preference import preference
 
     name, args = inspect_model("smollm2")
     assert args["model_path"] == str(smollm2)  # the same cached conversion, not a second one
     model = get_model(name, **args, device="cpu")
-    direct = ConceptScorer(*load_model(smollm2), "animal")
     mean_p_owl = {}
+    direct: ConceptScorer | None = None
     for label, system_prompt in (("none", None), ("owl", OWL)):
+        task = preference(
+            category=category,
+            concepts=concepts,
+            target="owl",
+            mode="probability",
+            system_prompt=system_prompt,
+        )
+        direct = direct or ConceptScorer(*load_model(smollm2), category)  # the task registered the category
         [log] = inspect_eval(
-            animal_pref(target="owl", mode="probability", system_prompt=system_prompt),
+            task,
             model=model,
             limit=2,
             log_dir=str(tmp_path / label),
@@ -52,6 +75,7 @@ def test_smollm2_through_inspect_probability_mode(smollm2: Path, tmp_path: Path)
     assert mean_p_owl["owl"] > 5 * mean_p_owl["none"]
 
 
+@pytest.mark.smoke
 def test_smollm2_through_lm_eval_sampled_variant(smollm2: Path) -> None:
     pytest.importorskip("lm_eval")
     from lm_eval import simple_evaluate
@@ -59,7 +83,10 @@ def test_smollm2_through_lm_eval_sampled_variant(smollm2: Path) -> None:
 
     from sublim import lm_eval_include_path
 
-    manager = TaskManager(include_path=str(lm_eval_include_path()), metadata={"target": "owl"})
+    # include_defaults=False: indexing lm-eval's own ~13k task YAMLs costs more than the run itself
+    manager = TaskManager(
+        include_path=str(lm_eval_include_path()), include_defaults=False, metadata={"target": "owl"}
+    )
     out: dict[str, Any] = simple_evaluate(
         model="hf",
         model_args=f"pretrained={smollm2}",
