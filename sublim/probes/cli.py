@@ -80,6 +80,31 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     _common(p, "entangle")
 
+    p = kinds.add_parser(
+        "gradient",
+        help="screen data before training: would one step on each row move ln P(target)? (first order)",
+        description="Per row, the first-order change in the mean ln P(target) over the bank's questions from "
+        "one gradient step on the row: -<grad loss(row), grad ln P(target)>. With --control (rows sharing "
+        "prompts), the paired trait - control difference with its t-interval, rows as units.",
+    )
+    p.add_argument("model", help="the student's starting model: hub id, dir, .gguf, smollm2")
+    p.add_argument("--data", required=True, help="rows to screen: a `sublim teach` dir or its train.jsonl")
+    p.add_argument("--control", help="control rows (same prompts): a `sublim teach` dir or train.jsonl")
+    p.add_argument("--target", default="owl", help="trait concept (default: owl)")
+    p.add_argument("--category", default="animal")
+    p.add_argument(
+        "--context", default="default", help="eval context of ln P: default, empty, or a system prompt"
+    )
+    p.add_argument(
+        "--questions", type=int, default=None, help="bank questions ln P averages over (default: all)"
+    )
+    p.add_argument(
+        "--params", default="all", help="weights a step moves: all, or name fragments (mlp,q_proj)"
+    )
+    p.add_argument("--limit", type=int, help="screen only the first N rows of each dataset")
+    p.add_argument("--batch-size", type=int, default=8, help="rows per pair of forward passes (default: 8)")
+    _common(p, "gradient")
+
 
 def _common(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--out", default=f"runs/probe-{kind}", help=f"output dir (default: runs/probe-{kind})")
@@ -114,6 +139,21 @@ def check(args: argparse.Namespace) -> None:
             problems.append(f"--limit {args.limit}: need at least 2 rows (a confidence interval needs two)")
         if args.min_flips < 1:
             problems.append(f"--min-flips {args.min_flips}: must be >= 1")
+    elif args.probe == "gradient":
+        from sublim.probes.gradient import read_data
+
+        for flag, value, least in (
+            ("--questions", args.questions, 1),
+            ("--limit", args.limit, 2),
+            ("--batch-size", args.batch_size, 1),
+        ):
+            if value is not None and value < least:
+                problems.append(f"{flag} {value}: must be >= {least}")
+        _concept_or_problem(args.target, args.category, problems)
+        if not problems:  # a missing or malformed file fails here, not after the model loads
+            read_data(args.data)
+            if args.control:
+                read_data(args.control)
     else:
         for flag, value, least in (
             ("--prompts", args.prompts, 2), ("--max-number", args.max_number, 2), ("--top", args.top, 1),
@@ -139,14 +179,25 @@ def check(args: argparse.Namespace) -> None:
         read_rows(args.data)  # a missing or malformed file fails here, not after the model loads
 
 
+def _concept_or_problem(target: str, category: str, problems: list[str]) -> None:
+    from sublim.concepts import get_category
+    from sublim.errors import SublimError
+
+    try:
+        get_category(category).resolve(target)
+    except SublimError as e:
+        problems.append(str(e))
+
+
 def _identity(args: argparse.Namespace) -> dict[str, Any]:
     from sublim.io import file_sha256
 
     ident = {k: v for k, v in vars(args).items() if k not in ("func", "out", "json", "overwrite", "command")}
-    if args.probe == "divergence":
-        data = Path(args.data)
-        data = data / "train.jsonl" if data.is_dir() else data
-        ident["data_sha256"] = file_sha256(data) if data.is_file() else None
+    for key in ("data", "control"):
+        if args.probe in ("divergence", "gradient") and getattr(args, key, None):
+            data = Path(getattr(args, key))
+            data = data / "train.jsonl" if data.is_dir() else data
+            ident[f"{key}_sha256"] = file_sha256(data) if data.is_file() else None
     return ident
 
 
@@ -154,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     from sublim.io import claim_output
 
     check(args)
-    inputs = [getattr(args, k, None) for k in ("model", "student", "data", "teacher")]
+    inputs = [getattr(args, k, None) for k in ("model", "student", "data", "teacher", "control")]
     with claim_output(
         args.out, f"probe {args.probe}", _identity(args), inputs, overwrite=args.overwrite
     ) as claim:
@@ -191,6 +242,15 @@ def _run(args: argparse.Namespace) -> int:
         )
         report = divergence.probe(args.teacher, args.data, out, vcfg, device=args.device)
         plot, show = divergence.plot, _show_divergence
+    elif args.probe == "gradient":
+        from sublim.probes import gradient
+
+        gcfg = gradient.GradientConfig(
+            target=args.target, category=args.category, eval_prompt=system_prompt_for(args.context),
+            questions=args.questions, params=args.params, limit=args.limit, batch_size=args.batch_size,
+        )  # fmt: skip
+        report = gradient.probe(args.model, args.data, args.control, gcfg, device=args.device)
+        plot, show = gradient.plot, _show_gradient
     else:
         from sublim.probes import entangle
 
@@ -290,3 +350,25 @@ def _show_entangle(report: dict[str, Any]) -> None:
             f"{r['lift']:+.2e} ({r['ci_low']:+.2e}, {r['ci_high']:+.2e})", f"{r['p_increase']:.3g}",
         )  # fmt: skip
     console.print(table)
+
+
+def _show_gradient(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    target = report["config"]["target"]
+    table = Table(
+        title=f"first-order pull toward {target} per training row (95% CI, rows as units); "
+        f"{report['parameters']:,} weights, |grad ln P| {report['trait_gradient_norm']:.3g}"
+    )
+    for col in ("dataset", "rows", "mean pull (95% CI)"):
+        table.add_column(col)
+    for name, d in report["datasets"].items():
+        table.add_row(name, str(d["rows"]), _ci(d["pull"], "+.4g"))
+    if "paired" in report:
+        pr = report["paired"]
+        p = f", one-sided p {pr['p_greater']:.3g}" if "p_greater" in pr else ""
+        table.add_row(
+            "data - control (paired by prompt)", str(pr["pairs"]), _ci(pr["difference"], "+.4g") + p
+        )
+    Console().print(table)
