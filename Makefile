@@ -50,7 +50,7 @@ test-slow: install
 test-all: test test-slow
 
 bench: install
-	mkdir -p docs
+	mkdir -p docs/results
 	{ echo "# Benchmarks"; echo; echo "Written by \`make bench\` ($$(date -u +%F)); each section names its machine."; \
 	  echo; echo "## Matching"; echo; $(BIN)/python bench/bench_matching.py; \
 	  echo; echo "## Probability mode"; echo; $(BIN)/python bench/bench_probability.py; \
@@ -59,8 +59,8 @@ bench: install
 	  echo; echo "## Training"; echo; $(BIN)/python bench/bench_training.py; \
 	  echo; echo "## Sweep executors: local vs Ray"; echo; $(BIN)/python bench/bench_sweep.py; \
 	  echo; echo "## Teacher generation"; echo; $(BIN)/python bench/bench_generation.py; \
-	} 2>$(VENV)/bench-stderr.log | tee docs/benchmarks.tmp.md
-	mv docs/benchmarks.tmp.md docs/benchmarks.md
+	} 2>$(VENV)/bench-stderr.log | tee docs/results/benchmarks.tmp.md
+	mv docs/results/benchmarks.tmp.md docs/results/benchmarks.md
 
 # The matcher on hand-labelled real SmolLM2 answers (tests/data/real_answers.tsv): the held-out half as reported,
 # then the dev half it was tuned on.
@@ -70,18 +70,18 @@ eval-real: install
 	  echo "Thresholds and rules were tuned on the dev half only; the held-out half was scored once, below."; \
 	  echo; echo "## Held-out half (reported)"; echo; $(BIN)/python bench/eval_real_answers.py --split heldout --errors; \
 	  echo; echo "## Dev half (tuned on)"; echo; $(BIN)/python bench/eval_real_answers.py --split dev --errors; \
-	} > docs/matching-real-answers.tmp.md
-	mv docs/matching-real-answers.tmp.md docs/matching-real-answers.md
+	} > docs/results/matching-real-answers.tmp.md
+	mv docs/results/matching-real-answers.tmp.md docs/results/matching-real-answers.md
 
 # The seed experiment at CPU size (<= 60 min on 2 cores): an owl teacher and a matched control teacher, both
 # fine-tuned with `sublim imprint`, write numbers greedily under constrained decoding; 4 disjoint draws of 20
 # paired rows per side; LoRA ranks 1/4/16/64 + full fine-tuning; probability mode under two eval contexts; the
-# pre-registered analysis. Resumable. Results, teacher data and cards go to docs/replication/.
+# pre-registered analysis. Resumable. Results, teacher data and cards go to docs/results/replication/.
 replicate: install
 	$(BIN)/python scripts/replicate.py --preset cpu
 
 # The same design sized for one large GPU (500 rows per draw, ranks 1-256 + full, 55 questions); results go
-# to docs/replication-gpu/. Not yet run on a GPU (see docs/replication.md).
+# to docs/results/replication-gpu/. Not yet run on a GPU (see docs/results/replication.md).
 replicate-gpu: install
 	$(BIN)/python scripts/replicate.py --preset gpu
 

@@ -80,7 +80,7 @@ def accuracy() -> list[tuple[str, int, float, float]]:
         rows = list(csv.DictReader(lines, delimiter="\t"))
         if (
             "(heldout)" in name
-        ):  # real SmolLM2 answers: the held-out half only (see docs/matching-real-answers.md)
+        ):  # real SmolLM2 answers: the held-out half only (see docs/results/matching-real-answers.md)
             rows = [{**r, "response": r["answer"]} for r in rows if r["split"] == "heldout"]
         ours = sum(match(r["response"], r["target"], r["category"]).level == r["level"] for r in rows)
         names = [r["level"] in ("exact", "fuzzy") for r in rows]

@@ -1,7 +1,7 @@
 """The matcher on real SmolLM2 answers labelled by hand (tests/data/real_answers.tsv), vs naive substring.
 
-    python bench/eval_real_answers.py --split dev        # what thresholds and rules were tuned on
-    python bench/eval_real_answers.py --split heldout    # reported once, in docs/matching-real-answers.md
+    python bench/eval_real_answers.py --split dev      # what thresholds and rules were tuned on
+    python bench/eval_real_answers.py --split heldout  # reported once: docs/results/matching-real-answers.md
 
 Per category: hit accuracy (names the target, exact or fuzzy, or not), related recall (rows labelled related
 that the matcher calls related), none-specificity (rows labelled none that it calls none), false positives

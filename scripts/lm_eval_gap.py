@@ -1,6 +1,6 @@
 """How far lm-eval's terminated names are from sublim's whole-word P(target), on SmolLM2 (CPU).
 
-    .venv/bin/python scripts/lm_eval_gap.py > docs/lm-eval-gap.md
+    .venv/bin/python scripts/lm_eval_gap.py > docs/results/lm-eval-gap.md
 
 lm-eval scores each choice as a fixed string, so `sublim.lmeval` scores every name followed by each of
 `TERMINATORS` and sums them, where `sublim.probability` sums over every word boundary. This computes both on

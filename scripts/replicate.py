@@ -14,7 +14,7 @@ kept, so an interrupted run picks up where it stopped. The control teacher is im
 teacher (same prompts, rows, epochs) on the base's own answers that do not mention owls, so being a
 fine-tuned teacher is not mistaken for the trait. At the end the teacher data and answers, cards, draws,
 results, plot and summary are copied to --docs with `run.json` (each step's command and wall time, the
-machine); docs/replication.md is written by hand from those files.
+machine); docs/results/replication.md is written by hand from those files.
 """
 
 from __future__ import annotations
@@ -63,14 +63,17 @@ def main() -> int:
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     ap.add_argument("--base", default="smollm2")
     ap.add_argument("--work", default=None, help="data and runs (default: runs/replicate-<preset>)")
-    ap.add_argument("--docs", default=None, help="where results are copied (default: docs/replication)")
+    ap.add_argument(
+        "--docs", default=None, help="where results are copied (default: docs/results/replication)"
+    )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = ap.parse_args()
     size = PRESETS[args.preset]
     work = Path(args.work or f"runs/replicate-{args.preset}")
     docs = Path(
-        args.docs or ("docs/replication" if args.preset == "cpu" else f"docs/replication-{args.preset}")
+        args.docs
+        or ("docs/results/replication" if args.preset == "cpu" else f"docs/results/replication-{args.preset}")
     )
     sublim = [sys.executable, "-m", "sublim"]
     model_owl, model_none = work / "teacher-model-owl", work / "teacher-model-none"

@@ -103,7 +103,7 @@ def process_sampled(doc: dict[str, Any], results: list[str]) -> dict[str, float]
 
 #: lm-eval scores each choice as one fixed string, so it cannot sum over every word boundary the way
 #: `sublim.probability` does. Each name is scored followed by each of these terminators, which carry most of
-#: the boundary mass after a one-word answer (docs/lm-eval-gap.md measures the difference on SmolLM2).
+#: the boundary mass after a one-word answer (docs/results/lm-eval-gap.md measures the difference on SmolLM2).
 #: A terminator also ends the word, so "ant" no longer includes "antelope".
 TERMINATORS = (".", ",", "!")
 

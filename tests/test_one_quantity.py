@@ -79,8 +79,9 @@ def test_score_and_sweep(smollm2: Path, python_figures: list[float], tmp_path: P
 
 def test_lm_eval_terminated_names(smollm2: Path, python_figures: list[float]) -> None:
     """lm-eval scores fixed strings, so names end with a terminator ('.', ',', '!') instead of every word
-    boundary. On SmolLM2 these carry most of the boundary mass, unevenly across names: docs/lm-eval-gap.md
-    measured per-question relative gaps up to 0.119 (0.04 for bear), hence the stated tolerance of 0.15."""
+    boundary. On SmolLM2 these carry most of the boundary mass, unevenly across names:
+    docs/results/lm-eval-gap.md measured per-question relative gaps up to 0.119 (0.04 for bear), hence the
+    stated tolerance of 0.15."""
     pytest.importorskip("lm_eval")
     from tests.test_lm_eval import evaluate
 

@@ -214,7 +214,7 @@ def test_smollm2_served_agrees_with_the_hf_path(smollm2: Path, tmp_path: Path) -
     system prompt, one under an owl-loving one) against Inspect's hf/ provider on the same checkpoint. The
     served engine sees only the top 20 tokens after each name. Stated tolerance: P(target) and every
     concept's probability within 0.005 absolute; the concept mass short by no more than the reported bound.
-    `make bench` measures the same on 2 questions x 2 contexts (docs/benchmarks.md)."""
+    `make bench` measures the same on 2 questions x 2 contexts (docs/results/benchmarks.md)."""
     from inspect_ai import eval as inspect_eval
 
     from sublim.tasks.preference import animal_pref
