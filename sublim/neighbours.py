@@ -58,14 +58,15 @@ class Neighbour:
 
 
 def plural(cat: Category, name: str) -> str:
-    """The plural a person writes: an irregular one the vocabulary knows ("wolves"), else the spelling rule."""
+    """The plural a person writes: an irregular one the vocabulary knows ("wolves"), else the rule's."""
     regular = plural_forms(name)
     head = name.split(" ")[:-1]
     entry = cat.entry(name)
     irregular = [
         f
         for f in entry.forms
-        if f not in entry.aliases and f not in regular and f.split(" ")[:-1] == head and not cat.is_latin(name, f)
+        if f not in entry.aliases and f not in regular and f.split(" ")[:-1] == head
+        if not cat.is_latin(name, f)
     ]
     return irregular[0] if irregular else sorted(regular)[0]
 

@@ -630,9 +630,7 @@ def test_concept_file_edge_cases_that_now_work_through_the_cli(
     yaml11 = work / "y.yaml"
     yaml11.write_text("category: animal\nconcepts:\n  NO: {}\n  \u043ewl: {aliases: [strix]}\n")
     try:
-        assert (
-            main(["match", "--concepts", str(chain), "-c", "robots", "--target", "r1x", "R0X", "r2x"]) == 0
-        )
+        assert main(["match", "--concepts", str(chain), "-c", "robots", "--target", "r1x", "R0X", "r2x"]) == 0
         rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert [(r["level"], r["relation"]) for r in rows] == [
             ("related", "taxonomic")
