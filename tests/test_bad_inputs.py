@@ -679,3 +679,21 @@ def test_a_neighbours_file_relates_its_concepts_through_the_cli(
     assert (row["level"], row["relation"], row["score"]) == ("related", "measured", 1.0)
     (work / "t.json").write_text(json.dumps({**table, "category": "tree"}))
     refused(capsys, work, ["match", "--target", "owl", "elephant", "--related", "{W}/t.json"], "not 'animal'")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"related_min": 2}, "related_min 2: expected a number in [0, 1]"),
+        ({"related_min": "high"}, "related_min 'high'"),
+        ({"related": "/nonexistent/n.json"}, "cannot read related set"),
+    ],
+)
+def test_task_related_parameters_are_one_line_task_errors(params: dict[str, Any], message: str) -> None:
+    from inspect_ai._util.error import PrerequisiteError
+
+    from sublim.tasks.preference import animal_pref
+
+    with pytest.raises(PrerequisiteError) as info:
+        animal_pref(target="owl", **params)
+    assert message in str(info.value) and "\n" not in str(info.value)

@@ -264,3 +264,18 @@ def test_a_word_of_another_script_is_not_folded_into_latin() -> None:
     assert (
         match("\u0441\u043e\u0432\u0430", "owl").level == "none"
     )  # Russian for owl: letters without look-alikes
+
+
+def test_an_answer_score_keeps_the_related_score_for_rescoring() -> None:
+    from sublim.scoring import score_answer, target_mass
+
+    cow = score_answer("a cow", ["horse"])
+    assert cow.level == "none" and cow.related_score == pytest.approx(
+        match("cow", "horse", thresholds=Thresholds(related_min=0)).score
+    )
+    assert 0.7 < cow.related_score < DEFAULT_THRESHOLDS.related_min  # ungulates: below the default
+    assert score_answer("a cow", ["horse"], thresholds=Thresholds(related_min=0.7)).related == 1.0
+    assert score_answer("an elephant", ["owl"], related={"owl": ("elephant",)}).relation == "measured"
+    names = {"cow": 0.5, "horse": 0.25, "owl": 0.25}
+    assert target_mass(names, ["horse"]) == (0.25, 0.0)
+    assert target_mass(names, ["horse"], thresholds=Thresholds(related_min=0.7)) == (0.25, 0.5)
