@@ -21,7 +21,8 @@ from pathlib import Path
 
 from sublim import extract, match
 from sublim.concepts import get_category
-from sublim.matching import _analyze, _match, _nearest_form, _relations
+from sublim.matching import _analyze, _match, _nearest_form, _relations, _resolve
+from sublim.normalize import fold
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = [
@@ -56,6 +57,8 @@ def clear_caches() -> None:
     _match.cache_clear()
     _nearest_form.cache_clear()
     _relations.cache_clear()
+    _resolve.cache_clear()
+    fold.cache_clear()
 
 
 def make_answer(rng: random.Random, names: list[str], salt: str = "") -> str:

@@ -193,7 +193,12 @@ def match(
             the closest valid ones).
     """
     cat = get_category(category)
-    return _match(response, cat.resolve(target), cat, thresholds, tuple(related))
+    return _match(response, _resolve(cat, target), cat, thresholds, tuple(related))
+
+
+@lru_cache(maxsize=4096)
+def _resolve(cat: Category, target: str) -> str:
+    return cat.resolve(target)
 
 
 @lru_cache(maxsize=200_000)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u02bc": "'"})
@@ -54,14 +54,17 @@ def _unconfuse(m: re.Match[str]) -> str:
     return latin if latin.isascii() else word
 
 
+@lru_cache(maxsize=65536)
 def fold(text: str) -> str:
     """Lowercase, strip accents, invisible characters and look-alike letters, unify apostrophes (fast path
-    for ASCII). Every reader of names and answers goes through here."""
+    for ASCII; cached, as a response is read more than once). Every reader of names and answers goes
+    through here."""
     if not text.isascii():
         text = _IGNORABLE.sub("", text)
         text = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES))
         text = "".join(_fold_char(ch) for ch in text if not unicodedata.combining(ch))
-        text = _LETTERS.sub(_unconfuse, text)
+        if not text.isascii():
+            text = _LETTERS.sub(_unconfuse, text)
     return _POSSESSIVE.sub("", text.lower())
 
 

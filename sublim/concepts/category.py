@@ -296,16 +296,12 @@ class Category:
         if not t.synset or t.synset not in c.ancestors:
             return False
         names = self._target_words(target)
+        if _head_names(surface, names):
+            return True
         # a Latin name ("tyto alba") is read as the kind's common names ("barn owl"): the same animal
-        surfaces = (
-            [a for a in c.aliases if not self.is_latin(concept, a)] if self.is_latin(concept, surface) else []
-        )
-        for toks in [surface.split(" "), *(a.split(" ") for a in surfaces)]:
-            if len(toks) == 2 and toks[0] in names and toks[0] != toks[1]:  # a binomial: "pinus sylvestris"
-                return True
-            if any(toks[-1] == w or is_compound_of(toks[-1], w) for w in names):
-                return True
-        return False
+        if not self.is_latin(concept, surface):
+            return False
+        return any(_head_names(a, names) for a in c.aliases if not self.is_latin(concept, a))
 
     def is_latin(self, concept: str, surface: str) -> bool:
         """True when `surface` is a Latin name of `concept`: a genus ("tyto") or a binomial ("tyto alba")."""
@@ -397,6 +393,15 @@ class Category:
                 if best < 1.0 and len(other) >= min_stem and (shared or is_compound_of(whole, other)):
                     best, via = 1.0, other
         return best, via
+
+
+def _head_names(surface: str, names: set[str]) -> bool:
+    """`surface`'s head noun is one of `names` ("snowy owl", "bulldog"), or it is a binomial on one
+    ("pinus sylvestris")."""
+    toks = surface.split(" ")
+    if len(toks) == 2 and toks[0] in names and toks[0] != toks[1]:
+        return True
+    return any(toks[-1] == w or is_compound_of(toks[-1], w) for w in names)
 
 
 def build_concept(
