@@ -23,7 +23,7 @@ from typing import Any
 from sublim import extract, match
 from sublim.concepts import get_category
 from sublim.matching import _analyze, _match, _nearest_form, _relations, _resolve
-from sublim.normalize import fold
+from sublim.normalize import _fold_cached
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = [
@@ -59,7 +59,7 @@ def clear_caches() -> None:
     _nearest_form.cache_clear()
     _relations.cache_clear()
     _resolve.cache_clear()
-    fold.cache_clear()
+    _fold_cached.cache_clear()
 
 
 def make_answer(rng: random.Random, names: list[str], salt: str = "") -> str:

@@ -54,11 +54,17 @@ def _unconfuse(m: re.Match[str]) -> str:
     return latin if latin.isascii() else word
 
 
-@lru_cache(maxsize=65536)
+#: Texts up to this long are cached by `fold` (a response is read more than once); longer ones are not kept.
+CACHE_LENGTH = 2000
+
+
 def fold(text: str) -> str:
     """Lowercase, strip accents, invisible characters and look-alike letters, unify apostrophes (fast path
-    for ASCII; cached, as a response is read more than once). Every reader of names and answers goes
-    through here."""
+    for ASCII). Every reader of names and answers goes through here."""
+    return _fold_cached(text) if len(text) <= CACHE_LENGTH else _fold(text)
+
+
+def _fold(text: str) -> str:
     if not text.isascii():
         text = _IGNORABLE.sub("", text)
         text = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES))
@@ -66,6 +72,9 @@ def fold(text: str) -> str:
         if not text.isascii():
             text = _LETTERS.sub(_unconfuse, text)
     return _POSSESSIVE.sub("", text.lower())
+
+
+_fold_cached = lru_cache(maxsize=65536)(_fold)
 
 
 def _fold_char(ch: str) -> str:
