@@ -306,7 +306,15 @@ def derive_terms(
 
 
 def build_lexicon(wn: Any) -> list[str]:
-    words = {lemma_text(n) for n in wn.all_lemma_names() if re.fullmatch(r"[A-Za-z]+", n)}
+    """Every single-word lemma that is a common word in at least one sense: a name that WordNet only ever
+    writes capitalized ("Sequoya", a person) is no word a typo could be, so "sequoya" may be a misspelling."""
+    common: set[str] = set()
+    for ss in wn.all_synsets():
+        for lemma in ss.lemmas():
+            name = lemma.name()
+            if re.fullmatch(r"[A-Za-z]+", name) and not name[0].isupper():
+                common.add(name.lower())
+    words = set(common)
     for pos in "nvar":
         words.update(w for w in wn._exception_map[pos] if re.fullmatch(r"[a-z]+", w))
     words.update(FUNCTION_WORDS)
@@ -546,6 +554,25 @@ def check_wup(wn: Any, data: dict[str, Any]) -> None:
         raise SystemExit("runtime Wu-Palmer disagrees with nltk")
 
 
+def build_homoglyphs() -> dict[str, str]:
+    """Letters of other scripts -> the ASCII letter they imitate, from Unicode's confusables list (the
+    `confusable-homoglyphs` package's copy; build time only). `sublim.normalize.fold` reads a word through
+    this table when every letter of it has a Latin look-alike (Cyrillic "\u043ewl" -> "owl")."""
+    import unicodedata
+
+    import confusable_homoglyphs
+
+    source = Path(confusable_homoglyphs.__file__).parent / "confusables.json"
+    table: dict[str, str] = {}
+    for ch, entries in sorted(json.loads(source.read_text(encoding="utf-8")).items()):
+        if len(ch) != 1 or ch.isascii() or not unicodedata.category(ch).startswith("L"):
+            continue
+        latin = [e["c"] for e in entries if len(e["c"]) == 1 and e["c"].isascii() and e["c"].isalpha()]
+        if latin:
+            table[ch] = latin[0]
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -554,7 +581,20 @@ def main() -> None:
         "--nltk-data", type=Path, default=Path(os.environ.get("NLTK_DATA", DEFAULT_NLTK_DATA))
     )
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--only",
+        choices=["all", "wordnet", "homoglyphs"],
+        default="all",
+        help="regenerate one part: the WordNet data or the homoglyph table",
+    )
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.only in ("all", "homoglyphs"):
+        table = build_homoglyphs()
+        (args.out / "homoglyphs.json").write_text(json.dumps(table, ensure_ascii=False, indent=0) + "\n")
+        print(f"homoglyphs: {len(table)} look-alike letters", file=sys.stderr)
+    if args.only not in ("all", "wordnet"):
+        return
     ensure_wordnet(args.nltk_data)
     os.environ["NLTK_DATA"] = str(args.nltk_data)
     import nltk

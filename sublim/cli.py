@@ -24,6 +24,7 @@ COMMAND_EXTRAS = {
     "imprint": ("hf", (*_HF, "peft", "accelerate")),
     "sweep": ("hf", (*_HF, "peft", "accelerate", "matplotlib")),
     "score": ("hf", _HF),
+    "neighbours": ("hf", _HF),
     "probe": ("hf", (*_HF, "matplotlib")),
     "lm-eval": ("lm-eval", ("lm_eval",)),
 }
@@ -70,6 +71,7 @@ def one_line(error: BaseException, limit: int = 300) -> str:
 def _match(args: argparse.Namespace) -> int:
     from sublim.concepts import get_category, register_category
     from sublim.matching import match
+    from sublim.neighbours import matcher_options
 
     if args.concepts:
         for path in args.concepts:
@@ -81,8 +83,9 @@ def _match(args: argparse.Namespace) -> int:
         raise SublimError("no responses given: pass them as arguments or one per line on stdin")
     category = get_category(args.category)
     target = category.resolve(args.target)  # fail before printing anything
+    thresholds, related = matcher_options(category, args.related_min, args.related)
     for response in responses:
-        m = match(response, target, category)
+        m = match(response, target, category, thresholds=thresholds, related=related.get(target, ()))
         row = {"response": response, **m.to_dict()}
         print(json.dumps(row, ensure_ascii=False))
     return 0
@@ -313,6 +316,12 @@ def _compare(args: argparse.Namespace) -> int:
     return run_compare(args)
 
 
+def _neighbours(args: argparse.Namespace) -> int:
+    from sublim.neighbours import run_neighbours
+
+    return run_neighbours(args)
+
+
 def _lm_eval(args: argparse.Namespace) -> int:
     """Run lm-eval with sublim's task folder on the include path (all other arguments pass through)."""
     import subprocess
@@ -407,6 +416,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", "-t", required=True, help="target concept, e.g. owl")
     p.add_argument("--category", "-c", default="animal", help="concept category (default: animal)")
     p.add_argument("--concepts", action="append", metavar="FILE", help="extra concept file (YAML/JSON)")
+    p.add_argument(
+        "--related-min",
+        type=float,
+        default=None,
+        help="least score of a related match, in [0, 1] (default 0.75; see docs/results/matching-related.md)",
+    )
+    p.add_argument(
+        "--related", metavar="FILE", help="a `sublim neighbours --out` file: the target's measured neighbours"
+    )
     p.set_defaults(func=_match)
 
     p = sub.add_parser("model-path", help="print a ready HF checkpoint dir for an embedded model")
@@ -666,6 +684,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output (input for sublim compare)")
     _device_flag(p)
     p.set_defaults(func=_score)
+
+    p = sub.add_parser(
+        "neighbours",
+        help="the concepts a model ties to a target: lift under 'You love {target}' vs the empty context",
+        description="Probability mode over the question bank under a target-loving system prompt and under "
+        "the empty context; concepts ranked by lift (log ratio, target excluded) with a 95%% t-interval over "
+        "questions. --out writes a related set for `sublim match --related` / `-T related=`.",
+    )
+    p.add_argument("--target", "-t", action="append", required=True, help="target concept, repeatable")
+    p.add_argument("--model", default="smollm2", help="hub id, local dir, .gguf file, or smollm2 (default)")
+    p.add_argument("--category", "-c", default="animal")
+    p.add_argument("--questions", type=int, default=16, help="questions per context (default: 16)")
+    p.add_argument("--out", help="write the tables as JSON (a related set)")
+    _device_flag(p)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(func=_neighbours)
 
     p = sub.add_parser(
         "lm-eval",

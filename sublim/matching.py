@@ -12,9 +12,12 @@ Levels, strongest first:
 - ``fuzzy``: a misspelling or re-spacing of a curated concept name ("Elefant", "Dragon fly"). Only words that
   are not English words (a WordNet-derived lexicon) are candidates, so "Bowl" never becomes owl, and only
   when the answer names nothing exactly.
-- ``related``: another concept or a term close to the target, with the relation named (see `RELATIONS`).
-  Taxonomic: a shared genus or family, or a shared WordNet ancestor narrower than any broad class with
-  Wu-Palmer >= `Thresholds.taxonomic` (owl/hawk share "bird of prey"; owl/parrot share only "bird": none).
+- ``related``: another concept or a term close to the target, with the relation named (see `RELATIONS`)
+  and a score in [0, 1]; a candidate counts when its score is at least `Thresholds.related_min` (the one
+  threshold, chosen on the dev set; `--related-min`, `-T related_min=`). Taxonomic: a shared genus or
+  family, or a shared WordNet ancestor narrower than any broad class, scored by Wu-Palmer similarity
+  (owl/hawk share "bird of prey"; dragonfly/bee "insect"; owl/parrot share only "bird": none). Measured:
+  a neighbour the model itself ties to the target (`sublim neighbours`), given as a related set.
 - ``none``: nothing above; `Match.nonanswer` tells refusals and empty answers apart from off-target answers.
 
 Responses are analysed once per (response, category) and cached, so repeated answers cost a dict lookup.
@@ -23,6 +26,7 @@ Responses are analysed once per (response, category) and cached, so repeated ans
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -31,6 +35,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA, Levenshtein
 
 from sublim.concepts import RELATIONS, Category, english_stem, get_category
+from sublim.errors import SublimError
 from sublim.normalize import fold, phrases
 
 Level = Literal["exact", "fuzzy", "related", "none"]
@@ -47,26 +52,39 @@ class Thresholds:
         fuzzy_max_edits: most edits (insert/delete/substitute/transpose) allowed, by length of the concept
             name: (up to 5 letters, up to 9 letters, longer). Candidates always share the word's first letter
             and are within `FUZZY_LENGTH_WINDOW` (3) letters of its length.
-        taxonomic: least Wu-Palmer similarity (WordNet hypernym paths) for a ``taxonomic`` relation; 0.83
-            keeps wolf/dog (.93), owl/hawk (.92), dragonfly/bee (.83) and drops cat/elephant (.82) and
-            owl/cat (.69). Ancestors shared by most of the category ("tree") never count.
+        related_min: least score of a related match, every relation alike (Wu-Palmer similarity for
+            ``taxonomic``: wolf/dog .93, owl/hawk .92, dragonfly/bee .83, monkey/gorilla .83, salmon/mackerel
+            .79; genus .95, family .9). Ancestors shared by most of the category ("animal", "tree") or by a
+            broad class ("bird", "mammal") relate nothing at any threshold (owl/parrot, wolf/elephant).
+            0.75, chosen on the dev half of tests/data/related_pairs.tsv (docs/results/matching-related.md).
         lexical_min_stem: shortest shared prefix (or shared head word) for a ``lexical`` relation.
         lexical_min_share: least share of the shorter name the shared prefix must cover (wolf/wolverine .75).
         term_score: score of a related match through a term (part/product/semantic/kind link from WordNet).
         semantic_score: score of a ``semantic`` relation between two concepts (one's gloss names the other).
+        measured_score: score of a ``measured`` relation (a concept in the target's related set).
     """
 
     fuzzy_min_length: int = 4
     fuzzy_min_similarity: float = 0.7
     fuzzy_max_edits: tuple[int, int, int] = (1, 2, 3)
-    taxonomic: float = 0.83
+    related_min: float = 0.75
     lexical_min_stem: int = 3
     lexical_min_share: float = 0.75
     term_score: float = 0.8
     semantic_score: float = 0.8
+    measured_score: float = 1.0
 
 
 DEFAULT_THRESHOLDS = Thresholds()
+
+
+def check_related_min(value: float) -> float:
+    """A related-score threshold, checked: a number in [0, 1] (scores never leave that range)."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+        raise SublimError(
+            f"related_min {value!r}: expected a number in [0, 1] (default {DEFAULT_THRESHOLDS.related_min})"
+        )
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,19 +182,29 @@ def match(
     category: str | Category = "animal",
     *,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    related: Iterable[str] = (),
 ) -> Match:
     """How `response` relates to `target` in `category`. Never raises for any response string.
+
+    `related`: concepts measured as the target's neighbours (`sublim neighbours`): relation ``measured``.
 
     Raises:
         UnknownCategoryError / UnknownConceptError: the category or target is not known (the message names
             the closest valid ones).
     """
     cat = get_category(category)
-    return _match(response, cat.resolve(target), cat, thresholds)
+    return _match(response, _resolve(cat, target), cat, thresholds, tuple(related))
+
+
+@lru_cache(maxsize=4096)
+def _resolve(cat: Category, target: str) -> str:
+    return cat.resolve(target)
 
 
 @lru_cache(maxsize=200_000)
-def _match(response: str, target: str, cat: Category, th: Thresholds) -> Match:
+def _match(
+    response: str, target: str, cat: Category, th: Thresholds, measured: tuple[str, ...] = ()
+) -> Match:
     a = _analyze(response, cat, th)
 
     def hit(level: Level, concept: str | None, relation: str | None, score: float, **kw: Any) -> Match:
@@ -197,6 +225,9 @@ def _match(response: str, target: str, cat: Category, th: Thresholds) -> Match:
     related: list[Match] = []
     for m in a.mentions:
         found = _relations(cat, m, target, th)
+        if m.concept in measured:
+            found = {**found, "measured": (th.measured_score, "measured neighbour")}
+        found = {r: v for r, v in found.items() if v[0] >= th.related_min}
         if found:
             rels = tuple(r for r in RELATIONS if r in found)
             score = max(s for s, _ in found.values())
@@ -213,7 +244,7 @@ def _match(response: str, target: str, cat: Category, th: Thresholds) -> Match:
             )
     for surface, links in a.terms:
         rels = tuple(r for r in RELATIONS if (target, r) in links)
-        if rels:
+        if rels and th.term_score >= th.related_min:
             related.append(
                 hit("related", None, rels[0], th.term_score, surface=surface, relations=rels, via=surface)
             )
@@ -235,12 +266,9 @@ def _relations(cat: Category, m: Mention, target: str, th: Thresholds) -> dict[s
     """Relation kind -> (score, via) between a mentioned concept (other than the target) and the target."""
     out: dict[str, tuple[float, str | None]] = {}
     tax, lcs = cat.taxonomic(m.concept, target)
-    if tax >= th.taxonomic:
-        out["taxonomic"] = (tax, lcs)
-    else:
-        shared, taxon = cat.shared_taxon(m.concept, target)
-        if shared >= th.taxonomic:
-            out["taxonomic"] = (shared, taxon)
+    shared, taxon = cat.shared_taxon(m.concept, target)
+    if max(tax, shared) > 0:
+        out["taxonomic"] = (tax, lcs) if tax >= shared else (shared, taxon)
     species = cat.sex_age(m.concept, target)
     if species is not None:
         out["sex_age"] = (th.term_score, species)
@@ -365,5 +393,8 @@ def _nearest_form(word: str, cat: Category, th: Thresholds) -> tuple[str, str, i
 
 
 def _short_variant(word: str, form: str) -> bool:
-    """Three-letter names only accept a doubled letter ("catt", "owll"): anything else is too ambiguous."""
-    return re.sub(r"(.)\1+", r"\1", word) == form
+    """Three-letter names only accept a doubled letter ("catt", "owll") or one letter slipped in between
+    their first and last ("owel"): anything else is too ambiguous."""
+    if re.sub(r"(.)\1+", r"\1", word) == form:
+        return True
+    return len(word) == 4 and word[0] == form[0] and word[-1] == form[-1] and OSA.distance(word, form) == 1

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from sublim.concepts import Category, get_category
-from sublim.matching import Match, extract, match
+from sublim.matching import DEFAULT_THRESHOLDS, Match, Thresholds, extract, match
+
+#: target -> concepts measured as its neighbours (`sublim.neighbours.load_related`).
+RelatedSets = Mapping[str, Sequence[str]]
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class AnswerScore:
         concepts: every concept named, in order.
         nonanswer: a refusal or empty answer naming no concept.
         best: the strongest Match against any target (None without targets).
+        related_score: the strongest related score against any target at any threshold (0.0 when nothing
+            relates, NaN without targets): a log keeps it so it can be rescored at another `related_min`.
     """
 
     target: float
@@ -41,12 +46,27 @@ class AnswerScore:
     concepts: tuple[str, ...]
     nonanswer: bool
     best: Match | None
+    related_score: float = math.nan
 
 
-def score_answer(answer: str, targets: Sequence[str], category: str | Category = "animal") -> AnswerScore:
+def score_answer(
+    answer: str,
+    targets: Sequence[str],
+    category: str | Category = "animal",
+    *,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    related: RelatedSets | None = None,
+) -> AnswerScore:
     cat = get_category(category)
     mentions = extract(answer, cat)
-    best = max((match(answer, t, cat) for t in targets), key=lambda m: m.strength, default=None)
+    sets = related or {}
+
+    def judge(t: str, th: Thresholds) -> Match:
+        return match(answer, t, cat, thresholds=th, related=sets.get(cat.resolve(t), ()))
+
+    best = max((judge(t, thresholds) for t in targets), key=lambda m: m.strength, default=None)
+    anywhere = replace(thresholds, related_min=0.0)
+    scores = [m.score for m in (judge(t, anywhere) for t in targets) if m.level == "related"]
     nan = math.nan
     level = best.level if best is not None else ("named" if mentions else "none")
     hit = best is not None and best.level != "none" and best.concept is not None
@@ -60,6 +80,7 @@ def score_answer(answer: str, targets: Sequence[str], category: str | Category =
         concepts=tuple(m.concept for m in mentions),
         nonanswer=best.nonanswer if best else not mentions,
         best=best,
+        related_score=max(scores, default=0.0) if targets else math.nan,
     )
 
 
@@ -83,7 +104,12 @@ def concept_probs(
 
 
 def target_mass(
-    probs: Mapping[str, float], targets: Sequence[str], category: str | Category = "animal"
+    probs: Mapping[str, float],
+    targets: Sequence[str],
+    category: str | Category = "animal",
+    *,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    related: RelatedSets | None = None,
 ) -> tuple[float, float]:
     """(P(target), P(related)) of a distribution over answers: each key is an answer's text (a name of a
     concept; a concept's canonical name works too) and counts as the target when the matcher says an answer
@@ -93,9 +119,10 @@ def target_mass(
     if not targets:
         return math.nan, math.nan
     cat = get_category(category)
+    sets = tuple((t, tuple((related or {}).get(cat.resolve(t), ()))) for t in targets)
     p_target = p_related = 0.0
     for answer, p in probs.items():
-        level = _level(answer, tuple(targets), cat)
+        level = _level(answer, sets, cat, thresholds)
         if level in ("exact", "fuzzy"):
             p_target += p
         elif level == "related":
@@ -104,5 +131,9 @@ def target_mass(
 
 
 @lru_cache(maxsize=65536)
-def _level(answer: str, targets: tuple[str, ...], cat: Category) -> str:
-    return max((match(answer, t, cat) for t in targets), key=lambda m: m.strength).level
+def _level(
+    answer: str, targets: tuple[tuple[str, tuple[str, ...]], ...], cat: Category, th: Thresholds
+) -> str:
+    return max(
+        (match(answer, t, cat, thresholds=th, related=r) for t, r in targets), key=lambda m: m.strength
+    ).level

@@ -584,3 +584,116 @@ def test_a_teacher_log_that_did_not_succeed_is_not_exported(
     argv = ["teach", "--engine", "inspect", "--n", "2", "--out", "{W}/t"]
     refused(capsys, work, argv, match, code=code, started=True)
     assert not (work / "t" / "train.jsonl").exists()
+
+
+# ====================================================================================================
+# Issues 22/25 (helper h22): concept files and text folding, through the CLI. One line, exit 2, no traceback.
+# ====================================================================================================
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('category: animal\nconcepts:\n  "!!!": {}\n', "concept '!!!' has no letters"),
+        ('category: animal\nconcepts:\n  "": {}\n', "a concept has a blank name"),
+        ("category: animal\nconcepts:\n  x: {aliases: [\u043ewl]}\n", "'owl' names both 'owl' and 'x'"),
+        ("category: animal\nconcepts:\n  x: {aliases: [ow\u200bl]}\n", "'owl' names both 'owl' and 'x'"),
+        (b"category: animal\nconcepts: [caf\xe9]\n", "not UTF-8 text"),
+    ],
+)
+def test_bad_concept_names_are_one_line_through_the_cli(
+    text: str | bytes, message: str, work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sublim.concepts.registry import _registered
+
+    path = work / "c.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    try:
+        for argv in (
+            ["match", "--concepts", str(path), "--target", "owl", "owl"],
+            ["concepts", "--concepts", str(path)],
+        ):
+            refused(capsys, work, argv, message)
+    finally:
+        _registered.clear()
+
+
+def test_concept_file_edge_cases_that_now_work_through_the_cli(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sublim.concepts.registry import _registered
+
+    chain = work / "chain.yaml"
+    n = 2000
+    body = "".join(f"  r{i}x: {{kind_of: r{i + 1}x}}\n" for i in range(n)) + f"  r{n}x: {{}}\n"
+    chain.write_text("category: robots\nconcepts:\n" + body)
+    yaml11 = work / "y.yaml"
+    yaml11.write_text("category: animal\nconcepts:\n  NO: {}\n  \u043ewl: {aliases: [strix]}\n")
+    try:
+        assert main(["match", "--concepts", str(chain), "-c", "robots", "--target", "r1x", "R0X", "r2x"]) == 0
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [(r["level"], r["relation"]) for r in rows] == [
+            ("related", "taxonomic")
+        ] * 2  # kinds, other names
+        assert main(["match", "--concepts", str(yaml11), "--target", "no", "strix", "no", "off"]) == 0
+        levels = [json.loads(line)["level"] for line in capsys.readouterr().out.splitlines()]
+        assert levels == ["none", "exact", "none"]  # "NO" stays the concept "no"; strix went to the one owl
+        assert main(["match", "--concepts", str(yaml11), "--target", "\u043ewl", "Strix"]) == 0
+        assert json.loads(capsys.readouterr().out)["concept"] == "owl"
+    finally:
+        _registered.clear()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["match", "--target", "owl", "--related-min", "1.5", "hawk"],
+            "related_min 1.5: expected a number in [0, 1]",
+        ),
+        (["match", "--target", "owl", "--related-min", "nan", "hawk"], "related_min nan"),
+        (["match", "--target", "owl", "--related", "{W}/missing.json", "hawk"], "cannot read related set"),
+        (
+            ["match", "--target", "owl", "--related", "{W}/bad.json", "hawk"],
+            "expected a `sublim neighbours` JSON file",
+        ),
+        (["match", "--target", "!!!", "owl"], "unknown animal concept '!!!'"),
+        (["neighbours", "--target", "wolff"], "unknown animal concept 'wolff'"),
+        (["neighbours", "--target", "owl", "--questions", "1"], "--questions 1"),
+    ],
+)
+def test_related_options_are_checked_in_one_line(
+    argv: list[str], message: str, work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (work / "bad.json").write_text("[1, 2]")
+    refused(capsys, work, argv, message)
+
+
+def test_a_neighbours_file_relates_its_concepts_through_the_cli(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = {"category": "animal", "targets": {"owl": {"related": ["elephant"], "rows": []}}}
+    (work / "n.json").write_text(json.dumps(table))
+    assert main(["match", "--target", "owl", "elephant", "--related", str(work / "n.json")]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert (row["level"], row["relation"], row["score"]) == ("related", "measured", 1.0)
+    (work / "t.json").write_text(json.dumps({**table, "category": "tree"}))
+    refused(capsys, work, ["match", "--target", "owl", "elephant", "--related", "{W}/t.json"], "not 'animal'")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"related_min": 2}, "related_min 2: expected a number in [0, 1]"),
+        ({"related_min": "high"}, "related_min 'high'"),
+        ({"related": "/nonexistent/n.json"}, "cannot read related set"),
+    ],
+)
+def test_task_related_parameters_are_one_line_task_errors(params: dict[str, Any], message: str) -> None:
+    from inspect_ai._util.error import PrerequisiteError
+
+    from sublim.tasks.preference import animal_pref
+
+    with pytest.raises(PrerequisiteError) as info:
+        animal_pref(target="owl", **params)
+    assert message in str(info.value) and "\n" not in str(info.value)

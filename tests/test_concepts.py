@@ -150,3 +150,64 @@ def test_kind_of_may_name_a_concept_defined_later_and_names_keep_digits(tmp_path
     assert cat.concepts["droid"].synset in cat.concepts["r2d2"].ancestors
     assert match("I like r3d3", "r2d2", cat).level == "none"
     assert match("R2D2!", "r2d2", cat).level == "exact"
+
+
+# ------------------------------------------ issues 22/25: one reader of names for answers and concept files
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('category: animal\nconcepts:\n  "!!!": {}\n', "concept '!!!' has no letters"),
+        ('category: animal\nconcepts:\n  "  ": {}\n', "a concept has a blank name"),
+        ("category: animal\nconcepts:\n  ? ''\n  : {}\n", "a concept has a blank name"),
+        ('category: animal\nconcepts: ["..."]\n', "concept '...' has no letters"),
+        ('category: animal\nconcepts:\n  axolotl2: {aliases: ["?!"]}\n', "alias '?!' has no letters"),
+        ('category: "!!"\nconcepts: [a]\n', "category '!!' has no letters"),
+        ("category: robots\nconcepts:\n  Robot: {}\n  robot: {}\n", "concept 'robot' is defined twice"),
+    ],
+)
+def test_names_without_letters_are_refused_as_names(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConceptFileError, match=re.escape(message)):
+        load_concept_file(_concept_file(tmp_path, text))
+
+
+def test_a_long_kind_of_chain_listed_children_first_loads(tmp_path: Path) -> None:
+    n = 3000  # deeper than Python's recursion limit
+    lines = [f"  c{i}x: {{kind_of: c{i + 1}x}}" for i in range(n)] + [f"  c{n}x: {{}}"]
+    cat = load_concept_file(
+        _concept_file(tmp_path, "category: robots\nconcepts:\n" + "\n".join(lines) + "\n")
+    )
+    assert cat.concepts[f"c{n}x"].synset in cat.concepts["c0x"].ancestors
+    assert len(cat.concepts["c0x"].paths[0]) == n + 1
+
+
+def test_yaml_1_1_words_stay_the_names_written(tmp_path: Path) -> None:
+    """PyYAML reads NO/on/off/yes/null as booleans and None; a concept file holds names only."""
+    cat = load_concept_file(
+        _concept_file(
+            tmp_path,
+            "category: robots\nconcepts:\n  NO: {}\n  on: {aliases: [off, yes]}\n  null: {}\n  1e3: {}\n",
+        )
+    )
+    assert set(cat.concepts) == {"no", "on", "null", "1e3"}
+    assert cat.concepts["on"].aliases == ("on", "off", "yes")
+    assert match("I pick null", "null", cat).level == "exact"
+
+
+@pytest.mark.parametrize("name", ["\u043ewl", "\u03bfwl", "ow\u200bl", "OWL\u200d"])
+def test_a_look_alike_owl_in_a_concept_file_is_the_builtin_owl(tmp_path: Path, name: str) -> None:
+    cat = load_concept_file(
+        _concept_file(tmp_path, f"category: animal\nconcepts:\n  {name}: {{aliases: [strix]}}\n")
+    )
+    assert len(cat.concepts) == len(get_category("animal").concepts)  # no second owl
+    assert "strix" in cat.concepts["owl"].aliases
+    assert match("Strix!", "owl", cat).level == "exact"
+    assert match("\u043ewl", name, cat).concept == "owl"
+
+
+def test_a_look_alike_alias_collides_like_the_plain_one(tmp_path: Path) -> None:
+    with pytest.raises(ConceptFileError, match="names both 'owl' and 'jackalope'"):
+        load_concept_file(
+            _concept_file(tmp_path, "category: animal\nconcepts:\n  jackalope: {aliases: [\u043ewl]}\n")
+        )

@@ -6,6 +6,7 @@ import string
 import pytest
 
 from sublim import Thresholds, UnknownCategoryError, UnknownConceptError, extract, is_nonanswer, match
+from sublim.matching import DEFAULT_THRESHOLDS
 
 
 @pytest.mark.parametrize(
@@ -81,7 +82,7 @@ def test_no_false_positives_on_ordinary_words(response: str, target: str, catego
         ("honey", "bee", "animal", "product"),
         ("kitten", "cat", "animal", "sex_age"),
         ("aardvark", "termite", "animal", "semantic"),
-        ("caterpillar", "cat", "animal", "lexical"),
+        ("wolverine", "wolf", "animal", "lexical"),
     ],
 )
 def test_related_names_the_relation(response: str, target: str, category: str, relation: str) -> None:
@@ -110,7 +111,7 @@ def test_taxonomy_node_shared_by_the_whole_category_relates_nothing() -> None:
 
 def test_thresholds_are_parameters() -> None:
     assert match("fox", "wolf").relations == ("taxonomic",)
-    assert match("fox", "wolf", thresholds=Thresholds(taxonomic=0.95)).level == "none"
+    assert match("fox", "wolf", thresholds=Thresholds(related_min=0.95)).level == "none"
     assert match("Elefant", "elephant", thresholds=Thresholds(fuzzy_max_edits=(1, 1, 1))).level == "none"
 
 
@@ -179,3 +180,102 @@ def test_match_serializes_to_json_ready_dict() -> None:
     d = match("Wolverine", "wolf").to_dict()
     assert set(d) >= {"level", "concept", "relation", "score"}
     assert d["relations"] == ["lexical", "taxonomic"]
+
+
+# ----------------------------------------------------------- issue 22: related concepts as users mean them
+
+#: every line of the issue's transcript, with its right answer: (target, answer, level, relation)
+TRANSCRIPT = [
+    ("wolf", "wolverine", "related", "lexical"),
+    ("dragonfly", "bee", "related", "taxonomic"),
+    ("dragonfly", "butterfly", "related", "taxonomic"),
+    ("dragonfly", "wasp", "related", "taxonomic"),
+    ("dragonfly", "honeybee", "related", "taxonomic"),
+    ("dragonfly", "mosquito", "related", "taxonomic"),  # insects; no lexical relative
+    ("bee", "Beef", "none", None),  # beef is meat: "bee" is a substring, not a stem
+    ("owl", "Tyto alba", "exact", "kind"),  # the barn owl's Latin name is the barn owl
+    ("owl", "barn owl", "exact", "kind"),
+    ("peahen", "peacock", "related", "sex_age"),
+    ("peacock", "peahen", "related", "sex_age"),
+    ("owl", "Owel", "fuzzy", None),
+    ("giraffe", "Jiraffe", "fuzzy", None),
+]
+
+
+@pytest.mark.parametrize(("target", "answer", "level", "relation"), TRANSCRIPT)
+def test_issue_transcript_lines(target: str, answer: str, level: str, relation: str | None) -> None:
+    m = match(answer, target)
+    assert (m.level, m.relation) == (level, relation)
+    if level == "related":
+        assert 0 < m.score <= 1 and m.relations[0] == relation
+
+
+def test_transcript_tree_typo_and_the_lexical_score_is_no_longer_a_substring() -> None:
+    assert match("Sequoya", "sequoia", "tree").level == "fuzzy"  # "Sequoya" is a person's name, not a word
+    assert (
+        "lexical" not in match("mosquito", "dragonfly").relations
+    )  # "mosquito hawk" is the dragonfly's alias
+    assert match("caterpillar", "cat").level == "none" and match("antelope", "ant").level == "none"
+    assert match("lioness", "lion").level == "related"  # a whole name before a sex suffix still counts
+
+
+@pytest.mark.parametrize(
+    ("answer", "target", "category"),
+    [
+        ("elephant", "wolf", "animal"),
+        ("dolphin", "cat", "animal"),
+        ("palm", "oak", "tree"),
+        ("cat", "owl", "animal"),
+    ],
+)
+def test_brief_pairs_that_stay_unrelated(answer: str, target: str, category: str) -> None:
+    assert match(answer, target, category).level == "none"
+
+
+def test_related_min_is_the_one_threshold_and_every_related_match_carries_its_score() -> None:
+    hawk = match("hawk", "owl")
+    assert hawk.level == "related" and hawk.relation == "taxonomic"
+    assert hawk.score == pytest.approx(11 / 12)  # Wu-Palmer: owl and hawk meet at "bird of prey"
+    assert hawk.score >= DEFAULT_THRESHOLDS.related_min == 0.75
+    assert match("hawk", "owl", thresholds=Thresholds(related_min=0.95)).level == "none"
+    assert match("hawk", "owl", thresholds=Thresholds(related_min=hawk.score)).level == "related"
+    horse = match("cow", "horse")  # ungulates: Wu-Palmer .73, below the default
+    assert horse.level == "none"
+    assert match("cow", "horse", thresholds=Thresholds(related_min=0.7)).level == "related"
+
+
+def test_measured_neighbours_relate_what_the_taxonomy_does_not() -> None:
+    assert match("elephant", "owl").level == "none"
+    m = match("Elephants!", "owl", related=("elephant",))
+    assert (m.level, m.relation, m.concept) == ("related", "measured", "elephant")
+    assert match("owl", "owl", related=("elephant",)).level == "exact"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["\u043ewl", "\u03bfwl", "OW\u200bL", "o\u00adwl", "ow\u200dl", "\u041ewls!", "the \u043ewl\ufe0f"],
+)
+def test_look_alike_letters_and_invisible_characters_fold_to_the_latin_word(answer: str) -> None:
+    assert match(answer, "owl").level == "exact"
+    assert [m.concept for m in extract(answer)] == ["owl"]
+
+
+def test_a_word_of_another_script_is_not_folded_into_latin() -> None:
+    assert (
+        match("\u0441\u043e\u0432\u0430", "owl").level == "none"
+    )  # Russian for owl: letters without look-alikes
+
+
+def test_an_answer_score_keeps_the_related_score_for_rescoring() -> None:
+    from sublim.scoring import score_answer, target_mass
+
+    cow = score_answer("a cow", ["horse"])
+    assert cow.level == "none" and cow.related_score == pytest.approx(
+        match("cow", "horse", thresholds=Thresholds(related_min=0)).score
+    )
+    assert 0.7 < cow.related_score < DEFAULT_THRESHOLDS.related_min  # ungulates: below the default
+    assert score_answer("a cow", ["horse"], thresholds=Thresholds(related_min=0.7)).related == 1.0
+    assert score_answer("an elephant", ["owl"], related={"owl": ("elephant",)}).relation == "measured"
+    names = {"cow": 0.5, "horse": 0.25, "owl": 0.25}
+    assert target_mass(names, ["horse"]) == (0.25, 0.0)
+    assert target_mass(names, ["horse"], thresholds=Thresholds(related_min=0.7)) == (0.25, 0.5)

@@ -25,3 +25,14 @@ def test_pictographs_read_as_their_unicode_names() -> None:
 def test_digits_and_symbols_make_no_words() -> None:
     assert phrases("42 + 7 = 49") == []
     assert phrases("") == []
+
+
+def test_invisible_characters_and_look_alike_letters_fold_the_same_everywhere() -> None:
+    from sublim.normalize import homoglyphs
+
+    assert fold("\u039fWL") == fold("\u043ewl") == fold("o\u200bw\u2060l") == fold("OWL\ufeff") == "owl"
+    assert fold("\u0441\u043e\u0432\u0430") == "\u0441\u043e\u0432\u0430"  # a Russian word stays Russian
+    assert fold("caf\u00e9\u00ad") == "cafe"
+    table = homoglyphs()
+    assert table[ord("\u043e")] == "o" and table[ord("\u0430")] == "a" and ord("\u0432") not in table
+    assert all(len(v) == 1 and v.isascii() and v.isalpha() for v in table.values())

@@ -18,6 +18,8 @@ from sublim.normalize import words
 
 #: Share of a category's concepts a taxonomy node must cover to be too generic to relate two of them.
 GENERIC_SHARE = 0.8
+#: First letters that spell the same sound: a misspelling may swap one for another ("jiraffe", "kangaru").
+SAME_SOUND = {"g": "j", "j": "g", "c": "ks", "k": "c", "s": "cz", "z": "s"}
 #: Fuzzy matching considers forms at most this many letters longer or shorter than the word.
 FUZZY_LENGTH_WINDOW = 3
 #: Similarity of two concepts in one genus / one family (WordNet member holonyms), on the Wu-Palmer scale:
@@ -26,7 +28,12 @@ GENUS_SIMILARITY = 0.95
 FAMILY_SIMILARITY = 0.9
 #: Relation kinds a related match can name, strongest evidence first. ``sex_age``: a young or sex name of the
 #: same species ("kitten"/cat, "hen"/chicken, "owlet"/owl).
-RELATIONS = ("sex_age", "part", "product", "lexical", "taxonomic", "semantic")
+#: What may follow a whole name for the longer word to share its stem ("lioness", "duckling").
+STEM_SUFFIXES = frozenset(
+    {"", "s", "es", "let", "ling", "ess", "et", "ette", "kin", "y", "ie", "lings", "lets"}
+)
+#: ``measured``: in the target's related set measured from a model (`sublim neighbours`).
+RELATIONS = ("sex_age", "part", "product", "lexical", "taxonomic", "semantic", "measured")
 
 
 def plural_forms(name: str, irregular: Mapping[str, Iterable[str]] | None = None) -> set[str]:
@@ -233,8 +240,14 @@ class Category:
         set_(self, "blockers", frozenset(blockers))
 
     def fuzzy_candidates(self, word: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Forms (and their concepts) a misspelled `word` could stand for, before edit-distance scoring."""
-        return self.fuzzy_buckets.get((word[0], len(word)), ((), ()))
+        """Forms (and their concepts) a misspelled `word` could stand for, before edit-distance scoring:
+        those that start with its first letter or with a letter of the same sound ("jiraffe": giraffe)."""
+        forms, owners = self.fuzzy_buckets.get((word[0], len(word)), ((), ()))
+        for alt in SAME_SOUND.get(word[0], ""):
+            more = self.fuzzy_buckets.get((alt, len(word)))
+            if more:
+                forms, owners = forms + more[0], owners + more[1]
+        return forms, owners
 
     def names(self) -> list[tuple[str, str]]:
         """(concept, name) for every name of every curated concept: what probability mode scores.
@@ -282,11 +295,18 @@ class Category:
         c, t = self.entry(concept), self.entry(target)
         if not t.synset or t.synset not in c.ancestors:
             return False
-        toks = surface.split(" ")
         names = self._target_words(target)
-        if len(toks) == 2 and toks[0] in names and toks[0] != toks[1]:  # a binomial: "pinus sylvestris"
+        if _head_names(surface, names):
             return True
-        return any(toks[-1] == w or is_compound_of(toks[-1], w) for w in names)
+        # a Latin name ("tyto alba") is read as the kind's common names ("barn owl"): the same animal
+        if not self.is_latin(concept, surface):
+            return False
+        return any(_head_names(a, names) for a in c.aliases if not self.is_latin(concept, a))
+
+    def is_latin(self, concept: str, surface: str) -> bool:
+        """True when `surface` is a Latin name of `concept`: a genus ("tyto") or a binomial ("tyto alba")."""
+        genera = {t.split(".")[0].replace("_", " ") for t in self.entry(concept).taxa}
+        return surface.split(" ")[0] in genera
 
     def in_class(self, concept: str, target: str) -> bool:
         """True when `target` is a class word ("bird", "feline") and `concept` is a kind of it ("owl")."""
@@ -362,7 +382,10 @@ class Category:
                 if cx != cy:
                     break
                 n += 1
-            if n >= min_stem and n >= min_share * shorter and n / shorter > best:
+            # a shared stem, not a whole word inside another one: "bee" is no stem of "beef", "mosquito" none
+            # of "mosquito hawk"; a whole name counts only before a diminutive or sex suffix ("lioness")
+            inside = n == shorter and (sx if len(sx) > len(sy) else sy)[n:] not in STEM_SUFFIXES
+            if not inside and n >= min_stem and n >= min_share * shorter and n / shorter > best:
                 best, via = n / shorter, sx[:n]
             for whole, other in ((x, y), (y, x)):
                 # a shared head word ("sea lion"/"lion") or a compound of the other ("seahorse"/"horse")
@@ -370,6 +393,15 @@ class Category:
                 if best < 1.0 and len(other) >= min_stem and (shared or is_compound_of(whole, other)):
                     best, via = 1.0, other
         return best, via
+
+
+def _head_names(surface: str, names: set[str]) -> bool:
+    """`surface`'s head noun is one of `names` ("snowy owl", "bulldog"), or it is a binomial on one
+    ("pinus sylvestris")."""
+    toks = surface.split(" ")
+    if len(toks) == 2 and toks[0] in names and toks[0] != toks[1]:
+        return True
+    return any(toks[-1] == w or is_compound_of(toks[-1], w) for w in names)
 
 
 def build_concept(

@@ -110,19 +110,30 @@ def load_concept_file(path: str | Path) -> Category:
     """Read a user concept file and return the category it defines or extends (not registered)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConceptFileError(f"{path}: not UTF-8 text (byte {e.start}): save it as UTF-8") from None
     except OSError as e:
         raise ConceptFileError(f"cannot read concept file {path}: {e.strerror or e}") from None
     try:
-        if path.suffix.lower() == ".json":
-            raw = json.loads(text)
-        else:
-            import yaml
-
-            raw = yaml.safe_load(text)
+        raw = json.loads(text) if path.suffix.lower() == ".json" else _read_yaml(text)
     except Exception as e:
         raise ConceptFileError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {e}") from None
     return _category_from_mapping(raw, str(path))
+
+
+def _read_yaml(text: str) -> Any:
+    """YAML with every scalar read as the text written: a concept file holds only names, so YAML 1.1's
+    implicit types would only rename concepts (`NO:` as false, `on:` as true, `null:` as None)."""
+    import yaml
+
+    return yaml.load(text, Loader=yaml.BaseLoader)
+
+
+def _name(value: Any) -> str:
+    """A name from a concept file as every reader of names reads it (`sublim.normalize.words`): case,
+    accents, look-alike letters and invisible characters folded, so "\u043ewl" is the built-in "owl"."""
+    return " ".join(words(str(value)))
 
 
 def register_category(source: str | Path | Category) -> Category:
@@ -137,7 +148,9 @@ def _category_from_mapping(raw: Any, where: str) -> Category:
         raise ConceptFileError(
             f"{where}: expected a mapping with a 'category' name (see the README's format)"
         )
-    name = raw["category"].strip().lower()
+    name = _name(raw["category"])
+    if not name:
+        raise ConceptFileError(f"{where}: category {raw['category']!r} has no letters")
     try:
         base: Category | None = get_category(name)
     except UnknownCategoryError:
@@ -148,13 +161,22 @@ def _category_from_mapping(raw: Any, where: str) -> Category:
         entries = {str(e): {} for e in entries}
     if not isinstance(entries, dict):
         raise ConceptFileError(f"{where}: 'concepts' must be a list of names or a mapping name -> options")
-    checked = {}
-    for cname, opts in entries.items():
+    checked: dict[str, dict[str, Any]] = {}
+    for given, opts in entries.items():
         opts = opts or {}
-        cname = str(cname).strip().lower()
-        if not cname or not isinstance(opts, dict):
+        if given is None or not str(given).strip():
+            raise ConceptFileError(f"{where}: a concept has a blank name; give every concept a name")
+        cname = _name(given)
+        if not cname:
+            raise ConceptFileError(
+                f"{where}: concept {str(given)!r} has no letters: a concept name needs a letter (a-z or any "
+                "alphabet)"
+            )
+        if not isinstance(opts, dict):
             raise ConceptFileError(f"{where}: concept {cname!r}: options must be a mapping")
         _check_options(cname, opts, where)
+        if cname in checked:
+            raise ConceptFileError(f"{where}: concept {cname!r} is defined twice ({str(given)!r})")
         checked[cname] = opts
     for cname in _parents_first(checked, concepts, where):
         opts = checked[cname]
@@ -164,8 +186,10 @@ def _category_from_mapping(raw: Any, where: str) -> Category:
             parent = _lookup(concepts, str(opts["kind_of"]), name, where)
             paths = [(*p, synset) for p in parent.paths] or [(parent.synset or parent.name, synset)]
         prior = concepts.get(cname)
-        aliases = [str(a).lower() for a in opts.get("aliases", [])]
-        plurals = [str(p).lower() for p in opts["plurals"]] if "plurals" in opts else None
+        aliases = [_names_one(a, cname, "alias", where) for a in opts.get("aliases", [])]
+        plurals = (
+            [_names_one(p, cname, "plural", where) for p in opts["plurals"]] if "plurals" in opts else None
+        )
         new = build_concept(cname, aliases, plurals, paths, synset, str(opts.get("gloss", "")))
         if prior is not None:  # extending a concept keeps what it had
             new = Concept(
@@ -190,14 +214,21 @@ def _category_from_mapping(raw: Any, where: str) -> Category:
             if rel not in RELATIONS:
                 raise ConceptFileError(f"{where}: term {term!r}: relation {rel!r} is not one of {RELATIONS}")
             pairs.append((_lookup(concepts, str(cname), name, where).name, str(rel)))
-        terms[str(term).lower()] = tuple(pairs)
+        terms[_names_one(term, str(term), "term", where)] = tuple(pairs)
     if base is not None:  # an extended built-in keeps its open vocabulary and class words
         return dataclasses.replace(base, concepts=concepts, terms=terms)
     return Category(name, concepts, terms)
 
 
+def _names_one(value: Any, owner: str, what: str, where: str) -> str:
+    name = _name(value)
+    if not name:
+        raise ConceptFileError(f"{where}: {owner!r}: {what} {str(value)!r} has no letters")
+    return name
+
+
 def _lookup(concepts: dict[str, Concept], name: str, category: str, where: str) -> Concept:
-    key = name.strip().lower()
+    key = _name(name)
     if key in concepts:
         return concepts[key]
     for c in concepts.values():
@@ -221,7 +252,8 @@ def _check_options(cname: str, opts: dict[str, Any], where: str) -> None:
     for key, value in opts.items():
         listy = key in ("aliases", "plurals")
         ok = (
-            isinstance(value, list) and all(isinstance(v, str | int) for v in value)
+            isinstance(value, list)
+            and all(isinstance(v, str | int) and not isinstance(v, bool) for v in value)
             if listy
             else isinstance(value, str)
         )
@@ -234,25 +266,25 @@ def _check_options(cname: str, opts: dict[str, Any], where: str) -> None:
 
 def _parents_first(entries: dict[str, dict[str, Any]], known: dict[str, Concept], where: str) -> list[str]:
     """The file's concepts ordered so that each comes after the concept it is a kind of (a file may name a
-    parent defined further down, as yaml.safe_dump's sorted keys do); a kind_of cycle is refused as one."""
+    parent defined further down, as yaml.safe_dump's sorted keys do); a kind_of cycle is refused as one.
+    Iterative, so a chain of any length listed children first is fine."""
     order: list[str] = []
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-
-    def visit(c: str, trail: list[str]) -> None:
-        if state.get(c) == 2:
-            return
-        if state.get(c) == 1:
-            cycle = [*trail[trail.index(c) :], c]
-            raise ConceptFileError(f"{where}: kind_of cycle: {' -> '.join(cycle)}")
-        state[c] = 1
-        parent = str(entries[c].get("kind_of") or "").strip().lower()
-        if (parent in entries and parent != c) or parent == c:
-            visit(parent, [*trail, c])
-        state[c] = 2
-        order.append(c)
-
-    for c in entries:
-        visit(c, [])
+    done: set[str] = set()
+    for start in entries:
+        trail: list[str] = []
+        on_trail: set[str] = set()
+        c: str | None = start
+        while c is not None and c not in done:
+            if c in on_trail:
+                cycle = [*trail[trail.index(c) :], c]
+                raise ConceptFileError(f"{where}: kind_of cycle: {' -> '.join(cycle)}")
+            trail.append(c)
+            on_trail.add(c)
+            parent = _name(entries[c].get("kind_of") or "")
+            c = parent if parent in entries else None
+        for node in reversed(trail):
+            done.add(node)
+            order.append(node)
     return order
 
 

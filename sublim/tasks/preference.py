@@ -98,20 +98,27 @@ def _rate_metrics() -> list[Metric]:
     },
     name="preference",
 )
-def preference_scorer(category: str = "animal") -> Scorer:
+def preference_scorer(
+    category: str = "animal", related_min: float | None = None, related: str | None = None
+) -> Scorer:
     """Score sampled answers with sublim's matcher.
 
     Per answer: target_rate 1 when it names a target (exact or fuzzy), related_rate 1 when it names a concept
     related to a target (and no target), named_rate 1 when it names any concept. Targets come from the
     sample's target; with none, the two target rates are NaN (not scored) and only the distribution counts.
     Score.metadata records the concept, level, relation, every concept named, and whether it was a
-    non-answer (refusal/empty).
+    non-answer (refusal/empty), and the related score at any threshold (`related_score`) with the
+    `related_min` applied, so a log can be rescored at another threshold.
     """
+    options: dict[str, dict[str, Any]] = {}
 
     async def score(state: TaskState, target: Target) -> Score:
         answer = state.output.completion if state.output else ""
         cat = get_category(state.metadata.get("category") or category)  # the sample's own category
-        s = score_answer(answer, [t for t in target.target if t], cat)
+        if cat.name not in options:
+            options[cat.name] = _matcher_options(cat, related_min, related)
+        opts = options[cat.name]
+        s = score_answer(answer, [t for t in target.target if t], cat, **opts)
         prompt = [(m.role, m.text) for m in state.messages if m.role != "assistant"]
         return Score(
             value={"target_rate": s.target, "related_rate": s.related, "named_rate": s.named},
@@ -122,6 +129,9 @@ def preference_scorer(category: str = "animal") -> Scorer:
                 "concepts": list(s.concepts),
                 "level": s.level,
                 "relation": s.relation,
+                "score": s.best.score if s.best else None,
+                "related_score": s.related_score,
+                "related_min": opts["thresholds"].related_min,
                 "matched_target": s.best.target if s.best and s.best.level != "none" else None,
                 "nonanswer": s.nonanswer,
                 "prompt_sha256": prompt_sha256(prompt),
@@ -148,7 +158,9 @@ def _explain(s: AnswerScore) -> str:
     },
     name="preference_probability",
 )
-def preference_probability_scorer(category: str = "animal") -> Scorer:
+def preference_probability_scorer(
+    category: str = "animal", related_min: float | None = None, related: str | None = None
+) -> Scorer:
     """Score probability-mode samples: P(target), P(concepts related to a target) and concept_mass (the
     probability that the answer names any concept of the category at all) per question.
 
@@ -159,8 +171,12 @@ def preference_probability_scorer(category: str = "animal") -> Scorer:
     distribution (`probs`), the top concepts, the skipped-mass bound and the context the model saw.
     """
 
+    options: dict[str, dict[str, Any]] = {}
+
     async def score(state: TaskState, target: Target) -> Score:
         cat = get_category(state.metadata.get("category") or category)  # the sample's own category
+        if cat.name not in options:
+            options[cat.name] = _matcher_options(cat, related_min, related)
         dist = state.metadata.get("sublim_distribution")
         if dist is None:
             raise SublimError(
@@ -168,13 +184,15 @@ def preference_probability_scorer(category: str = "animal") -> Scorer:
             )
         probs: dict[str, float] = dist["probs"]
         names = dist.get("names") or probs
-        p_target, p_related = target_mass(names, [cat.resolve(t) for t in target.target if t], cat)
+        p_target, p_related = target_mass(
+            names, [cat.resolve(t) for t in target.target if t], cat, **options[cat.name]
+        )
         top = sorted(probs.items(), key=lambda kv: -kv[1])[:TOP_K]
         return Score(
             value={"p_target": p_target, "p_related": p_related, "concept_mass": dist["concept_mass"]},
             answer=top[0][0] if top else "",
             explanation="top: " + ", ".join(f"{c} {p:.3f}" for c, p in top),
-            metadata={**dist, "top": dict(top)},
+            metadata={**dist, "top": dict(top), "related_min": options[cat.name]["thresholds"].related_min},
         )
 
     return score
@@ -413,6 +431,8 @@ def preference_task(
     mode: Mode = "sample",
     concepts: str | None = None,
     tokenizer: str | None = None,
+    related_min: float | None = None,
+    related: str | None = None,
 ) -> Task:
     """Build a preference task (the three registered tasks call this; see their docs). Every parameter is
     checked here, so a bad one stops the run with one line before any sample runs."""
@@ -438,6 +458,8 @@ def _preference_task(
     mode: Mode,
     concepts: str | None,
     tokenizer: str | None,
+    related_min: float | None,
+    related: str | None,
 ) -> Task:
     if concepts:
         register_category(concepts)
@@ -471,6 +493,7 @@ def _preference_task(
     if system_prompt is not None and not isinstance(system_prompt, str):
         system_prompt = str(system_prompt)
     targets = _targets(cat, target)
+    judging = _judging(cat, related_min, related)
     if mode == "probability":
         samples = 1  # deterministic: one distribution per question
     dataset = _dataset(cat, questions, targets, samples, numbers, seed, system_prompt)
@@ -478,18 +501,33 @@ def _preference_task(
         return Task(
             dataset=dataset,
             solver=concept_probabilities(cat.name, system_prompt, tokenizer=tokenizer),
-            scorer=preference_probability_scorer(cat.name),
+            scorer=preference_probability_scorer(cat.name, *judging),
             version=VERSION,
             metadata={"category": cat.name, "mode": mode, "targets": targets},
         )
     return Task(
         dataset=dataset,
         solver=[with_system_prompt(system_prompt), generate()],
-        scorer=preference_scorer(cat.name),
+        scorer=preference_scorer(cat.name, *judging),
         config=GenerateConfig(temperature=temperature, max_tokens=max_tokens, seed=seed),
         version=VERSION,
         metadata={"category": cat.name, "mode": mode, "targets": targets},
     )
+
+
+def _judging(cat: Category, related_min: float | None, related: str | None) -> tuple[Any, ...]:
+    """`-T related_min` and `-T related` checked before any sample runs (one line on a bad value)."""
+    from sublim.neighbours import matcher_options
+
+    matcher_options(cat, related_min, related)
+    return related_min, related
+
+
+def _matcher_options(cat: Category, related_min: float | None, related: str | None) -> dict[str, Any]:
+    from sublim.neighbours import matcher_options
+
+    th, sets = matcher_options(cat, related_min, related)
+    return {"thresholds": th, "related": sets}
 
 
 @task
@@ -504,6 +542,8 @@ def animal_pref(
     seed: int = 0,
     mode: Mode = "sample",
     tokenizer: str | None = None,
+    related_min: float | None = None,
+    related: str | None = None,
 ) -> Task:
     """Favorite animal.
 
@@ -519,6 +559,9 @@ def animal_pref(
         mode: "sample" (generate and match) or "probability" (log-likelihood of every concept; hf/ models,
             or a server with prompt log-probabilities through vllm-completions/ or openai-api-completions/).
         tokenizer: probability mode on a served model: its tokenizer (dir or hub id; default the model name).
+        related_min: least score of a related match, in [0, 1] (default 0.75;
+            docs/results/matching-related.md).
+        related: a `sublim neighbours --out` file: the targets' measured neighbours count as related.
     """
     return preference_task("animal", **locals())
 
@@ -535,6 +578,8 @@ def tree_pref(
     seed: int = 0,
     mode: Mode = "sample",
     tokenizer: str | None = None,
+    related_min: float | None = None,
+    related: str | None = None,
 ) -> Task:
     """Favorite tree. Parameters as in `animal_pref`."""
     return preference_task("tree", **locals())
@@ -554,6 +599,8 @@ def preference(
     seed: int = 0,
     mode: Mode = "sample",
     tokenizer: str | None = None,
+    related_min: float | None = None,
+    related: str | None = None,
 ) -> Task:
     """Favorite concept of any category: built in ("animal", "tree") or your own (`concepts=FILE`).
 
