@@ -168,18 +168,23 @@ def row_losses(model: Any, batch: Sequence[dict[str, list[int]]]) -> torch.Tenso
 
 
 @contextmanager
-def _shifted(params: Sequence[torch.nn.Parameter], direction: Sequence[torch.Tensor]) -> Iterator[None]:
-    """Within the block, each parameter is moved by its direction; restored bit for bit afterwards."""
+def _restored(params: Sequence[torch.nn.Parameter]) -> Iterator[list[torch.Tensor]]:
+    """Yields a copy of the parameters; whatever the block does to them, they are restored bit for bit."""
     saved = [p.detach().clone() for p in params]
     try:
-        with torch.no_grad():
-            for p, d in zip(params, direction, strict=True):
-                p.add_(d)
-        yield
+        yield saved
     finally:
         with torch.no_grad():
             for p, s in zip(params, saved, strict=True):
                 p.copy_(s)
+
+
+def _set(
+    params: Sequence[torch.nn.Parameter], saved: Sequence[torch.Tensor], shift: Sequence[torch.Tensor]
+) -> None:
+    with torch.no_grad():
+        for p, s, d in zip(params, saved, shift, strict=True):
+            torch.add(s, d, out=p.data)
 
 
 def directional_derivatives(
@@ -196,13 +201,14 @@ def directional_derivatives(
         return [0.0] * len(rows)
     plus = [g * (step / norm) for g in grad]
     out: list[float] = []
-    with torch.no_grad():
+    minus = [-d for d in plus]
+    with _restored(params) as saved, torch.no_grad():
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]
-            with _shifted(params, plus):
-                up = row_losses(model, batch).double()
-            with _shifted(params, [-d for d in plus]):
-                down = row_losses(model, batch).double()
+            _set(params, saved, plus)
+            up = row_losses(model, batch).double()
+            _set(params, saved, minus)
+            down = row_losses(model, batch).double()
             out.extend(((up - down) * (norm / (2 * step))).tolist())
     return out
 
