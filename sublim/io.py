@@ -21,7 +21,6 @@ from typing import Any
 
 from sublim.errors import SublimError
 
-
 #: flags for every file sublim creates: a new file only (never an existing one, never through a link)
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -148,7 +147,9 @@ def read_jsonl(path: Path, what: str = "file") -> Iterator[tuple[int, Any]]:
             yield i, json.loads(line)
         except (json.JSONDecodeError, RecursionError) as e:
             reason = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
-            raise SublimError(f"{path}:{i}: not valid JSON ({reason}); each line must be one JSON object") from None
+            raise SublimError(
+                f"{path}:{i}: not valid JSON ({reason}); each line must be one JSON object"
+            ) from None
 
 
 def package_versions(*packages: str) -> dict[str, str]:
@@ -402,8 +403,8 @@ def claim_output(
         if _pending_backup(out):
             _restore(out)
             print(
-                f"sublim: {out}: an earlier --overwrite run was cut short; its partial output is discarded and "
-                f"the output it had set aside in {replaced.name}/ is back in place",
+                f"sublim: {out}: an earlier --overwrite run was cut short; its partial output is discarded "
+                f"and the output it had set aside in {replaced.name}/ is back in place",
                 file=sys.stderr,
             )
         state, previous = _decide(
@@ -412,8 +413,8 @@ def claim_output(
         if state == "replace":
             if replaced.exists() or replaced.is_symlink():
                 raise SublimError(
-                    f"--out {out}: {replaced} holds an older output an earlier --overwrite set aside; move it "
-                    "elsewhere or delete it, then re-run (sublim deletes only backups it just made)"
+                    f"--out {out}: {replaced} holds an older output an earlier --overwrite set aside; move "
+                    "it elsewhere or delete it, then re-run (sublim deletes only backups it just made)"
                 )
             replaced.mkdir()
             backup = replaced

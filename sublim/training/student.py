@@ -213,8 +213,8 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
             key = json.dumps(row["id"])
             if key in seen:
                 raise SublimError(
-                    f"{path}:{i}: id {row['id']!r} repeats line {seen[key]} (two teach outputs joined?); give "
-                    "each row its own id or keep one of them"
+                    f"{path}:{i}: id {row['id']!r} repeats line {seen[key]} (two teach outputs joined?); "
+                    "give each row its own id or keep one of them"
                 )
             seen[key] = i
         rows.append(row)
@@ -282,7 +282,8 @@ def tokenize_row(
     kept are the same, and a 50 MB row costs what a long row costs instead of minutes and gigabytes."""
     budget = char_budget(tok, max_length)
     row = {
-        part: [{**m, "content": m["content"][:budget]} for m in row[part]] for part in ("prompt", "completion")
+        part: [{**m, "content": m["content"][:budget]} for m in row[part]]
+        for part in ("prompt", "completion")
     }
     prompt = ([{"role": "system", "content": system_prompt}] if system_prompt is not None else []) + row[
         "prompt"
