@@ -656,15 +656,14 @@ def test_teacher_rows_that_would_train_the_wrong_thing_are_refused(
     assert "train.jsonl" in line  # the message names the file
 
 
-def test_the_divergence_probe_reads_teacher_rows_the_same_way(
-    work: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_divergence_probe_reads_teacher_rows_the_same_way(work: Path) -> None:
+    from sublim.probes.divergence import read_rows
+
     bad = work / "bad-data"
     bad.mkdir()
     _rows_file(bad, "train.jsonl", [_chat(id="a"), _chat(id="a")])
-    refused(
-        capsys, work, ["probe", "divergence", "--data", "{W}/bad-data", "--out", "{W}/p"], "repeats line 1"
-    )
+    with pytest.raises(SublimError, match="train.jsonl:2: id 'a' repeats line 1"):
+        read_rows(bad)
 
 
 def test_a_sweep_refuses_rows_it_would_drop_when_pairing(
@@ -778,6 +777,12 @@ def test_a_question_file_with_a_bom_reads_as_without(suffix: str, tmp_path: Path
     bom = load_questions("animal", _bank(tmp_path, f"b.{suffix}", b"\xef\xbb\xbf" + text.encode()))
     assert bom == plain
     assert bom[0].text == "Which animal do you love?"
+
+
+@pytest.mark.slow  # an `inspect eval` subprocess (~8 s); the in-process test above covers the same check
+def test_inspect_shows_a_non_utf8_question_file_in_one_line(tmp_path: Path) -> None:
+    bank = _bank(tmp_path, "q.txt", b"Name an \xff animal.\n")
+    test_inspect_cli_shows_one_line_and_exits_nonzero(f"questions={bank}", "not UTF-8", tmp_path / "logs")
 
 
 @pytest.mark.parametrize("value", [51, 10_000_000, -1, "5", 2.5])
@@ -934,6 +939,7 @@ def test_a_backup_cut_short_while_being_made_or_restored_is_put_back_whole(moved
     with claim_output(out, "teach", {"n": 1}) as claim:
         assert claim.state == "complete"
     assert (out / "train.jsonl").read_text() == "the old output\n" and (out / "card.json").exists()
+    assert (out / ".sublim-output.json").is_file() and not replaced.exists()
 
 
 def test_a_backup_sublim_did_not_just_make_is_never_deleted(work: Path) -> None:
