@@ -662,7 +662,7 @@ def test_the_divergence_probe_reads_teacher_rows_the_same_way(work: Path) -> Non
     bad = work / "bad-data"
     bad.mkdir()
     _rows_file(bad, "train.jsonl", [_chat(id="a"), _chat(id="a")])
-    with pytest.raises(SublimError, match="train.jsonl:2: id 'a' repeats line 1"):
+    with pytest.raises(SublimError, match=r"train\.jsonl:2: id 'a' repeats line 1"):
         read_rows(bad)
 
 
