@@ -121,6 +121,8 @@ def read_text(path: Path, what: str = "file") -> str:
     spreadsheet's "UTF-8" export writes one). A missing file or a byte that is not UTF-8 is one SublimError
     naming the file, the line and what to do."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a dir, or a device such as /dev/zero that never ends
+        raise SublimError(f"{what} {path} is not a regular file; give a file")
     try:
         data = path.read_bytes()
     except OSError as e:

@@ -764,6 +764,14 @@ def test_question_files_are_checked_by_the_one_reader(
         animal_pref(questions=path)
 
 
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/null", "."])
+def test_a_question_file_that_is_no_regular_file_is_refused_unread(device: str) -> None:
+    from sublim.tasks.questions import QuestionBankError, load_questions
+
+    with pytest.raises(QuestionBankError, match="not a regular file"):
+        load_questions("animal", device)
+
+
 @pytest.mark.parametrize("suffix", ["txt", "yaml", "json"])
 def test_a_question_file_with_a_bom_reads_as_without(suffix: str, tmp_path: Path) -> None:
     from sublim.tasks.questions import load_questions
