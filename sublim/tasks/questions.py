@@ -94,9 +94,7 @@ def _fill(text: str, category: str) -> str:
 def _read_user_bank(path: Path) -> Any:
     try:
         text = read_text(path, "question file")
-    except QuestionBankError:
-        raise
-    except SublimError as e:
+    except SublimError as e:  # as the question-bank error the tasks turn into their own
         raise QuestionBankError(str(e)) from None
     suffix = path.suffix.lower()
     try:
