@@ -704,8 +704,22 @@ def test_a_huge_row_is_cut_before_tokenizing_and_keeps_the_same_tokens(tiny_mode
     full_ids = tok(full, add_special_tokens=False)["input_ids"]
     assert got["input_ids"] == full_ids[:64]
     assert got["labels"] == ([-100] * len(prompt_ids) + full_ids[len(prompt_ids) :])[:64]
-    huge = _chat(answer="7" * 50_000_000)  # 50 MB: tokenized whole, minutes and gigabytes
-    assert len(tokenize_row(tok, huge, None, 64)["input_ids"]) == 64
+
+    class Spy:
+        """The tokenizer, recording the longest text it is asked to tokenize."""
+
+        longest = 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(tok, name)
+
+        def __call__(self, text: str, **kwargs: Any) -> Any:
+            Spy.longest = max(Spy.longest, len(text))
+            return tok(text, **kwargs)
+
+    huge = _chat(answer="7, " * 2_000_000)  # 6 MB (the issue's 50 MB row took minutes and 12 GB)
+    assert len(tokenize_row(Spy(), huge, None, 64)["input_ids"]) == 64
+    assert Spy.longest < 2 * char_budget(tok, 64) < 100_000  # cut before tokenizing
 
 
 # ---------------------------------------------------------------------------------------- question files
