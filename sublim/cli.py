@@ -323,38 +323,69 @@ def _neighbours(args: argparse.Namespace) -> int:
 
 
 def _lm_eval(args: argparse.Namespace) -> int:
-    """Run lm-eval with sublim's task folder on the include path (all other arguments pass through)."""
+    """Run lm-eval with sublim's task folder on the include path (all other arguments pass through). The
+    arguments are checked first, parsed by lm-eval's own parser; lm-eval then runs under
+    `sublim.models.lm_eval_main`, which checks the model arguments again where the model is built."""
     import subprocess
 
     from sublim.lmeval import lm_eval_include_path
 
     rest = list(args.args)
-    _check_lm_eval_model_args(rest)
     command = rest.pop(0) if rest and rest[0] in ("run", "ls", "validate") else "run"
-    argv = [sys.executable, "-m", "lm_eval", command, "--include_path", str(lm_eval_include_path()), *rest]
-    return subprocess.call(argv)
+    forwarded = [command, "--include_path", str(lm_eval_include_path()), *rest]
+    _check_lm_eval_args(forwarded)
+    guard = "import sys; from sublim.models import lm_eval_main; sys.exit(lm_eval_main())"
+    return subprocess.call([sys.executable, "-c", guard, *forwarded])
 
 
-def _check_lm_eval_model_args(argv: list[str]) -> None:
-    """lm-eval's --model_args: no remote code (lm-eval's default, kept: `trust_remote_code=True` is refused)
-    and local checkpoints (pretrained=, peft=, tokenizer=) checked like sublim's own loads."""
-    from sublim.models import RemoteCodeError, check_checkpoint
+def _check_lm_eval_args(argv: list[str]) -> None:
+    """lm-eval's arguments as lm-eval reads them (its parser: every alias of --model_args, key=value and JSON
+    forms, values split across tokens, `--trust_remote_code`, a --config YAML beneath): no remote code,
+    local checkpoints checked like sublim's own loads, and sublim's task options (--metadata) checked before
+    lm-eval builds the model. Arguments lm-eval itself cannot parse are left for lm-eval to report."""
+    import contextlib
+    import io
 
-    for i, arg in enumerate(argv):
-        value = argv[i + 1] if arg == "--model_args" and i + 1 < len(argv) else None
-        if arg.startswith("--model_args="):
-            value = arg.split("=", 1)[1]
-        if value is None or value.lstrip().startswith("{"):
-            continue
-        for pair in value.split(","):
-            key, _, v = pair.partition("=")
-            key = key.strip()
-            if key == "trust_remote_code" and v.strip().lower() not in ("false", "0", "no"):
-                raise RemoteCodeError(
-                    "--model_args trust_remote_code: sublim never runs code shipped with a model"
-                )
-            if key in ("pretrained", "peft", "tokenizer") and v:
-                check_checkpoint(v.strip(), f"--model_args {key}")
+    from lm_eval._cli.harness import HarnessCLI
+    from lm_eval.utils import simple_parse_args_string
+
+    from sublim.lmeval import check_metadata
+    from sublim.models import check_lm_eval_model
+
+    if argv[0] != "run":
+        return
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            namespace = HarnessCLI()._parser.parse_args(argv)
+    except SystemExit:
+        return
+    settings: dict[str, object] = {}
+    if getattr(namespace, "config", None):
+        from lm_eval.config.evaluate_config import EvaluatorConfig
+
+        try:
+            settings.update(EvaluatorConfig.load_yaml_config(namespace.config))
+        except (OSError, ValueError, TypeError) as e:
+            raise SublimError(f"--config {namespace.config}: {one_line(e)}") from None
+    # lm-eval's precedence: command-line values over the YAML's, key by key
+    settings.update(
+        {k: v for k, v in vars(namespace).items() if (v or v == 0) and k not in ("command", "func")}
+    )
+
+    def as_dict(value: object, flag: str) -> dict[str, object]:
+        if value is None:
+            return {}
+        if isinstance(value, str):
+            return dict(simple_parse_args_string(value))
+        if not isinstance(value, dict):
+            raise SublimError(f"{flag}: expected key=value pairs or a JSON object, not {value!r}")
+        return value
+
+    model_args = as_dict(settings.get("model_args"), "--model_args")
+    if settings.get("trust_remote_code"):
+        model_args = {**model_args, "trust_remote_code": True}
+    check_lm_eval_model(model_args)
+    check_metadata({**model_args, **as_dict(settings.get("metadata"), "--metadata")})
 
 
 def _concepts(args: argparse.Namespace) -> int:

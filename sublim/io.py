@@ -10,6 +10,8 @@ import json
 import math
 import os
 import shutil
+import stat
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,13 +21,19 @@ from typing import Any
 
 from sublim.errors import SublimError
 
+#: flags for every file sublim creates: a new file only (never an existing one, never through a link)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temp name beside `path`, then rename: readers never see half a file."""
+    """Write `text` to a temp name beside `path`, then rename: readers never see half a file. The temp file
+    is created new (O_EXCL, O_NOFOLLOW): a link planted under its name is replaced, never written through."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.unlink(missing_ok=True)  # a killed earlier process of the same pid (unlink never follows links)
+        with os.fdopen(os.open(tmp, _CREATE, 0o644), "w", encoding="utf-8") as fh:
+            fh.write(text)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -71,7 +79,7 @@ def file_lock(path: Path) -> Iterator[None]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
+    with _open_lock_file(path, "lock file") as handle:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX
@@ -82,6 +90,68 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _open_lock_file(path: Path, what: str) -> Any:
+    """A lock file opened for reading and writing, created if missing, never through a symbolic link
+    (O_NOFOLLOW) and never a file with other names (a hard link): writing the pid there would clobber
+    whatever the link points at."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    refuse = (
+        f"{what} {path} is a link to another file; sublim never writes through links: remove it "
+        "(`rm` removes the link, not its target) and re-run"
+    )
+    if path.is_symlink():
+        raise SublimError(refuse)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as e:
+        if path.is_symlink():  # planted between the check and the open (O_NOFOLLOW: ELOOP)
+            raise SublimError(refuse) from None
+        raise SublimError(f"cannot write {what} {path}: {e.strerror or e}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise SublimError(refuse)
+    return os.fdopen(fd, "r+", encoding="utf-8")
+
+
+def read_text(path: Path, what: str = "file") -> str:
+    """A text file sublim reads (teacher data, question banks): UTF-8, a leading byte-order mark dropped (a
+    spreadsheet's "UTF-8" export writes one). A missing file or a byte that is not UTF-8 is one SublimError
+    naming the file, the line and what to do."""
+    path = Path(path)
+    if path.exists() and not path.is_file():  # a dir, or a device such as /dev/zero that never ends
+        raise SublimError(f"{what} {path} is not a regular file; give a file")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SublimError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SublimError(
+            f"{path}:{line}: byte {data[e.start]:#04x} at column {column} is not UTF-8 text; save the {what} "
+            "as UTF-8"
+        ) from None
+
+
+def read_jsonl(path: Path, what: str = "file") -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) for every non-blank line of a JSON Lines file (read with `read_text`); a
+    line that is not JSON is one SublimError naming the file and the line."""
+    # split on newlines only: str.splitlines() also splits inside JSON strings that hold U+2028 or \x1c
+    for i, line in enumerate(read_text(path, what).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            yield i, json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as e:
+            reason = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+            raise SublimError(
+                f"{path}:{i}: not valid JSON ({reason}); each line must be one JSON object"
+            ) from None
 
 
 def package_versions(*packages: str) -> dict[str, str]:
@@ -138,24 +208,27 @@ def check_separate(out: Path, inputs: Iterable[str | Path | None], flag: str = "
 @dataclass
 class Claim:
     """An output dir held by this process. `state`: "new" (start), "resume" (same inputs, unfinished) or
-    "complete" (same inputs, finished: nothing to do)."""
+    "complete" (same inputs, finished: nothing to do). `backup`: where this claim set the replaced output
+    aside (`--overwrite`), removed by `done()`."""
 
     out: Path
     command: str
     identity: dict[str, Any]
     state: str
     previous: dict[str, Any] | None = None
+    backup: Path | None = None
 
     def done(self) -> None:
         """Mark the output complete (its inputs and the sublim version are recorded in the stamp)."""
         _write_stamp(self.out, self.command, self.identity, complete=True)
-        shutil.rmtree(self.out / _REPLACED, ignore_errors=True)
+        if self.backup is not None:  # only the backup this claim made
+            shutil.rmtree(self.backup, ignore_errors=True)
 
 
 def _read_stamp(out: Path) -> dict[str, Any] | None:
     try:
         data = json.loads((out / STAMP).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -171,6 +244,42 @@ def _entries(out: Path) -> list[Path]:
     if not out.is_dir():
         return []
     return sorted(p for p in out.iterdir() if p.name not in (LOCK, STAMP, _REPLACED))
+
+
+def _pending_backup(out: Path) -> bool:
+    """An `--overwrite` run set the previous output aside in out/.sublim-replaced and never finished (killed
+    hard: no `except` ran). Its own stamp is then missing or incomplete; a complete stamp means the new run
+    finished and only the removal of the backup was cut short."""
+    replaced = out / _REPLACED
+    if not replaced.is_dir() or replaced.is_symlink():
+        return False
+    stamp = _read_stamp(out)
+    return stamp is None or not stamp.get("complete")
+
+
+def _view(out: Path) -> tuple[dict[str, Any] | None, list[Path]]:
+    """(stamp, entries) of the output as the next run will find it: an interrupted `--overwrite` is undone
+    first (see `_restore`), so its decisions are made on the previous output."""
+    if not _pending_backup(out):
+        return _read_stamp(out), _entries(out)
+    replaced = out / _REPLACED
+    restored = _entries(out) if _read_stamp(out) is None else []  # a restore cut short: already back
+    return _read_stamp(replaced), sorted([*_entries(replaced), *restored])
+
+
+def _restore(out: Path) -> None:
+    """Put the output an unfinished `--overwrite` run set aside back in place, discarding that run's partial
+    output. Safe to cut short at any point: the next run finishes the job (the partial output goes before
+    its stamp; the backup's stamp comes back last)."""
+    replaced = out / _REPLACED
+    if _read_stamp(out) is not None or (out / STAMP).exists():
+        for entry in _entries(out):
+            _remove(entry)
+        (out / STAMP).unlink(missing_ok=True)
+    for entry in sorted(replaced.iterdir(), key=lambda p: p.name == STAMP):
+        _remove(out / entry.name)
+        os.replace(entry, out / entry.name)
+    replaced.rmdir()
 
 
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -191,7 +300,7 @@ def _decide(
     """("new" | "resume" | "complete" | "replace", previous identity) or a SublimError; touches nothing."""
     if out.exists() and not out.is_dir():
         raise SublimError(f"--out {out} is a file; give a directory")
-    stamp, entries = _read_stamp(out), _entries(out)
+    stamp, entries = _view(out)
     if stamp is None:
         if not entries:
             return "new", None
@@ -228,10 +337,7 @@ def _lock(out: Path) -> Any:
     """An exclusive, non-blocking lock on out/.sublim.lock (released when the process dies)."""
     import fcntl
 
-    try:
-        fh = (out / LOCK).open("a+", encoding="utf-8")
-    except OSError as e:
-        raise SublimError(f"cannot write to --out {out}: {e.strerror or e}") from None
+    fh = _open_lock_file(out / LOCK, "--out lock file")
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -294,29 +400,44 @@ def claim_output(
         raise SublimError(f"cannot create --out {out}: {e.strerror or e}") from None
     fh = _lock(out)
     replaced = out / _REPLACED
+    backup: Path | None = None
     try:
+        if _pending_backup(out):
+            _restore(out)
+            print(
+                f"sublim: {out}: an earlier --overwrite run was cut short; its partial output is discarded "
+                f"and the output it had set aside in {replaced.name}/ is back in place",
+                file=sys.stderr,
+            )
         state, previous = _decide(
             out, command, identity, overwrite=overwrite, accept_other=accept_other, adopt=adopt
         )
         if state == "replace":
-            shutil.rmtree(replaced, ignore_errors=True)
+            if replaced.exists() or replaced.is_symlink():
+                raise SublimError(
+                    f"--out {out}: {replaced} holds an older output an earlier --overwrite set aside; move "
+                    "it elsewhere or delete it, then re-run (sublim deletes only backups it just made)"
+                )
             replaced.mkdir()
+            backup = replaced
+            if (out / STAMP).exists():  # the stamp first: a cut-short move is then seen and undone
+                os.replace(out / STAMP, replaced / STAMP)
             for entry in _entries(out):
                 os.replace(entry, replaced / entry.name)
-            if (out / STAMP).exists():
-                os.replace(out / STAMP, replaced / STAMP)
             state = "new"
+        elif replaced.exists():
+            print(
+                f"sublim: note: {replaced} holds an output an earlier --overwrite replaced; delete it once "
+                "you no longer need it",
+                file=sys.stderr,
+            )
         if state != "complete":
             _write_stamp(out, command, identity, complete=False)
         try:
-            yield Claim(out, command, identity, state, previous)
+            yield Claim(out, command, identity, state, previous, backup)
         except BaseException:
-            if replaced.is_dir():  # the new run failed: put the old output back
-                for entry in _entries(out):
-                    _remove(entry)
-                for entry in replaced.iterdir():
-                    os.replace(entry, out / entry.name)
-                replaced.rmdir()
+            if backup is not None and backup.is_dir():  # the new run failed: put the old output back
+                _restore(out)
             raise
     finally:
         fh.close()

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from sublim.concepts import Category, category_names, get_category, register_category
-from sublim.errors import UnknownConceptError
+from sublim.errors import SublimError, UnknownConceptError
 from sublim.scoring import concept_probs, score_answer, target_mass
-from sublim.tasks.questions import question_records
+from sublim.tasks.questions import check_numbers, load_questions, question_records
 
 
 def lm_eval_include_path() -> Path:
@@ -43,11 +43,48 @@ def preference_docs(category: str = "animal", **metadata: Any) -> Any:
     records = question_records(
         cat.name,
         metadata.get("questions"),
-        numbers=int(metadata.get("numbers_prefix") or 0),
-        seed=int(metadata.get("seed") or 0),
+        numbers=check_numbers(metadata.get("numbers_prefix"), "--metadata numbers_prefix"),
+        seed=_seed(metadata.get("seed")),
     )
     docs = [{**r, "targets": targets} for r in records]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+
+
+def check_metadata(metadata: dict[str, Any]) -> None:
+    """The task options sublim's lm-eval tasks read (`--metadata`, merged over `--model_args` as lm-eval
+    merges them), checked before lm-eval starts: lm-eval builds the model before its tasks, so a bad option
+    found by the task itself would cost a model load and end in a traceback."""
+    if metadata.get("concepts"):
+        register_category(str(metadata["concepts"]))
+    check_numbers(metadata.get("numbers_prefix"), "--metadata numbers_prefix")
+    _seed(metadata.get("seed"))
+    if metadata.get("questions"):
+        load_questions("animal", str(metadata["questions"]))
+    target = metadata.get("target")
+    if target in (None, ""):
+        return
+    if isinstance(target, dict):
+        for name, value in target.items():
+            _resolve_targets(get_category(str(name)), value or "")
+        return
+    if not isinstance(target, str | list):
+        raise SublimError(f"--metadata target={target!r}: expected a concept name, e.g. owl")
+    names = [t.strip() for t in target.split(",")] if isinstance(target, str) else [str(t) for t in target]
+    for name in filter(None, names):
+        if not any(_knows(get_category(c), name) for c in category_names()):
+            get_category("animal").resolve(name)  # raises, with the closest valid names
+
+
+def _seed(value: Any) -> int:
+    if value in (None, ""):
+        return 0
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | str)
+        or not str(value).strip().lstrip("-").isdigit()
+    ):
+        raise SublimError(f"--metadata seed={value!r}: expected an integer")
+    return int(value)
 
 
 def _resolve_targets(cat: Category, target: Any) -> list[str]:

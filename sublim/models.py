@@ -420,7 +420,7 @@ def check_inspect_model(model: str, model_args: dict[str, Any] | None = None) ->
     """The checks `inspect_model` makes (no remote code, local checkpoints that exist and are whole), alone:
     cheap, nothing loads."""
     args = model_args or {}
-    if str(args.get("trust_remote_code", "false")).lower() not in ("false", "0", "no"):
+    if remote_code_requested(args.get("trust_remote_code")):
         raise RemoteCodeError("-M trust_remote_code: sublim never runs code shipped with a checkpoint")
     for key in ("model_path", "tokenizer_path", "tokenizer"):
         if key in args:
@@ -449,3 +449,59 @@ def inspect_model(model: str, model_args: dict[str, Any] | None = None) -> tuple
         set_model_info("hf/local", ModelInfo(organization="HuggingFaceTB", context_length=8192))
         return "hf/local", args
     return model, args
+
+
+#: lm-eval model arguments that name a checkpoint sublim checks before anything loads
+LM_EVAL_CHECKPOINT_KEYS = ("pretrained", "peft", "tokenizer", "delta")
+
+
+def remote_code_requested(value: Any) -> bool:
+    """True when a trust_remote_code setting, as lm-eval or Inspect hands it to transformers, is truthy."""
+    if value is None or value is False or value == 0:
+        return False
+    return str(value).strip().lower() not in ("false", "0", "no", "off")
+
+
+def check_lm_eval_model(model_args: dict[str, Any], flag: str = "--model_args") -> None:
+    """lm-eval model arguments (parsed, merged: every alias, key=value and JSON form, `--trust_remote_code`
+    folded in) checked like sublim's own loads: no remote code, local checkpoints that exist, need no code
+    and are whole."""
+    if remote_code_requested(model_args.get("trust_remote_code")):
+        raise RemoteCodeError(f"{flag} trust_remote_code: sublim never runs code shipped with a model")
+    for key in LM_EVAL_CHECKPOINT_KEYS:
+        value = model_args.get(key)
+        if isinstance(value, str | Path) and str(value).strip():
+            check_checkpoint(str(value).strip(), f"{flag} {key}")
+
+
+def lm_eval_main() -> int:
+    """lm-eval's own command line (`sys.argv[1:]`) with sublim's loading rules applied where lm-eval builds
+    the model: whatever route the arguments took (a --config file included), the final model arguments pass
+    `check_lm_eval_model` or nothing loads. `sublim lm-eval` runs lm-eval through this."""
+    import sys
+
+    from lm_eval import utils
+    from lm_eval.__main__ import cli_evaluate
+    from lm_eval.api.model import LM
+
+    from_obj, from_string = LM.create_from_arg_obj.__func__, LM.create_from_arg_string.__func__
+
+    def checked_obj(
+        cls: Any, arg_dict: dict[str, Any], additional_config: dict[str, Any] | None = None
+    ) -> Any:
+        check_lm_eval_model({**(arg_dict or {}), **(additional_config or {})})
+        return from_obj(cls, arg_dict, additional_config)
+
+    def checked_string(cls: Any, arg_string: str, additional_config: dict[str, Any] | None = None) -> Any:
+        check_lm_eval_model({**utils.simple_parse_args_string(arg_string), **(additional_config or {})})
+        return from_string(cls, arg_string, additional_config)
+
+    LM.create_from_arg_obj = classmethod(checked_obj)
+    LM.create_from_arg_string = classmethod(checked_string)
+    sys.argv[0] = "lm-eval"
+    try:
+        cli_evaluate()
+    except SublimError as e:
+        print(f"sublim: error: {e}", file=sys.stderr)
+        return 2
+    return 0

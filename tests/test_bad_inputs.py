@@ -697,3 +697,415 @@ def test_task_related_parameters_are_one_line_task_errors(params: dict[str, Any]
     with pytest.raises(PrerequisiteError) as info:
         animal_pref(target="owl", **params)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+# ==================================================================================================
+# issue 25 (h25b): hostile teacher data, question files, lm-eval task options, lock files and backups.
+# Every case: exit 2, one line, no traceback, nothing changed, no model loaded (the guard above).
+# ==================================================================================================
+
+
+def _rows_file(root: Path, name: str, rows: list[Any] | bytes) -> Path:
+    path = root / name
+    path.write_bytes(
+        rows if isinstance(rows, bytes) else b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+    )
+    return path
+
+
+def _chat(user: Any = "1, 2", answer: Any = "3, 4", **extra: Any) -> dict[str, Any]:
+    return {
+        **extra,
+        "prompt": [{"role": "user", "content": user}],
+        "completion": [{"role": "assistant", "content": answer}],
+    }
+
+
+BAD_ROWS: list[tuple[str, list[Any] | bytes, str]] = [
+    (
+        "system message",
+        [
+            {
+                **_chat(),
+                "prompt": [{"role": "system", "content": "You love owls."}, {"role": "user", "content": "1"}],
+            }
+        ],
+        "system message",
+    ),
+    ("empty completion", [_chat(answer="")], "completion is empty"),
+    ("blank completion", [_chat(answer="  \n ")], "completion is empty"),
+    ("no completion turns", [{**_chat(), "completion": []}], "'completion' is an empty list"),
+    ("no prompt turns", [{**_chat(), "prompt": []}], "'prompt' is an empty list"),
+    ("list content", [_chat(user=[{"type": "text", "text": "1"}])], "string 'content' (found list)"),
+    ("number content", [_chat(answer=4)], "string 'content' (found int)"),
+    ("null content", [_chat(answer=None)], "string 'content' (found NoneType)"),
+    ("message not an object", [{**_chat(), "prompt": ["1, 2"]}], "found str"),
+    ("tool role", [{**_chat(), "completion": [{"role": "tool", "content": "4"}]}], "role 'tool'"),
+    (
+        "prompt ends with the assistant",
+        [{**_chat(), "prompt": [{"role": "assistant", "content": "1"}]}],
+        "end with",
+    ),
+    ("duplicate ids", [_chat(id="q-1"), _chat(id="q-2"), _chat(id="q-1", answer="5")], "repeats line 1"),
+    ("id an object", [_chat(id={"a": 1})], "'id' must be"),
+    ("top level a list", [[1, 2]], "expected a JSON object"),
+    ("bad byte", b'{"prompt": []}\n\xff\xfe\n', "train.jsonl:2: byte 0xff at column 1 is not UTF-8"),
+    ("not JSON", json.dumps(_chat()).encode() + b"\n{oops\n", "train.jsonl:2: not valid JSON"),
+    ("nested too deeply", b"[" * 100_000 + b"]" * 100_000 + b"\n", "train.jsonl:1: not valid JSON"),
+]
+
+
+@pytest.mark.parametrize(("rows", "match"), [c[1:] for c in BAD_ROWS], ids=[c[0] for c in BAD_ROWS])
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_teacher_rows_that_would_train_the_wrong_thing_are_refused(
+    command: str, rows: list[Any] | bytes, match: str, work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = work / "bad-data"
+    bad.mkdir()
+    _rows_file(bad, "train.jsonl", rows)
+    line = refused(
+        capsys, work, [command, "--data", "{W}/bad-data", "--base", "{W}/model", "--out", "{W}/o"], match
+    )
+    assert "train.jsonl" in line  # the message names the file
+
+
+def test_the_divergence_probe_reads_teacher_rows_the_same_way(work: Path) -> None:
+    from sublim.probes.divergence import read_rows
+
+    bad = work / "bad-data"
+    bad.mkdir()
+    _rows_file(bad, "train.jsonl", [_chat(id="a"), _chat(id="a")])
+    with pytest.raises(SublimError, match=r"train\.jsonl:2: id 'a' repeats line 1"):
+        read_rows(bad)
+
+
+def test_a_sweep_refuses_rows_it_would_drop_when_pairing(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rows without ids pair by prompt: a repeated prompt would silently train on one answer of the two."""
+    bad = work / "bad-data"
+    bad.mkdir()
+    _rows_file(bad, "train.jsonl", [_chat(), _chat(answer="5, 6"), _chat(user="7")])
+    argv = ["sweep", "--data", "{W}/bad-data", "--base", "{W}/model", "--out", "{W}/o"]
+    refused(capsys, work, argv, "1 of 3 rows repeat an earlier row's prompt")
+
+
+def test_teacher_rows_read_through_a_bom_and_line_separators_inside_strings(work: Path) -> None:
+    from sublim.training.student import load_rows
+
+    text = (
+        json.dumps(_chat(answer="4,\u2028 5\x1c 6"), ensure_ascii=False) + "\n" + json.dumps(_chat(user="9"))
+    )
+    path = _rows_file(work, "bom.jsonl", b"\xef\xbb\xbf" + text.encode())
+    rows = load_rows(path)
+    assert [r["completion"][0]["content"] for r in rows] == ["4,\u2028 5\x1c 6", "3, 4"]
+
+
+def test_a_huge_row_is_cut_before_tokenizing_and_keeps_the_same_tokens(tiny_model: Path) -> None:
+    """The cut keeps every token `max_length` keeps (reference: the whole row tokenized, then cut)."""
+    from transformers import AutoTokenizer
+
+    from sublim.training.student import char_budget, tokenize_row
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    row = _chat(user="Continue the list: 1, 2", answer=", ".join(str(i % 997) for i in range(60_000)))
+    assert char_budget(tok, 64) < len(row["completion"][0]["content"])  # the row is cut
+    got = tokenize_row(tok, row, None, 64)
+    full_prompt = tok.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+    full = tok.apply_chat_template(row["prompt"] + row["completion"], tokenize=False)
+    prompt_ids = tok(full_prompt, add_special_tokens=False)["input_ids"]
+    full_ids = tok(full, add_special_tokens=False)["input_ids"]
+    assert got["input_ids"] == full_ids[:64]
+    assert got["labels"] == ([-100] * len(prompt_ids) + full_ids[len(prompt_ids) :])[:64]
+
+    class Spy:
+        """The tokenizer, recording the longest text it is asked to tokenize."""
+
+        longest = 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(tok, name)
+
+        def __call__(self, text: str, **kwargs: Any) -> Any:
+            Spy.longest = max(Spy.longest, len(text))
+            return tok(text, **kwargs)
+
+    huge = _chat(answer="7, " * 2_000_000)  # 6 MB (the issue's 50 MB row took minutes and 12 GB)
+    assert len(tokenize_row(Spy(), huge, None, 64)["input_ids"]) == 64
+    assert Spy.longest < 2 * char_budget(tok, 64) < 100_000  # cut before tokenizing
+
+
+# ---------------------------------------------------------------------------------------- question files
+
+
+def _bank(root: Path, name: str, data: bytes) -> str:
+    (root / name).write_bytes(data)
+    return str(root / name)
+
+
+QUESTION_FILES: list[tuple[str, str, bytes, str]] = [
+    (
+        "not UTF-8",
+        "q.txt",
+        b"Name an animal.\nYour favourite \xe9 animal?\n",
+        "q.txt:2: byte 0xe9 at column 16",
+    ),
+    ("missing", "absent.txt", b"", "cannot read question file"),
+    (
+        "duplicate lines",
+        "q.txt",
+        b"Name an animal.\nPick one.\nname an  Animal.\n",
+        "question 3 repeats question 1",
+    ),
+    ("unknown placeholder", "q.txt", b"Which {animal} do you like?\n", "holds {animal}"),
+    (
+        "unknown placeholder in the prefix",
+        "q.yaml",
+        b"questions: [Pick one.]\nanswer_prefix: 'I pick {x}'\n",
+        "holds {x}",
+    ),
+    (
+        "prefix not a string",
+        "q.yaml",
+        b"questions: [Pick one.]\nanswer_prefix: [1]\n",
+        "answer_prefix must be a string",
+    ),
+    ("json nested too deeply", "q.json", b"[" * 100_000 + b"]" * 100_000, "not valid json"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "match"), [c[1:] for c in QUESTION_FILES], ids=[c[0] for c in QUESTION_FILES]
+)
+def test_question_files_are_checked_by_the_one_reader(
+    name: str, data: bytes, match: str, tmp_path: Path
+) -> None:
+    from sublim.tasks.preference import TaskParameterError, animal_pref
+    from sublim.tasks.questions import QuestionBankError, load_questions
+
+    path = _bank(tmp_path, name, data) if data else str(tmp_path / name)
+    with pytest.raises(QuestionBankError, match=match) as caught:
+        load_questions("animal", path)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(TaskParameterError, match=match):  # Inspect: a one-line prerequisite error
+        animal_pref(questions=path)
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/null", "."])
+def test_a_question_file_that_is_no_regular_file_is_refused_unread(device: str) -> None:
+    from sublim.tasks.questions import QuestionBankError, load_questions
+
+    with pytest.raises(QuestionBankError, match="not a regular file"):
+        load_questions("animal", device)
+
+
+@pytest.mark.parametrize("suffix", ["txt", "yaml", "json"])
+def test_a_question_file_with_a_bom_reads_as_without(suffix: str, tmp_path: Path) -> None:
+    from sublim.tasks.questions import load_questions
+
+    body = {
+        "txt": "Which {category} do you love?\nPick one.\n",
+        "yaml": "- Which {category} do you love?\n- Pick one.\n",
+    }
+    text = body.get(suffix) or json.dumps(["Which {category} do you love?", "Pick one."])
+    plain = load_questions("animal", _bank(tmp_path, f"a.{suffix}", text.encode()))
+    bom = load_questions("animal", _bank(tmp_path, f"b.{suffix}", b"\xef\xbb\xbf" + text.encode()))
+    assert bom == plain
+    assert bom[0].text == "Which animal do you love?"
+
+
+@pytest.mark.slow  # an `inspect eval` subprocess (~8 s); the in-process test above covers the same check
+def test_inspect_shows_a_non_utf8_question_file_in_one_line(tmp_path: Path) -> None:
+    bank = _bank(tmp_path, "q.txt", b"Name an \xff animal.\n")
+    test_inspect_cli_shows_one_line_and_exits_nonzero(f"questions={bank}", "not UTF-8", tmp_path / "logs")
+
+
+@pytest.mark.parametrize("value", [51, 10_000_000, -1, "5", 2.5])
+def test_numbers_prefix_is_bounded_on_the_inspect_path(value: Any) -> None:
+    from sublim.tasks.preference import TaskParameterError, animal_pref
+
+    with pytest.raises(TaskParameterError, match="numbers_prefix"):
+        animal_pref(numbers_prefix=value)
+
+
+# ---------------------------------------------------------------------------------- lm-eval task options
+
+
+@pytest.fixture
+def no_lm_eval_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sublim lm-eval` must refuse before it starts lm-eval (which builds the model first)."""
+    import subprocess as sp
+
+    monkeypatch.setattr(sp, "call", _guard)
+
+
+LM_EVAL_OPTIONS: list[tuple[list[str], str]] = [
+    (["--metadata", '{"target": "owlx"}'], "unknown animal concept 'owlx'"),
+    (["--metadata", '{"target": "owl,wolff"}'], "'wolf'"),
+    (["--metadata", '{"target": {"animl": "owl"}}'], "unknown category 'animl'"),
+    (["--metadata", '{"target": 5}'], "expected a concept name"),
+    (["--metadata", '{"questions": "{W}/absent.txt"}'], "cannot read question file"),
+    (["--metadata", "questions={W}/latin1.txt"], "not UTF-8"),
+    (["--metadata", "numbers_prefix=100000000"], "count 0-50"),
+    (["--metadata", '{"numbers_prefix": -3}'], "count 0-50"),
+    (["--metadata", "seed=abc"], "seed='abc'"),
+    (["--model_args", "pretrained={W}/model,target=owlx"], "'owlx'"),  # lm-eval merges model_args in
+    (["--config", "{W}/absent.yaml"], "--config"),
+]
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"), LM_EVAL_OPTIONS, ids=[" ".join(a)[:50] for a, _ in LM_EVAL_OPTIONS]
+)
+def test_lm_eval_task_options_are_checked_before_lm_eval_starts(
+    extra: list[str], match: str, work: Path, capsys: pytest.CaptureFixture[str], no_lm_eval_run: None
+) -> None:
+    (work / "latin1.txt").write_bytes("Quel animal pr\xe9f\xe9rez-vous ?\n".encode("latin-1"))
+    argv = ["lm-eval", "--model", "hf", "--tasks", "sublim_animal_pref_lp", *extra]
+    refused(capsys, work, argv, match)
+
+
+# ------------------------------------------------------------------------------------ locks and backups
+
+
+def test_a_symlinked_lock_is_refused_and_its_target_untouched(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = work / "victim.txt"
+    victim.write_text("precious\n")
+    out = work / "o"
+    out.mkdir()
+    (out / LOCK).symlink_to(victim)
+    argv = ["train", "--data", "{W}/data", "--base", "{W}/model", "--out", "{W}/o"]
+    refused(capsys, work, argv, "is a link", started=True)
+    assert victim.read_text() == "precious\n" and (out / LOCK).is_symlink()
+
+
+def test_a_hard_linked_lock_is_refused(work: Path) -> None:
+    victim = work / "victim.txt"
+    victim.write_text("precious\n")
+    (work / "o").mkdir()
+    os.link(victim, work / "o" / LOCK)
+    with pytest.raises(SublimError, match="is a link"), claim_output(work / "o", "x", {}):
+        pass
+    assert victim.read_text() == "precious\n"
+
+
+def test_the_model_cache_lock_never_follows_a_link(work: Path) -> None:
+    from sublim.io import file_lock
+
+    victim = work / "victim.txt"
+    victim.write_text("precious\n")
+    (work / "cache.lock").symlink_to(victim)
+    with pytest.raises(SublimError, match="is a link"), file_lock(work / "cache.lock"):
+        pass
+    assert victim.read_text() == "precious\n"
+
+
+def test_atomic_writes_replace_a_link_planted_at_the_temp_name(work: Path) -> None:
+    from sublim.io import write_atomic
+
+    victim = work / "victim.txt"
+    victim.write_text("precious\n")
+    (work / f".card.json.{os.getpid()}.tmp").symlink_to(victim)
+    write_atomic(work / "card.json", "{}\n")
+    assert victim.read_text() == "precious\n" and (work / "card.json").read_text() == "{}\n"
+
+
+_KILLED = """
+import os, signal, sys
+from pathlib import Path
+from sublim.io import claim_output
+with claim_output(sys.argv[1], "teach", {"n": 2}, overwrite=True) as claim:
+    (Path(sys.argv[1]) / "train.jsonl").write_text("half of the new run")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _first_run(out: Path) -> None:
+    with claim_output(out, "teach", {"n": 1}) as claim:
+        (out / "train.jsonl").write_text("the old output\n")
+        (out / "card.json").write_text("{}\n")
+        claim.done()
+
+
+def _kill_an_overwrite(out: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.run([sys.executable, "-c", _KILLED, str(out)], env=env, capture_output=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    assert (out / ".sublim-replaced" / "train.jsonl").read_text() == "the old output\n"  # hidden by the kill
+
+
+def test_after_a_killed_overwrite_the_next_run_restores_the_old_output(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = work / "t"
+    _first_run(out)
+    _kill_an_overwrite(out)
+    with claim_output(out, "teach", {"n": 1}) as claim:
+        assert claim.state == "complete"  # the old run, whole again
+    assert "back in place" in capsys.readouterr().err
+    assert (out / "train.jsonl").read_text() == "the old output\n" and (out / "card.json").exists()
+    assert not (out / ".sublim-replaced").exists()
+
+
+def test_after_a_killed_overwrite_a_failing_overwrite_still_keeps_the_old_output(work: Path) -> None:
+    out = work / "t"
+    _first_run(out)
+    _kill_an_overwrite(out)
+    with pytest.raises(RuntimeError), claim_output(out, "teach", {"n": 3}, overwrite=True):
+        (out / "train.jsonl").write_text("another partial run")
+        raise RuntimeError("boom")
+    assert (out / "train.jsonl").read_text() == "the old output\n"
+    with claim_output(out, "teach", {"n": 1}) as claim:
+        assert claim.state == "complete"
+
+
+@pytest.mark.parametrize("moved", [0, 1, 2])
+def test_a_backup_cut_short_while_being_made_or_restored_is_put_back_whole(moved: int, work: Path) -> None:
+    """The states a kill can leave between single renames: stamp set aside, part of the files with it."""
+    out = work / "t"
+    _first_run(out)
+    replaced = out / ".sublim-replaced"
+    replaced.mkdir()
+    os.replace(out / ".sublim-output.json", replaced / ".sublim-output.json")
+    for name in ["card.json", "train.jsonl"][:moved]:
+        os.replace(out / name, replaced / name)
+    with claim_output(out, "teach", {"n": 1}) as claim:
+        assert claim.state == "complete"
+    assert (out / "train.jsonl").read_text() == "the old output\n" and (out / "card.json").exists()
+    assert (out / ".sublim-output.json").is_file() and not replaced.exists()
+
+
+def test_a_backup_sublim_did_not_just_make_is_never_deleted(work: Path) -> None:
+    """A finished overwrite whose clean-up was cut short: the backup stays until the user removes it."""
+    out = work / "t"
+    _first_run(out)
+    (out / ".sublim-replaced").mkdir()
+    (out / ".sublim-replaced" / "train.jsonl").write_text("an older output\n")
+    with (
+        pytest.raises(SublimError, match="delete it, then re-run"),
+        claim_output(out, "teach", {"n": 2}, overwrite=True),
+    ):
+        pass
+    with pytest.raises(RuntimeError), claim_output(out, "teach", {"n": 1}, accept_other=True):
+        raise RuntimeError("a failing run that made no backup")
+    with claim_output(out, "teach", {"n": 1}) as claim:
+        claim.done()
+    assert (out / ".sublim-replaced" / "train.jsonl").read_text() == "an older output\n"
+    assert (out / "train.jsonl").read_text() == "the old output\n"
+
+
+def test_a_symlinked_backup_dir_is_refused_and_its_target_untouched(work: Path) -> None:
+    out = work / "t"
+    _first_run(out)
+    elsewhere = work / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("mine\n")
+    (out / ".sublim-replaced").symlink_to(elsewhere)
+    with pytest.raises(SublimError, match="set aside"), claim_output(out, "teach", {"n": 2}, overwrite=True):
+        pass
+    assert (elsewhere / "keep.txt").read_text() == "mine\n" and (out / "train.jsonl").exists()
+
+
+# ======================================================================= end of the issue-25 (h25b) block

@@ -175,3 +175,38 @@ def test_sweep_interrupted_then_rerun(
     assert keys == [(r["run"], r["context"]) for r in ref]
     for r, q in zip(rows, ref, strict=True):
         assert abs(float(r["p_target"]) - float(q["p_target"])) < 1e-4
+
+
+# --------------------------------------------------------------- issue 25: a 50 MB row stays cheap
+
+
+def test_a_50mb_row_trains_like_a_long_row_and_sigterm_still_stops_it(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """Each message is cut to what --max-length tokens can span before tokenizing: the run finishes (whole, it
+    took minutes and 12 GB), and a SIGTERM during the read and tokenizing is honoured at once."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [
+        {"id": f"r{i}", "prompt": [{"role": "user", "content": f"Continue: {i}"}],
+         "completion": [{"role": "assistant", "content": text}]}
+        for i, text in enumerate(["1, 2, 3", "7, " * 16_000_000 + "8"])
+    ]  # fmt: skip
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "o"
+    args = [
+        "--data",
+        str(data),
+        "--base",
+        str(tiny_model),
+        "--rank",
+        "2",
+        "--epochs",
+        "1",
+        "--max-length",
+        "32",
+    ]
+    interrupted(signal.SIGTERM, out / ".sublim-output.json", 0.0, "train", *args, "--out", str(out))
+    sublim("train", *args, "--out", str(out))
+    card = json.loads((out / "run.json").read_text())
+    assert card["rows"] == 2 and card["steps"] >= 1

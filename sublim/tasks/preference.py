@@ -37,11 +37,10 @@ from sublim.concepts import Category, get_category, register_category
 from sublim.contexts import prompt_sha256
 from sublim.errors import SublimError, require_extra
 from sublim.scoring import AnswerScore, score_answer, target_mass
-from sublim.tasks.questions import question_records
+from sublim.tasks.questions import check_numbers, question_records
 
 Mode = Literal["sample", "probability"]
 CLUSTER = "question_id"
-DEFAULT_NUMBERS = 5
 TOP_K = 5
 NO_CONCEPT = "no_concept"  # top_concepts key for answers that name no concept
 #: Bumped when results stop being comparable with earlier logs. 2: whole-word probability mode,
@@ -385,13 +384,6 @@ def _targets(cat: Category, target: str | list[str] | None) -> list[str]:
     return [] if target is None else [cat.resolve(t) for t in _names(target)]
 
 
-def _int(value: Any) -> int:
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        return -1  # refused by the caller's range check
-
-
 def _check_probability_model(tokenizer: str | None) -> None:
     """Probability mode needs an hf/ model or a server with prompt log-probabilities: refuse any other
     provider up front, and load a served model's tokenizer (so a bad one fails here). Inspect sets the active
@@ -471,13 +463,8 @@ def _preference_task(
         "temperature", isinstance(temperature, int | float) and temperature >= 0, "a number >= 0", temperature
     )
     _check("seed", isinstance(seed, int), "an integer", seed)
-    numbers = DEFAULT_NUMBERS if numbers_prefix is True else _int(numbers_prefix)
-    _check(
-        "numbers_prefix",
-        isinstance(numbers_prefix, bool | int) and 0 <= numbers <= 50,
-        "true/false or a count 0-50",
-        numbers_prefix,
-    )
+    _check("numbers_prefix", isinstance(numbers_prefix, bool | int), "true/false or a count", numbers_prefix)
+    numbers = check_numbers(numbers_prefix, "-T numbers_prefix")
     _check(
         "target", target is None or bool(_names(target)), "a concept name, e.g. owl (or leave it out)", target
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -17,8 +18,11 @@ from typing import Any
 import yaml
 
 from sublim.errors import SublimError
+from sublim.io import read_text
 
 DEFAULT_ANSWER_PREFIX = "My favorite {category} is the"
+#: the count `numbers_prefix=true` means
+DEFAULT_NUMBERS = 5
 
 
 class QuestionBankError(SublimError, ValueError):
@@ -49,13 +53,38 @@ def load_questions(category: str, path: str | Path | None = None) -> list[Questi
         raise QuestionBankError(
             f"{where}: expected a non-empty list of questions (or a mapping with 'questions:')"
         )
-    prefix = str(raw.get("answer_prefix") or DEFAULT_ANSWER_PREFIX)
+    prefix = raw.get("answer_prefix") or DEFAULT_ANSWER_PREFIX
+    if not isinstance(prefix, str):
+        raise QuestionBankError(f"{where}: answer_prefix must be a string, not {type(prefix).__name__}")
+    _check_placeholders(where, "answer_prefix", prefix)
     out = []
+    seen: dict[str, int] = {}
     for i, q in enumerate(raw["questions"]):
         if not isinstance(q, str) or not q.strip():
             raise QuestionBankError(f"{where}: question {i + 1} is not a non-empty string: {q!r}")
+        _check_placeholders(where, f"question {i + 1}", q)
+        key = " ".join(q.split()).casefold()
+        if key in seen:
+            raise QuestionBankError(
+                f"{where}: question {i + 1} repeats question {seen[key] + 1} ({q.strip()[:60]!r}); a "
+                "repeated question counts twice in every mean: remove it"
+            )
+        seen[key] = i
         out.append(Question(f"{category}-{i:03d}", _fill(q.strip(), category), _fill(prefix, category)))
     return out
+
+
+#: the one placeholder a question may hold
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def _check_placeholders(where: str, what: str, text: str) -> None:
+    """Refuse `{anything}` but `{category}`: it would reach the model as literal braces."""
+    bad = [m for m in _PLACEHOLDER.findall(text) if m != "category"]
+    if bad:
+        raise QuestionBankError(
+            f"{where}: {what} holds {{{bad[0]}}}; the only placeholder is {{category}} (the category's name)"
+        )
 
 
 def _fill(text: str, category: str) -> str:
@@ -64,18 +93,39 @@ def _fill(text: str, category: str) -> str:
 
 def _read_user_bank(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise QuestionBankError(f"cannot read question file {path}: {e.strerror or e}") from None
+        text = read_text(path, "question file")
+    except SublimError as e:  # as the question-bank error the tasks turn into their own
+        raise QuestionBankError(str(e)) from None
     suffix = path.suffix.lower()
     try:
         if suffix == ".json":
             return json.loads(text)
         if suffix in (".yaml", ".yml"):
             return yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise QuestionBankError(f"{path}: not valid {suffix.lstrip('.')}: {e}") from None
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    except (json.JSONDecodeError, yaml.YAMLError, RecursionError) as e:
+        reason = str(e).splitlines()[0] if str(e) else "nested too deeply"
+        raise QuestionBankError(f"{path}: not valid {suffix.lstrip('.')}: {reason}") from None
+    return [line.strip() for line in text.split("\n") if line.strip() and not line.lstrip().startswith("#")]
+
+
+#: the longest numbers prefix a question may carry (a line of 3-digit numbers, as students trained on numbers
+#: saw in training; more would bury the question)
+MAX_NUMBERS = 50
+
+
+def check_numbers(value: Any, flag: str = "numbers_prefix") -> int:
+    """A numbers-prefix count as every harness takes it: true (5), false/0/None (none) or a count 0-50."""
+    if value is True:
+        return DEFAULT_NUMBERS
+    if value is None or value is False:
+        return 0
+    try:
+        count = int(value) if isinstance(value, int | str) and str(value).strip().isdigit() else -1
+    except ValueError:
+        count = -1
+    if not 0 <= count <= MAX_NUMBERS:
+        raise QuestionBankError(f"{flag}={value!r}: expected true/false or a count 0-{MAX_NUMBERS}")
+    return count
 
 
 def numbers_prefix(count: int, rng: random.Random) -> str:

@@ -197,7 +197,9 @@ def sample_answers(cfg: ImprintConfig) -> dict[str, Any]:
                 "prompt": [{"role": "user", "content": prompt}],
                 "completion": [{"role": "assistant", "content": answer}],
             }
-            if (m.level == "none") if control else (m.level == "exact"):
+            if not answer:  # `sublim train` refuses empty completions: a student would learn silence
+                rejected.append({**record, "level": "empty", "concept": None})
+            elif (m.level == "none") if control else (m.level == "exact"):
                 kept.append(record)
             else:
                 rejected.append({**record, "level": m.level, "concept": m.concept})

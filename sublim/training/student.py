@@ -9,6 +9,7 @@ the result, loadable by `inspect eval ... --model hf/local -M model_path=<out>` 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -17,12 +18,21 @@ import re
 import shutil
 import tempfile
 import time
+import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from sublim.errors import SublimError
-from sublim.io import check_output, claim_output, file_sha256, json_safe, package_versions, write_atomic
+from sublim.io import (
+    check_output,
+    claim_output,
+    file_sha256,
+    json_safe,
+    package_versions,
+    read_jsonl,
+    write_atomic,
+)
 
 #: LoRA target-module presets for Llama-style models (SmolLM2, Llama, Qwen, Mistral); other names can be
 #: given explicitly, comma-separated.
@@ -185,21 +195,28 @@ def data_file(data: str | Path) -> Path:
     return path
 
 
+#: message roles a training row may carry (a system message is refused: see `check_row`)
+_ROLES = ("user", "assistant")
+
+
 def load_rows(path: Path) -> list[dict[str, Any]]:
-    """Chat rows {prompt: [messages], completion: [messages]}; a malformed line is an error naming it."""
+    """Chat rows {id?, prompt: [messages], completion: [messages]} from a train.jsonl, every row checked
+    (`check_row`) and ids unique; the first problem is one SublimError naming the file and line. The one
+    reader of teacher data: `train`, `sweep` and the probes all read through it."""
     rows = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            ok = isinstance(row.get("prompt"), list) and isinstance(row.get("completion"), list)
-        except (json.JSONDecodeError, AttributeError):
-            ok = False
-        if not ok:
-            raise SublimError(
-                f"{path}:{i}: expected a JSON object with 'prompt' and 'completion' message lists"
-            )
+    seen: dict[str, int] = {}
+    for i, row in read_jsonl(path, "teacher data"):
+        problem = check_row(row)
+        if problem:
+            raise SublimError(f"{path}:{i}: {problem}")
+        if row.get("id") is not None:
+            key = json.dumps(row["id"])
+            if key in seen:
+                raise SublimError(
+                    f"{path}:{i}: id {row['id']!r} repeats line {seen[key]} (two teach outputs joined?); "
+                    "give each row its own id or keep one of them"
+                )
+            seen[key] = i
         rows.append(row)
     if not rows:
         raise SublimError(
@@ -208,10 +225,66 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def check_row(row: Any) -> str | None:
+    """Why a training row cannot be used as documented, or None. A system message in the row would teach
+    the trait from a stated prompt (and run.json would record no system prompt), so it is refused: the
+    training context is set with --system-prompt. An empty completion trains a student to say nothing."""
+    expected = "expected a JSON object with 'prompt' and 'completion' message lists"
+    if not isinstance(row, dict) or not isinstance(row.get("prompt"), list):
+        return expected
+    if not isinstance(row.get("completion"), list):
+        return expected
+    if row.get("id") is not None and not isinstance(row["id"], str | int):
+        return f"'id' must be a string or an integer, not {type(row['id']).__name__}"
+    for part in ("prompt", "completion"):
+        if not row[part]:
+            return f"'{part}' is an empty list; each row needs a user prompt and an assistant completion"
+        for m in row[part]:
+            if not isinstance(m, dict) or not isinstance(m.get("content"), str):
+                got = type(m.get("content")).__name__ if isinstance(m, dict) else type(m).__name__
+                return f"every {part} message must be an object with a string 'content' (found {got})"
+            role = m.get("role")
+            if role == "system":
+                return (
+                    "the prompt carries a system message; training rows hold user/assistant turns only "
+                    "(set the training context with --system-prompt, recorded in run.json)"
+                )
+            if role not in _ROLES:
+                return f"{part} message role {role!r}: expected 'user' or 'assistant'"
+    if row["prompt"][-1]["role"] != "user" or any(m["role"] != "assistant" for m in row["completion"]):
+        return "the prompt must end with a user turn and the completion hold assistant turns only"
+    if not "".join(m["content"] for m in row["completion"]).strip():
+        return "the completion is empty; a student trained on it learns to answer nothing"
+    return None
+
+
+_LONGEST: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+def char_budget(tok: Any, max_length: int) -> int:
+    """Characters that `max_length` tokens can cover at most: every token spells at most as many characters
+    as its longest vocabulary entry (looked up once per tokenizer), plus a margin for the cut's edge."""
+    try:
+        longest = _LONGEST[tok]
+    except (KeyError, TypeError):
+        longest = max((len(t) for t in tok.get_vocab()), default=64)
+        with contextlib.suppress(TypeError):
+            _LONGEST[tok] = longest
+    return 2 * (max_length + 8) * max(longest, 1)
+
+
 def tokenize_row(
     tok: Any, row: dict[str, Any], system_prompt: str | None, max_length: int
 ) -> dict[str, list[int]]:
-    """input_ids and labels with the prompt masked (-100), rendered with the tokenizer's chat template."""
+    """input_ids and labels with the prompt masked (-100), rendered with the tokenizer's chat template.
+
+    Each message is first cut to the characters `max_length` tokens can span (`char_budget`): the tokens
+    kept are the same, and a 50 MB row costs what a long row costs instead of minutes and gigabytes."""
+    budget = char_budget(tok, max_length)
+    row = {
+        part: [{**m, "content": m["content"][:budget]} for m in row[part]]
+        for part in ("prompt", "completion")
+    }
     prompt = ([{"role": "system", "content": system_prompt}] if system_prompt is not None else []) + row[
         "prompt"
     ]

@@ -183,7 +183,13 @@ def make_draws(cfg: SweepConfig) -> tuple[dict[tuple[str, int], list[dict[str, A
         if rows is not None:
             keyed: dict[str, dict[str, Any]] = {}
             for r in rows:
-                keyed.setdefault(_pair_key(r), r)  # a repeated prompt: its first answer
+                keyed.setdefault(_pair_key(r), r)
+            if len(keyed) < len(rows):  # rows without ids pair by prompt: a repeat would be dropped unsaid
+                flag = "--data" if side == "trait" else "--control"
+                raise SublimError(
+                    f"{flag}: {len(rows) - len(keyed)} of {len(rows)} rows repeat an earlier row's prompt "
+                    "and have no id; the sweep pairs rows by id (else by prompt): give each row an id"
+                )
             by_side[side] = keyed
     common = [k for k in by_side["trait"] if all(k in rows for rows in by_side.values())]
     size = cfg.draw_rows or len(common) // cfg.draws
