@@ -219,9 +219,15 @@ def _rank(row: Mapping[str, Any]) -> int | None:
     elif value.is_integer() and value >= 1:
         return int(value)
     raise SublimError(
-        f"rank {row.get('rank')!r} in the row of run {_text(row, 'run', '?')!r} "
-        f"({_text(row, 'dataset', '?')}, context {_text(row, 'context', '?')!r}) is not a whole number >= 1; "
-        "fix the results file"
+        f"rank {row.get('rank')!r} in {_where(row)} is not a whole number >= 1; fix the results file"
+    )
+
+
+def _where(row: Mapping[str, Any]) -> str:
+    """Which row, for a one-line error: its run id, dataset and context."""
+    return (
+        f"the row of run {_text(row, 'run', '?')!r} ({_text(row, 'dataset', '?')}, "
+        f"context {_text(row, 'context', '?')!r})"
     )
 
 
@@ -258,6 +264,7 @@ def _pair(rows: Iterable[Mapping[str, Any]]) -> tuple[_Pairs, list[dict[str, Any
     contexts: list[str] = []
     rows = list(rows)
     _refuse_duplicates(rows)
+    _refuse_impossible_numbers(rows)
     for row in rows:
         kind = _text(row, "kind", "lora")
         rank = _rank(row)
@@ -340,6 +347,31 @@ def _refuse_duplicates(rows: Sequence[Mapping[str, Any]]) -> None:
             f"run {run!r} has {k} rows in context {context!r} ({len(twice)} such run(s)): a results file "
             "holds one row per run and context; remove the duplicates rather than have them averaged in"
         )
+
+
+#: what each outcome column can hold: probabilities in [0, 1], a log-probability in [-inf, 0]
+BOUNDS = {"p_target": (0.0, 1.0), "concept_mass": (0.0, 1.0), "log_p_target": (-math.inf, 0.0)}
+
+
+def _refuse_impossible_numbers(rows: Sequence[Mapping[str, Any]]) -> None:
+    """An outcome that is not a number, or one no model can have (P = 5, log P = +3), is refused rather
+    than read as missing or averaged in; an empty cell (or NaN from numeric rows) stays missing."""
+    for row in rows:
+        for column, (low, high) in BOUNDS.items():
+            raw = row.get(column)
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                continue
+            if isinstance(raw, float) and math.isnan(raw):
+                continue
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                value = math.nan  # refused below, named as written
+            if not low <= value <= high:
+                raise SublimError(
+                    f"{column} {raw!r} in {_where(row)} is not a number in [{low:g}, {high:g}]; fix the "
+                    "results file"
+                )
 
 
 def question_values(row: Mapping[str, Any]) -> list[float]:

@@ -502,3 +502,32 @@ def test_unreadable_results_files_are_one_line(tmp_path: Path, capsys: pytest.Ca
     (tmp_path / "sweep").mkdir()  # a sweep dir reads its results.csv
     _write_csv(tmp_path / "sweep" / "results.csv", rows)
     assert read_results(tmp_path / "sweep") == read_results(good)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("log_p_target", "inf"),
+        ("log_p_target", "3.0"),
+        ("log_p_target", "lots"),
+        ("p_target", "5"),
+        ("p_target", "-0.1"),
+        ("concept_mass", "1.5"),
+        ("concept_mass", "nan"),
+    ],
+)
+def test_impossible_outcomes_in_a_results_file_are_refused(
+    column: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """log P(target) = +inf or 3 was averaged into a "significant" transfer; text was read as missing."""
+    rows = _with_runs(sweep_rows(np.random.default_rng(35)), "a")
+    trait = next(i for i, r in enumerate(rows) if r["dataset"] == "trait")
+    rows[trait] = rows[trait] | {column: value}
+    _one_line(*_analyze_cli(_write_csv(tmp_path / "r.csv", rows), capsys), f"{column} {value!r}")
+
+
+def test_empty_outcomes_stay_missing() -> None:
+    rows = sweep_rows(np.random.default_rng(36), draws=3)
+    rows[0] = rows[0] | {"log_p_target": "", "p_target": "", "concept_mass": ""}
+    numeric = [r | {"p_target": math.nan} for r in rows]
+    assert analyze(rows).draws == analyze(numeric).draws == 3
