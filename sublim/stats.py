@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return out
 
 
-@cache
+@lru_cache(maxsize=4)  # a few designs at a time: each is up to n x R floats
 def _signs(n: int, resamples: int) -> tuple[np.ndarray, np.ndarray]:
     """Which questions each sign assignment flips (columns, 1.0 = flipped) and how many: all 2^n
     assignments when n <= EXACT_MAX or 2^n <= resamples + 1, else `resamples` random ones (fixed seed) plus
