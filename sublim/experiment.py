@@ -355,18 +355,18 @@ BOUNDS = {"p_target": (0.0, 1.0), "concept_mass": (0.0, 1.0), "log_p_target": (-
 
 def _refuse_impossible_numbers(rows: Sequence[Mapping[str, Any]]) -> None:
     """An outcome that is not a number, or one no model can have (P = 5, log P = +3), is refused rather
-    than read as missing or averaged in; an empty cell (or NaN from numeric rows) stays missing."""
+    than read as missing or averaged in; an empty cell or NaN stays missing."""
     for row in rows:
         for column, (low, high) in BOUNDS.items():
             raw = row.get(column)
             if raw is None or (isinstance(raw, str) and not raw.strip()):
                 continue
-            if isinstance(raw, float) and math.isnan(raw):
-                continue
             try:
                 value = float(raw)
             except (TypeError, ValueError):
-                value = math.nan  # refused below, named as written
+                value = math.inf  # refused below, named as written
+            if math.isnan(value):  # NaN, as a number or as "nan" (what a failed score writes): missing
+                continue
             if not low <= value <= high:
                 raise SublimError(
                     f"{column} {raw!r} in {_where(row)} is not a number in [{low:g}, {high:g}]; fix the "

@@ -513,7 +513,7 @@ def test_unreadable_results_files_are_one_line(tmp_path: Path, capsys: pytest.Ca
         ("p_target", "5"),
         ("p_target", "-0.1"),
         ("concept_mass", "1.5"),
-        ("concept_mass", "nan"),
+        ("concept_mass", "-inf"),
     ],
 )
 def test_impossible_outcomes_in_a_results_file_are_refused(
@@ -528,6 +528,6 @@ def test_impossible_outcomes_in_a_results_file_are_refused(
 
 def test_empty_outcomes_stay_missing() -> None:
     rows = sweep_rows(np.random.default_rng(36), draws=3)
-    rows[0] = rows[0] | {"log_p_target": "", "p_target": "", "concept_mass": ""}
+    rows[0] = rows[0] | {"log_p_target": "", "p_target": "nan", "concept_mass": ""}
     numeric = [r | {"p_target": math.nan} for r in rows]
     assert analyze(rows).draws == analyze(numeric).draws == 3
