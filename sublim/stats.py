@@ -224,8 +224,9 @@ def _signs(n: int, resamples: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def resamples_for(m: int, alpha: float) -> int:
-    """Random sign assignments enough that the smallest p-value (1 / (R + 1)) clears Holm's first step."""
-    return max(RESAMPLES, math.ceil(20 * max(m, 1) / alpha))
+    """Random sign assignments enough that the smallest p-value (1 / (R + 1)) clears Holm's first step
+    (alpha / m) four times over; p-values of random assignments stay valid at any R, fewer cost only power."""
+    return max(RESAMPLES, math.ceil(4 * max(m, 1) / alpha))
 
 
 def _pvalues(sums: np.ndarray, sizes: np.ndarray, margin: float, tol: np.ndarray) -> tuple[Any, Any]:
@@ -283,37 +284,56 @@ def sign_flip_shift(
     confidence: float = 0.95,
     resamples: int = RESAMPLES,
 ) -> FlipTest:
-    """Paired per-question values: the sign-flip test of candidate - base against `margin`, and its bounds.
+    """Paired per-question values: the sign-flip test of candidate - base against `margin`, and its bounds."""
+    d = [c - b for b, c in zip(base, candidate, strict=True)]
+    [test] = sign_flip_tests([d], margin, alpha, confidence, resamples)
+    return test
+
+
+def sign_flip_tests(
+    diffs: Sequence[Sequence[float]],
+    margin: float = 0.0,
+    alpha: float = 0.05,
+    confidence: float = 0.95,
+    resamples: int = RESAMPLES,
+) -> list[FlipTest]:
+    """`sign_flip_shift` for many series of per-question differences at once (rows; same questions).
 
     A bound inverts the test: mu lies at or below the upper bound while the test of mean(d) < mu does not
     reject at its level, i.e. while at least level * N of the N assignments have a flipped-set mean of
     d >= mu; so the bound is an order statistic of the subset means (the empty set counts as +-infinity)."""
     import numpy as np
 
-    d = np.asarray([c - b for b, c in zip(base, candidate, strict=True)], dtype=float)
-    n = len(d)
+    d = np.asarray(diffs, dtype=float).reshape(len(diffs), -1)
+    n = d.shape[1]
     if n < 2:
         raise ValueError("a paired test needs at least two questions")
     flips, sizes = _signs(n, resamples)
-    sums = d @ flips
-    p = float(_pvalues(sums, sizes, margin, 1e-9 * (1.0 + np.abs(d).sum()))[0])
-    subset = sums / np.maximum(sizes, 1)
-    total = len(sums)
-
-    def bound(level: float, upper: bool) -> float:
-        need = max(math.ceil(level * total - 1e-9), 1)  # assignments that must reach the bound
-        if upper:
-            values, k = np.where(sizes > 0, subset, np.inf), total - need
-        else:
-            values, k = np.where(sizes > 0, subset, -np.inf), need - 1
-        return float(np.partition(values, k)[k])
-
-    spread = float(np.std(d, ddof=1))
-    mean = float(d.mean())
-    if spread <= 1e-12 * max(1.0, abs(mean)):  # no spread beyond rounding
-        spread = 0.0
+    total = len(sizes)
     tail = (1 - confidence) / 2
-    return FlipTest(mean, bound(tail, upper=False), bound(tail, upper=True), bound(alpha, True), p, spread, n)
+    need = {lvl: max(math.ceil(lvl * total - 1e-9), 1) for lvl in (tail, alpha)}  # assignments at the bound
+    kth_high = sorted({total - need[tail], total - need[alpha]})
+    empty = sizes == 0
+    out = []
+    chunk = max(1, 4_000_000 // total)  # bounded memory: rows x assignments
+    for start in range(0, len(d), chunk):
+        rows = d[start : start + chunk]
+        sums = rows @ flips
+        tol = 1e-9 * (1.0 + np.abs(rows).sum(axis=1, keepdims=True))
+        greater, _ = _pvalues(sums, sizes, margin, tol)
+        means = sums / np.maximum(sizes, 1)
+        means[:, empty] = np.inf
+        high = np.partition(means, kth_high, axis=1)
+        means[:, empty] = -np.inf
+        low = np.partition(means, need[tail] - 1, axis=1)[:, need[tail] - 1]
+        for k, row in enumerate(rows):
+            mean = float(row.mean())
+            spread = float(np.std(row, ddof=1))
+            if spread <= 1e-12 * max(1.0, abs(mean)):  # no spread beyond rounding
+                spread = 0.0
+            ci_high, upper = (float(high[k, total - need[lvl]]) for lvl in (tail, alpha))
+            out.append(FlipTest(mean, float(low[k]), ci_high, upper, float(greater[k]), spread, n))
+    return out
 
 
 def shifts(
@@ -321,13 +341,12 @@ def shifts(
 ) -> list[ConceptShift]:
     """The gate over named paired series (name -> (base values, candidate values) per question)."""
     m = max(len(series), 1)
-    resamples = resamples_for(m, alpha)
-    tests = {
-        name: sign_flip_shift(b, c, margin, alpha / m, resamples=resamples) for name, (b, c) in series.items()
-    }  # the upper bounds hold together (Bonferroni)
-    adjusted = holm([t.p for t in tests.values()])
+    diffs = [[y - x for x, y in zip(b, c, strict=True)] for b, c in series.values()]
+    # the upper bounds hold together (Bonferroni)
+    tests = sign_flip_tests(diffs, margin, alpha / m, resamples=resamples_for(m, alpha)) if diffs else []
+    adjusted = holm([t.p for t in tests])
     out = []
-    for (name, (b, c)), t, pa in zip(series.items(), tests.values(), adjusted, strict=True):
+    for (name, (b, c)), t, pa in zip(series.items(), tests, adjusted, strict=True):
         verdict: Verdict
         if pa < alpha:
             verdict = "regression"
