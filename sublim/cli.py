@@ -277,25 +277,14 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    import csv
     import dataclasses
-    from pathlib import Path
 
-    from sublim.experiment import analyze, render
+    from sublim.experiment import analyze, read_results, render
     from sublim.io import json_safe
 
-    path = Path(args.results)
-    path = path / "results.csv" if path.is_dir() else path
-    if not path.is_file():
-        raise SublimError(f"no results at {path}: give a sweep's results.csv (or its dir)")
     if not (0 < args.alpha < 1) or not (args.margin > 0):
         raise SublimError(f"--alpha {args.alpha} must lie in (0, 1) and --margin {args.margin} be > 0")
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    missing = [c for c in ("dataset", "kind", "context", "log_p_target") if rows and c not in rows[0]]
-    if not rows or missing:
-        what = f"no column {missing[0]!r}" if missing else "no rows"
-        raise SublimError(f"{path}: {what}; expected a results.csv written by `sublim sweep`")
+    rows = read_results(args.results)
     result = analyze(rows, context=args.context, alpha=args.alpha, margin=args.margin)
     if args.json:
         print(json.dumps(json_safe(dataclasses.asdict(result)), allow_nan=False))

@@ -3,8 +3,9 @@
 Reads two Inspect logs of the same sublim preference task (sampled or probability mode; `.eval` or `.json`
 log format), or two `sublim score --json` results (each checkpoint's per-question distributions), and
 compares every concept (or `--target`, counted with its kinds as `sublim.scoring.target_mass` defines it)
-question by question against the margin `--max-increase` (`sublim.stats`: one-sided t-test of
-diff > margin, Holm over the concepts watched; pass needs the upper confidence bound at or below the margin).
+question by question against the margin `--max-increase` (`sublim.stats`: exact sign-flip test over
+questions of diff > margin, Holm over the concepts watched; pass needs the upper confidence bound at or below
+the margin).
 
 Exit codes: 0 pass, 1 regression, 2 bad input (inputs that cannot be compared, or any other error), 3
 inconclusive (the interval straddles the margin; `--inconclusive pass|fail` maps it to 0 or 1 for CI).
@@ -27,6 +28,7 @@ from sublim.stats import ConceptShift, compare_tables, shifts
 
 TASKS = ("sublim/animal_pref", "sublim/tree_pref", "sublim/preference")
 PASS, REGRESSION, BAD_INPUT, INCONCLUSIVE = 0, 1, 2, 3
+SIGN_FLIP = "exact sign-flip test over questions of diff > max_increase"
 
 
 class CompareInputError(SublimError):
@@ -111,11 +113,17 @@ def _read_inspect_log(path: Path) -> Distribution:
         raise CompareInputError(
             f"{path}: task {log.eval.task!r} is not a sublim preference task ({', '.join(TASKS)})"
         )
-    if log.status != "success" or not log.samples:
+    if log.status != "success":
         raise CompareInputError(
             f"{path}: the run did not finish (status {log.status}); compare finished runs"
         )
-    modes, categories = set(), set()
+    if not log.samples:
+        raise CompareInputError(
+            f"{path}: the log holds no samples (a run with --limit 0, or one written without samples); "
+            "compare runs that answered at least 2 questions"
+        )
+    modes: set[str] = set()
+    categories: set[str] = set()
     dist = Distribution(log.eval.task, "", "", str(path), str(log.eval.task_version))
     for sample in log.samples:
         meta = sample.metadata or {}
@@ -123,28 +131,39 @@ def _read_inspect_log(path: Path) -> Distribution:
         categories.add(str(meta.get("category", "")))
         score = next(iter((sample.scores or {}).values()), None)
         md = (score.metadata if score else None) or {}
-        if "probs" in md:
-            modes.add("probability")
-            dist.units[q].append({c: float(p) for c, p in md["probs"].items()})
-            dist.answers[q].append({n: float(p) for n, p in (md.get("names") or md["probs"]).items()})
-            dist.mass[q].append(float(md.get("concept_mass", math.nan)))
-            dist.prompts[q].append(md.get("prompt_sha256") or prompt_sha256(str(md.get("context", ""))))
-        elif "concepts" in md:
-            modes.add("sample")
-            named = set(md["concepts"])
-            dist.units[q].append(dict.fromkeys(named, 1.0))
-            dist.answers[q].append(sample.output.completion if sample.output else "")
-            dist.mass[q].append(float(bool(named)))
-            prompt = [(m.role, m.text) for m in sample.messages if m.role != "assistant"]
-            dist.prompts[q].append(md.get("prompt_sha256") or prompt_sha256(prompt))
-        else:
+        try:
+            _read_sample(dist, q, md, sample, modes)
+        except (TypeError, ValueError, AttributeError):
             raise CompareInputError(
-                f"{path}: sample {sample.id} has no sublim score (was it scored by sublim?)"
-            )
+                f"{path}: sample {sample.id} has a malformed sublim score ({type(md).__name__} metadata); "
+                "re-score the run with this sublim"
+            ) from None
     if len(modes) != 1 or len(categories) != 1:
         raise CompareInputError(f"{path}: mixes modes {sorted(modes)} or categories {sorted(categories)}")
     dist.mode, dist.category = modes.pop(), categories.pop()
     return dist
+
+
+def _read_sample(dist: Distribution, q: str, md: dict[str, Any], sample: Any, modes: set[str]) -> None:
+    """One scored sample into `dist`: its unit, what P(target) is read from, its mass and prompt hash."""
+    if "probs" in md:
+        modes.add("probability")
+        dist.units[q].append({c: float(p) for c, p in md["probs"].items()})
+        dist.answers[q].append({n: float(p) for n, p in (md.get("names") or md["probs"]).items()})
+        dist.mass[q].append(float(md.get("concept_mass", math.nan)))
+        dist.prompts[q].append(md.get("prompt_sha256") or prompt_sha256(str(md.get("context", ""))))
+    elif "concepts" in md:
+        modes.add("sample")
+        named = set(md["concepts"])
+        dist.units[q].append(dict.fromkeys(named, 1.0))
+        dist.answers[q].append(sample.output.completion if sample.output else "")
+        dist.mass[q].append(float(bool(named)))
+        prompt = [(m.role, m.text) for m in sample.messages if m.role != "assistant"]
+        dist.prompts[q].append(md.get("prompt_sha256") or prompt_sha256(prompt))
+    else:
+        raise CompareInputError(
+            f"{dist.source}: sample {sample.id} has no sublim score (was it scored by sublim?)"
+        )
 
 
 def _read_score_json(path: Path, doc: dict[str, Any], context: str | None) -> Distribution:
@@ -171,16 +190,36 @@ def _read_score_json(path: Path, doc: dict[str, Any], context: str | None) -> Di
     return dist
 
 
+#: slack for sums of probabilities that rounding takes past 1
+SUM_SLACK = 1e-6
+
+
 def _check(dist: Distribution) -> None:
-    """Refuse a side that cannot carry a comparison: fewer than two questions, or a NaN anywhere."""
+    """Refuse a side that cannot carry a comparison: fewer than two questions, a NaN anywhere, or an
+    impossible number: every probability, rate and concept_mass lies in [0, 1]; distributions sum to <= 1."""
     if len(dist.units) < 2:
         raise CompareInputError(
             f"{dist.source}: {len(dist.units)} question(s); a paired comparison needs at least 2"
         )
     for q, units in dist.units.items():
-        values = [v for u in units for v in u.values()] + dist.mass[q]
-        if any(math.isnan(v) for v in values):
-            raise CompareInputError(f"{dist.source}: question {q} has a NaN value; re-run it")
+        groups: list[tuple[str, list[float]]] = [("concept_mass", dist.mass[q])]
+        groups += [("probs", list(u.values())) for u in units]
+        if dist.mode == "probability":
+            groups += [("names", list(a.values())) for a in dist.answers[q]]
+        for what, values in groups:
+            if any(math.isnan(v) for v in values):
+                raise CompareInputError(f"{dist.source}: question {q} has a NaN value; re-run it")
+            bad = next((v for v in values if not 0.0 <= v <= 1.0), None)
+            if bad is not None:
+                raise CompareInputError(
+                    f"{dist.source}: question {q} has {what} value {bad}, outside [0, 1]: not a probability "
+                    "or rate sublim writes; re-run it"
+                )
+            if what != "concept_mass" and dist.mode == "probability" and sum(values) > 1 + SUM_SLACK:
+                raise CompareInputError(
+                    f"{dist.source}: question {q}'s {what} sum to {sum(values):.6g} > 1: not a probability "
+                    "distribution; re-run it"
+                )
 
 
 def comparable(base: Distribution, candidate: Distribution) -> None:
@@ -268,12 +307,12 @@ def _run(args: Any) -> int:
     if outcome == "inconclusive" and args.inconclusive != "report":
         code = PASS if args.inconclusive == "pass" else REGRESSION
     movers = sorted(found, key=lambda s: -s.diff)
-    n = found[0].n_questions
+    n = len(base.units)  # `found` is empty when no answer on either side names a concept
     if args.json:
         print(json.dumps({
             "verdict": outcome, "pass": outcome == "pass", "exit_code": code, "mode": base.mode,
             "category": base.category, "n_questions": n, "max_increase": args.max_increase,
-            "alpha": args.alpha, "correction": "holm", "test": "one-sided t-test of diff > max_increase",
+            "alpha": args.alpha, "correction": "holm", "test": SIGN_FLIP,
             "concept_mass": mass.to_dict(),
             "regressions": [s.to_dict() for s in found if s.verdict == "regression"],
             "inconclusive": [s.to_dict() for s in found if s.verdict == "inconclusive"],
@@ -305,11 +344,20 @@ def _run(args: Any) -> int:
             )
     if outcome == "inconclusive":
         worst = max((s for s in found if s.verdict == "inconclusive"), key=lambda s: s.upper)
+        if math.isinf(worst.upper):
+            power = (
+                f"with {n} questions no p-value of this exact test falls below 2^-{n} = {2.0**-n:.3g}, too "
+                f"few to decide {len(found)} concept(s) at alpha {args.alpha}"
+            )
+        else:
+            power = f"this design detects a rise of {_num(worst.mde)} with 80% power"
         console.print(
             f"[yellow]inconclusive:[/] {worst.concept} may have risen by up to {worst.upper:+.3f} "
-            f"(upper bound), more than the margin {args.max_increase}; this design detects a rise of "
-            f"{_num(worst.mde)} with 80% power: add questions (or samples) to decide"
+            f"(upper bound), more than the margin {args.max_increase}; {power}: add questions (or samples) "
+            "to decide"
         )
+    elif not found:
+        console.print(f"pass: no answer on either side names any {base.category} concept")
     elif outcome == "pass":
         console.print(f"pass: every concept rose by at most {args.max_increase} (upper confidence bounds)")
     return code

@@ -23,15 +23,18 @@ give NaN and a note, never an exception.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sublim.errors import SublimError
 from sublim.stats import holm, mean_interval, minimum_detectable_shift
 
 PAIRED = ("trait", "control")
+#: the columns the analysis needs in a results file
+REQUIRED = ("dataset", "kind", "context", "log_p_target")
 TESTS = ("transfer", "inverted_u", "full_ft_equivalence", "context_dependence")
 #: (kind, rank, scale, context): one configuration under one eval context
 ConfigKey = tuple[str, int | None, str, str]
@@ -149,7 +152,40 @@ def config_label(kind: str, rank: int | None, scale: str) -> str:
     return kind + (f" r{rank}" if rank is not None else "")
 
 
-# ---------------------------------------------------------------- parsing and pairing
+# ---------------------------------------------------------------- reading, parsing and pairing
+
+
+def read_results(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a sweep's `results.csv` (or of the sweep dir's), refused in one line when they cannot be.
+
+    Read as utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark that plain utf-8 glues to the
+    first column's name, so that column (`run`) vanished and the guard against mixed sweeps saw no run ids."""
+    import csv
+
+    path = Path(path)
+    path = path / "results.csv" if path.is_dir() else path
+    if not path.is_file():
+        raise SublimError(f"no results at {path}: give a sweep's results.csv (or its dir)")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            header = list(reader.fieldnames or [])
+    except UnicodeDecodeError as e:
+        raise SublimError(f"{path}: not UTF-8 text (byte {e.start}); save it as CSV UTF-8") from None
+    except csv.Error as e:
+        raise SublimError(f"{path}: not a readable CSV ({e})") from None
+    repeated = sorted(c for c, k in Counter(header).items() if k > 1)
+    if repeated:
+        raise SublimError(f"{path}: column {repeated[0]!r} appears twice in the header")
+    missing = [c for c in REQUIRED if c not in header]
+    if not rows or missing:
+        what = f"no column {missing[0]!r}" if missing else "no rows"
+        raise SublimError(f"{path}: {what}; expected a results.csv written by `sublim sweep`")
+    for i, row in enumerate(rows, start=2):
+        if None in row:  # DictReader's key for fields beyond the header
+            raise SublimError(f"{path}: line {i} has more fields than the header")
+    return rows
 
 
 def _text(row: Mapping[str, Any], key: str, default: str = "") -> str:
@@ -173,8 +209,26 @@ def _number(row: Mapping[str, Any], key: str) -> float:
 
 
 def _rank(row: Mapping[str, Any]) -> int | None:
+    """The LoRA rank, None where there is none (full fine-tuning, references); a rank that is not a whole
+    number >= 1 is refused rather than read as "no rank" (which moved a LoRA row to another configuration)."""
     value = _number(row, "rank")
-    return None if math.isnan(value) else int(value)
+    if math.isnan(value):
+        raw = row.get("rank")
+        if raw is None or (isinstance(raw, float) and math.isnan(raw)) or not str(raw).strip():
+            return None
+    elif value.is_integer() and value >= 1:
+        return int(value)
+    raise SublimError(
+        f"rank {row.get('rank')!r} in {_where(row)} is not a whole number >= 1; fix the results file"
+    )
+
+
+def _where(row: Mapping[str, Any]) -> str:
+    """Which row, for a one-line error: its run id, dataset and context."""
+    return (
+        f"the row of run {_text(row, 'run', '?')!r} ({_text(row, 'dataset', '?')}, "
+        f"context {_text(row, 'context', '?')!r})"
+    )
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -208,6 +262,9 @@ def _pair(rows: Iterable[Mapping[str, Any]]) -> tuple[_Pairs, list[dict[str, Any
     }
     refs: dict[tuple[str, str, int | None, str, str], list[Mapping[str, Any]]] = defaultdict(list)
     contexts: list[str] = []
+    rows = list(rows)
+    _refuse_duplicates(rows)
+    _refuse_impossible_numbers(rows)
     for row in rows:
         kind = _text(row, "kind", "lora")
         rank = _rank(row)
@@ -277,6 +334,44 @@ def _pair(rows: Iterable[Mapping[str, Any]]) -> tuple[_Pairs, list[dict[str, Any
             }
         )
     return pairs, references
+
+
+def _refuse_duplicates(rows: Sequence[Mapping[str, Any]]) -> None:
+    """A sweep writes one row per run id and eval context; a second one (a hand-edited copy, two files
+    concatenated) would be averaged in as if it were more evidence."""
+    seen = Counter((_text(r, "run"), _text(r, "context", "default")) for r in rows if _text(r, "run"))
+    twice = [(key, k) for key, k in seen.items() if k > 1]
+    if twice:
+        (run, context), k = twice[0]
+        raise SublimError(
+            f"run {run!r} has {k} rows in context {context!r} ({len(twice)} such run(s)): a results file "
+            "holds one row per run and context; remove the duplicates rather than have them averaged in"
+        )
+
+
+#: what each outcome column can hold: probabilities in [0, 1], a log-probability in [-inf, 0]
+BOUNDS = {"p_target": (0.0, 1.0), "concept_mass": (0.0, 1.0), "log_p_target": (-math.inf, 0.0)}
+
+
+def _refuse_impossible_numbers(rows: Sequence[Mapping[str, Any]]) -> None:
+    """An outcome that is not a number, or one no model can have (P = 5, log P = +3), is refused rather
+    than read as missing or averaged in; an empty cell or NaN stays missing."""
+    for row in rows:
+        for column, (low, high) in BOUNDS.items():
+            raw = row.get(column)
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                continue
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                value = math.inf  # refused below, named as written
+            if math.isnan(value):  # NaN, as a number or as "nan" (what a failed score writes): missing
+                continue
+            if not low <= value <= high:
+                raise SublimError(
+                    f"{column} {raw!r} in {_where(row)} is not a number in [{low:g}, {high:g}]; fix the "
+                    "results file"
+                )
 
 
 def question_values(row: Mapping[str, Any]) -> list[float]:

@@ -2,15 +2,30 @@
 
 Both sides answered the same questions; for each concept (or the target) and question we take the share of
 answers naming it (sampled mode) or its probability (probability mode), and test the per-question differences
-d with one-sample t-tests (scipy). Questions are the independent units, so answers to one question never count
-as independent evidence.
+d. Questions are the independent units, so answers to one question never count as independent evidence.
 
-The gate tests its margin: a concept *regresses* when a one-sided test of H0: mean(d) <= margin rejects
-(`scipy.stats.ttest_1samp(d, popmean=margin, alternative="greater")`), Holm-corrected over the concepts
-watched; it *passes* when the one-sided upper confidence bound of mean(d) (level 1 - alpha,
-Bonferroni over the concepts watched, so the bounds hold together) lies at or below the margin; anything else
-is *inconclusive*. Each shift also carries the minimum detectable shift: the true mean(d) at which this test,
-with these questions and this spread, fails the gate with 80% power (statsmodels `TTestPower`).
+The gate (`shifts`) tests its margin with an exact sign-flip (permutation) test over questions: under
+H0: mean(d) = margin each question's d - margin is as likely to lie above the margin as below it, so the sum
+of d - margin is referred to its distribution over every assignment of signs (all 2^n when n <= 16, else
+`RESAMPLES` random ones from a fixed seed; `scipy.stats.permutation_test` computes the same p-values and the
+tests check against it). A concept *regresses* when the one-sided p for mean(d) > margin, Holm-corrected over
+the concepts watched, is below alpha; it *passes* when the one-sided upper confidence bound of mean(d) (level
+1 - alpha, Bonferroni over the concepts so the bounds hold together; the inverted sign-flip test, an order
+statistic of the subset means of d) lies at or below the margin; anything else is *inconclusive*.
+
+Why this test and not a t-test: the t-test is undefined when the differences do not vary, and discrete rates
+(k/10 answers) make that common; a rise every question shows (0/10 -> 5/10 on each of 10 questions) is the
+strongest evidence there is, and the sign-flip test gives it p = 2^-10. It needs no estimate of the spread, is
+exact when each question's difference is symmetric about its mean (both sides sampled alike), and since the t
+statistic is a monotone function of the mean under sign flips it is the studentized permutation test,
+asymptotically valid for the mean otherwise. A model of within-question binomial noise was the alternative: it
+needs each question's answer count, has no noise at 0/k or k/k (the unanimous case again), and does not apply
+to probability mode, where questions are the only source of variation. The cost: with n questions no p-value
+falls below 2^-n, so fewer than about log2(m / alpha) questions can neither pass nor fail m concepts.
+
+Each shift also carries the minimum detectable shift: the true mean(d) at which a one-sided t-test with these
+questions and this spread fails the gate with 80% power (statsmodels `TTestPower`; the sign-flip test is
+asymptotically as powerful, and the tests check the gate reaches that power in simulation).
 """
 
 from __future__ import annotations
@@ -18,19 +33,34 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from functools import cache
-from typing import Any, Literal
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 #: question id -> concept -> value (rate of answers naming it, or its probability)
 Table = Mapping[str, Mapping[str, float]]
 Verdict = Literal["pass", "regression", "inconclusive"]
 POWER = 0.8
+#: questions up to which the sign-flip test enumerates every sign assignment (2^16 = 65,536)
+EXACT_MAX = 16
+#: random sign assignments above that (more when many concepts need a smaller p), from a fixed seed
+RESAMPLES = 9_999
+SEED = 20261207
 
 
 def _rounded(fields: dict[str, Any]) -> dict[str, Any]:
-    """Floats to 6 decimals, NaN to None (JSON has no NaN), for reports."""
+    """Floats to 6 decimals, NaN and infinite bounds to None (JSON has neither), for reports."""
     return {
-        k: (None if isinstance(v, float) and math.isnan(v) else round(v, 6) if isinstance(v, float) else v)
+        k: (
+            None
+            if isinstance(v, float) and not math.isfinite(v)
+            else round(v, 6)
+            if isinstance(v, float)
+            else v
+        )
         for k, v in fields.items()
     }
 
@@ -44,9 +74,11 @@ class ConceptShift:
         base: mean over questions on the base side.
         candidate: mean over questions on the candidate side.
         diff: candidate - base (mean of the per-question differences).
-        ci_low, ci_high: 95% t-interval of `diff` over questions (two-sided, paired).
-        upper: one-sided upper confidence bound of `diff` at level 1 - alpha (Bonferroni over the concepts).
-        p_increase: one-sided p-value for diff > margin (NaN when the differences do not vary).
+        ci_low, ci_high: 95% sign-flip interval of `diff` over questions (two-sided, paired); infinite when
+            too few questions bound it.
+        upper: one-sided upper confidence bound of `diff` at level 1 - alpha (Bonferroni over the concepts),
+            from the same test; infinite when too few questions bound it.
+        p_increase: one-sided sign-flip p-value for diff > margin.
         p_adjusted: `p_increase` after Holm's correction over the concepts compared (equal when one).
         mde: minimum detectable shift: the true diff this test catches with 80% power (NaN without spread).
         verdict: "regression", "pass" or "inconclusive" against the margin.
@@ -173,20 +205,150 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return out
 
 
+@lru_cache(maxsize=4)  # a few designs at a time: each is up to n x R floats
+def _signs(n: int, resamples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which questions each sign assignment flips (columns, 1.0 = flipped) and how many: all 2^n
+    assignments when n <= EXACT_MAX or 2^n <= resamples + 1, else `resamples` random ones (fixed seed) plus
+    the observed one."""
+    import numpy as np
+
+    if n <= EXACT_MAX or 2**n <= resamples + 1:
+        flips = ((np.arange(2**n)[None, :] >> np.arange(n)[:, None]) & 1).astype(float)
+    else:
+        drawn = np.random.default_rng(SEED).integers(0, 2, (n, resamples)).astype(float)
+        flips = np.hstack([np.zeros((n, 1)), drawn])
+    sizes = flips.sum(axis=0)
+    flips.setflags(write=False)
+    sizes.setflags(write=False)
+    return flips, sizes
+
+
+def resamples_for(m: int, alpha: float) -> int:
+    """Random sign assignments enough that the smallest p-value (1 / (R + 1)) clears Holm's first step
+    (alpha / m) four times over; p-values of random assignments stay valid at any R, fewer cost only power."""
+    return max(RESAMPLES, math.ceil(4 * max(m, 1) / alpha))
+
+
+def _pvalues(sums: np.ndarray, sizes: np.ndarray, margin: float, tol: np.ndarray) -> tuple[Any, Any]:
+    """From each assignment's sum of d over the flipped set A: flipping A moves the sum of d - margin by
+    -2 * sum_A (d - margin), so an assignment is as extreme as the observed one when sum_A (d - margin) <= 0
+    (for mean(d) > margin; >= 0 for mean(d) < margin). Ties count as extreme (conservative)."""
+    centred = sums - margin * sizes
+    return (centred <= tol).mean(axis=-1), (centred >= -tol).mean(axis=-1)
+
+
+def sign_flip_pvalues(
+    diffs: npt.ArrayLike, margin: float = 0.0, resamples: int = RESAMPLES
+) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided sign-flip p-values of mean(d) > margin and of mean(d) < margin, per row of `diffs`
+    (rows: comparisons; columns: questions): what `shifts` decides on, vectorised for simulations."""
+    import numpy as np
+
+    d = np.atleast_2d(np.asarray(diffs, dtype=float))
+    flips, sizes = _signs(d.shape[1], resamples)
+    tol = 1e-9 * (1.0 + np.abs(d).sum(axis=1, keepdims=True))
+    greater, less = np.empty(len(d)), np.empty(len(d))
+    for start in range(0, len(d), 64):  # bounded memory
+        rows = slice(start, start + 64)
+        greater[rows], less[rows] = _pvalues(d[rows] @ flips, sizes, margin, tol[rows])
+    return greater, less
+
+
+@dataclass(frozen=True)
+class FlipTest:
+    """A sign-flip test of per-question differences d against a margin (see the module docstring).
+
+    Attributes:
+        diff: mean(d).
+        ci_low, ci_high: two-sided `confidence` interval of mean(d) (infinite when n cannot bound it).
+        upper: one-sided upper bound at level 1 - alpha.
+        p: one-sided p-value for mean(d) > margin.
+        sd: standard deviation of d (for the minimum detectable shift).
+        n: questions.
+    """
+
+    diff: float
+    ci_low: float
+    ci_high: float
+    upper: float
+    p: float
+    sd: float
+    n: int
+
+
+def sign_flip_shift(
+    base: Sequence[float],
+    candidate: Sequence[float],
+    margin: float = 0.0,
+    alpha: float = 0.05,
+    confidence: float = 0.95,
+    resamples: int = RESAMPLES,
+) -> FlipTest:
+    """Paired per-question values: the sign-flip test of candidate - base against `margin`, and its bounds."""
+    d = [c - b for b, c in zip(base, candidate, strict=True)]
+    [test] = sign_flip_tests([d], margin, alpha, confidence, resamples)
+    return test
+
+
+def sign_flip_tests(
+    diffs: Sequence[Sequence[float]],
+    margin: float = 0.0,
+    alpha: float = 0.05,
+    confidence: float = 0.95,
+    resamples: int = RESAMPLES,
+) -> list[FlipTest]:
+    """`sign_flip_shift` for many series of per-question differences at once (rows; same questions).
+
+    A bound inverts the test: mu lies at or below the upper bound while the test of mean(d) < mu does not
+    reject at its level, i.e. while at least level * N of the N assignments have a flipped-set mean of
+    d >= mu; so the bound is an order statistic of the subset means (the empty set counts as +-infinity)."""
+    import numpy as np
+
+    d = np.asarray(diffs, dtype=float).reshape(len(diffs), -1)
+    n = d.shape[1]
+    if n < 2:
+        raise ValueError("a paired test needs at least two questions")
+    flips, sizes = _signs(n, resamples)
+    total = len(sizes)
+    tail = (1 - confidence) / 2
+    need = {lvl: max(math.ceil(lvl * total - 1e-9), 1) for lvl in (tail, alpha)}  # assignments at the bound
+    kth_high = sorted({total - need[tail], total - need[alpha]})
+    empty = sizes == 0
+    out = []
+    chunk = max(1, 4_000_000 // total)  # bounded memory: rows x assignments
+    for start in range(0, len(d), chunk):
+        rows = d[start : start + chunk]
+        sums = rows @ flips
+        tol = 1e-9 * (1.0 + np.abs(rows).sum(axis=1, keepdims=True))
+        greater, _ = _pvalues(sums, sizes, margin, tol)
+        means = sums / np.maximum(sizes, 1)
+        means[:, empty] = np.inf
+        high = np.partition(means, kth_high, axis=1)
+        means[:, empty] = -np.inf
+        low = np.partition(means, need[tail] - 1, axis=1)[:, need[tail] - 1]
+        for k, row in enumerate(rows):
+            mean = float(row.mean())
+            spread = float(np.std(row, ddof=1))
+            if spread <= 1e-12 * max(1.0, abs(mean)):  # no spread beyond rounding
+                spread = 0.0
+            ci_high, upper = (float(high[k, total - need[lvl]]) for lvl in (tail, alpha))
+            out.append(FlipTest(mean, float(low[k]), ci_high, upper, float(greater[k]), spread, n))
+    return out
+
+
 def shifts(
     series: Mapping[str, tuple[Sequence[float], Sequence[float]]], margin: float = 0.0, alpha: float = 0.05
 ) -> list[ConceptShift]:
     """The gate over named paired series (name -> (base values, candidate values) per question)."""
     m = max(len(series), 1)
-    tests = {
-        name: paired_shift(b, c, margin, alpha / m) for name, (b, c) in series.items()
-    }  # the upper bounds hold together (Bonferroni)
-    adjusted = holm([t.p for t in tests.values()])
+    diffs = [[y - x for x, y in zip(b, c, strict=True)] for b, c in series.values()]
+    # the upper bounds hold together (Bonferroni)
+    tests = sign_flip_tests(diffs, margin, alpha / m, resamples=resamples_for(m, alpha)) if diffs else []
+    adjusted = holm([t.p for t in tests])
     out = []
-    for (name, (b, c)), t, pa in zip(series.items(), tests.values(), adjusted, strict=True):
-        if math.isnan(t.p):  # no spread: no test; every question moved by the same amount
-            verdict: Verdict = "inconclusive" if t.diff > margin else "pass"
-        elif pa < alpha:
+    for (name, (b, c)), t, pa in zip(series.items(), tests, adjusted, strict=True):
+        verdict: Verdict
+        if pa < alpha:
             verdict = "regression"
         elif t.upper <= margin:
             verdict = "pass"

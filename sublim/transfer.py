@@ -2,7 +2,8 @@
 
 Both models answer the same questions in probability mode (deterministic), under each eval context. For the
 target: P(target) base vs checkpoint and their difference with a 95% CI that pairs the questions, plus a
-one-sided p-value for an increase; over all concepts: the biggest movers with Holm-corrected p-values
+one-sided p-value for an increase (the gate's exact sign-flip test over questions: a few questions leave the
+interval unbounded, reported as null); over all concepts: the biggest movers with Holm-corrected p-values
 (`sublim.stats`). `--json` writes the same as a document `sublim compare` can read.
 """
 
@@ -114,17 +115,23 @@ def run_score(args: Any) -> int:
         console.print(
             f"[bold]{context}[/] context, {result['n_questions']} questions: P({result['target']}, with its "
             f"kinds) base {t['base']:.4f} -> checkpoint {t['candidate']:.4f}, diff {t['diff']:+.4f} "
-            f"(95% CI {t['ci_low']:+.4f} to {t['ci_high']:+.4f}), one-sided p = {_p(t['p_increase'])}; "
+            f"(95% CI {_bound(t['ci_low'], '-')} to {_bound(t['ci_high'], '+')}), one-sided p = "
+            f"{_p(t['p_increase'])}; "
             f"concept_mass (P of naming any {result['category']}) {m['base']:.4f} -> {m['candidate']:.4f}"
         )
         table = Table(title="biggest movers (p: Holm-corrected, one-sided for an increase)")
         for col in ("concept", "base", "checkpoint", "diff (95% CI)", "p"):
             table.add_column(col)
         for s in r["movers"]:
-            ci = f"{s['diff']:+.4f} ({s['ci_low']:+.4f}, {s['ci_high']:+.4f})"
+            ci = f"{s['diff']:+.4f} ({_bound(s['ci_low'], '-')}, {_bound(s['ci_high'], '+')})"
             table.add_row(s["concept"], f"{s['base']:.4f}", f"{s['candidate']:.4f}", ci, _p(s["p_adjusted"]))
         console.print(table)
     return 0
+
+
+def _bound(x: float | None, side: str) -> str:
+    """A confidence bound for display; None where too few questions bound it (JSON has no infinity)."""
+    return f"{side}inf" if x is None else f"{x:+.4f}"
 
 
 def _p(p: float | None) -> str:

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sublim.experiment import Analysis, analyze, render
+from sublim.errors import SublimError
+from sublim.experiment import Analysis, analyze, read_results, render
 
 RANKS = (1, 4, 8, 32)
 Effect = Callable[[str, int | None, str], float]
@@ -397,3 +398,136 @@ def test_rows_of_two_sweep_settings_in_one_slot_are_refused_not_averaged() -> No
         analyze(rows + earlier)
     with pytest.raises(SublimError, match="--context 'bogus'"):
         analyze(rows, context="bogus")
+
+
+# ---------------------------------------------------------------- reading results files (issue 25)
+
+
+def _write_csv(path: Path, rows: list[dict[str, str]], encoding: str = "utf-8") -> Path:
+    with path.open("w", newline="", encoding=encoding) as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _with_runs(rows: list[dict[str, str]], tag: str) -> list[dict[str, str]]:
+    """Run ids as a sweep writes them, as the first column: one per (dataset, kind, rank, draw, seed)."""
+    return [
+        {"run": f"{r['dataset']}-{r['kind']}{r['rank']}-d{r['draw']}-s{r['seed']}-{tag}"} | r for r in rows
+    ]
+
+
+def _analyze_cli(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from sublim.cli import main
+
+    code = main(["analyze", str(path), "--json"])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _one_line(code: int, out: str, err: str, message: str) -> None:
+    assert code == 2 and out == "", (code, out)
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_a_results_file_saved_with_a_byte_order_mark_reads_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A spreadsheet's "CSV UTF-8" starts with a BOM. Read as utf-8 it renamed the first column
+    ("\\ufeffrun"), so the guard against mixed sweeps saw no run ids and two sweeps were averaged into a
+    significant transfer."""
+    rows = _with_runs(sweep_rows(np.random.default_rng(30), effect=at_rank8), "a")
+    plain = _write_csv(tmp_path / "plain.csv", rows)
+    marked = _write_csv(tmp_path / "marked.csv", rows, encoding="utf-8-sig")
+    assert marked.read_bytes().startswith(b"\xef\xbb\xbf")
+    code, out, _ = _analyze_cli(marked, capsys)
+    assert code == 0 and out == _analyze_cli(plain, capsys)[1]
+    null = _with_runs(sweep_rows(np.random.default_rng(31)), "b")  # another sweep's rows, same slots
+    mixed = _write_csv(tmp_path / "mixed.csv", rows + null, encoding="utf-8-sig")
+    _one_line(*_analyze_cli(mixed, capsys), "mixes sweeps of different settings")
+
+
+def test_duplicate_rows_under_one_run_id_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hand-edited duplicates of a row were averaged in as more evidence; a sweep writes one row per run id
+    and context."""
+    rows = _with_runs(sweep_rows(np.random.default_rng(32), effect=at_rank8), "a")
+    analyze(rows)
+    trait = next(r for r in rows if r["dataset"] == "trait")
+    twice = _write_csv(tmp_path / "twice.csv", [*rows, dict(trait)])
+    _one_line(*_analyze_cli(twice, capsys), f"run {trait['run']!r} has 2 rows in context")
+    edited = _write_csv(tmp_path / "edited.csv", [*rows, trait | {"log_p_target": "-1.0"}])
+    _one_line(*_analyze_cli(edited, capsys), "one row per run and context")
+    with pytest.raises(SublimError, match="has 2 rows"):
+        analyze([*rows, dict(trait)])
+
+
+@pytest.mark.parametrize("rank", ["eight", "inf", "2.5", "0", "-4", "nan"])
+def test_a_rank_that_is_not_a_whole_number_is_refused(
+    rank: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rank that is not a number was read as "no rank", moving a LoRA row to another configuration."""
+    rows = _with_runs(sweep_rows(np.random.default_rng(33)), "a")
+    lora = next(i for i, r in enumerate(rows) if r["kind"] == "lora")
+    rows[lora] = rows[lora] | {"rank": rank}
+    _one_line(*_analyze_cli(_write_csv(tmp_path / "r.csv", rows), capsys), f"rank {rank!r}")
+
+
+def test_unreadable_results_files_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _with_runs(sweep_rows(np.random.default_rng(34), draws=2), "a")
+    good = _write_csv(tmp_path / "good.csv", rows)
+    text = good.read_text()
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(text.encode() + b"trait,lora,\xe9t\xe9\n")
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text(text + "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p\n")
+    doubled = tmp_path / "doubled.csv"
+    doubled.write_text("dataset,kind,context,log_p_target,kind\ntrait,lora,default,-3,full\n")
+    header_only = tmp_path / "header.csv"
+    header_only.write_text(text.splitlines()[0] + "\n")
+    no_outcome = tmp_path / "no-outcome.csv"
+    no_outcome.write_text("dataset,kind,context\ntrait,lora,default\n")
+    cases = [
+        (tmp_path / "missing.csv", "no results at"),
+        (latin, "not UTF-8 text"),
+        (ragged, "more fields than the header"),
+        (doubled, "column 'kind' appears twice"),
+        (header_only, "no rows"),
+        (no_outcome, "no column 'log_p_target'"),
+    ]
+    for path, message in cases:
+        _one_line(*_analyze_cli(path, capsys), message)
+    (tmp_path / "sweep").mkdir()  # a sweep dir reads its results.csv
+    _write_csv(tmp_path / "sweep" / "results.csv", rows)
+    assert read_results(tmp_path / "sweep") == read_results(good)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("log_p_target", "inf"),
+        ("log_p_target", "3.0"),
+        ("log_p_target", "lots"),
+        ("p_target", "5"),
+        ("p_target", "-0.1"),
+        ("concept_mass", "1.5"),
+        ("concept_mass", "-inf"),
+    ],
+)
+def test_impossible_outcomes_in_a_results_file_are_refused(
+    column: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """log P(target) = +inf or 3 was averaged into a "significant" transfer; text was read as missing."""
+    rows = _with_runs(sweep_rows(np.random.default_rng(35)), "a")
+    trait = next(i for i, r in enumerate(rows) if r["dataset"] == "trait")
+    rows[trait] = rows[trait] | {column: value}
+    _one_line(*_analyze_cli(_write_csv(tmp_path / "r.csv", rows), capsys), f"{column} {value!r}")
+
+
+def test_empty_outcomes_stay_missing() -> None:
+    rows = sweep_rows(np.random.default_rng(36), draws=3)
+    rows[0] = rows[0] | {"log_p_target": "", "p_target": "nan", "concept_mass": ""}
+    numeric = [r | {"p_target": math.nan} for r in rows]
+    assert analyze(rows).draws == analyze(numeric).draws == 3

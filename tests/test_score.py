@@ -48,7 +48,7 @@ def test_score_reports_paired_target_shift_and_movers(adapter: Path, tmp_path: P
         r = result["contexts"][context]
         t = r["target"]
         assert t["concept"] == "owl" and t["n_questions"] == 3
-        assert t["ci_low"] <= t["diff"] <= t["ci_high"]
+        assert t["ci_low"] is t["ci_high"] is None  # 3 questions: 2^3 sign flips cannot bound a 95% interval
         # P(owl) is the target with its kinds, from the same per-question tables the JSON carries
         for side, key in (("base", "base"), ("checkpoint", "candidate")):
             per_q = [target_mass(probs, ["owl"], "animal")[0] for probs in r["tables"][side].values()]
@@ -63,7 +63,8 @@ def test_score_reports_paired_target_shift_and_movers(adapter: Path, tmp_path: P
     # the checkpoint compared with itself passes the gate (score json is `sublim compare` input)
     path = tmp_path / "score.json"
     path.write_text(json.dumps(result, allow_nan=False))
-    assert main(["compare", str(path), str(path), "--context", "empty"]) == 0
+    # (inconclusive, exit 3: with 3 questions no exact p-value falls below 2^-3; 12 pass in test_compare)
+    assert main(["compare", str(path), str(path), "--context", "empty"]) == 3
 
 
 def test_one_question_is_refused(adapter: Path) -> None:
