@@ -231,9 +231,11 @@ def _rows_text(rows: list[dict[str, Any]]) -> str:
 
 
 def read_results(path: Path) -> list[dict[str, str]]:
+    """The sweep's own rows so far, to resume from (utf-8-sig: a results.csv saved by a spreadsheet starts
+    with a byte-order mark; `sublim.experiment.read_results` is the checked reader for analysis)."""
     if not path.exists():
         return []
-    with path.open(newline="") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         return list(csv.DictReader(fh))
 
 
