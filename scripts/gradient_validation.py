@@ -45,7 +45,7 @@ def _r(x: list[float], y: list[float]) -> str:
     res = stats.pearsonr(x, y)
     ci = res.confidence_interval(0.95)
     rho = stats.spearmanr(x, y).statistic
-    return f"{res.statistic:+.2f} ({ci.low:+.2f}, {ci.high:+.2f}) | Spearman {rho:+.2f} | n {len(x)}"
+    return f"{res.statistic:+.2f} ({ci.low:+.2f}, {ci.high:+.2f}); Spearman {rho:+.2f}; n {len(x)}"
 
 
 def main() -> None:
