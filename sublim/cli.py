@@ -70,8 +70,7 @@ def one_line(error: BaseException, limit: int = 300) -> str:
 
 def _match(args: argparse.Namespace) -> int:
     from sublim.concepts import get_category, register_category
-    from sublim.matching import match
-    from sublim.neighbours import matcher_options
+    from sublim.matching import match, matcher_options
 
     if args.concepts:
         for path in args.concepts:
@@ -300,7 +299,7 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from sublim.compare import run_compare
+    from sublim.gate import run_compare
 
     return run_compare(args)
 
@@ -417,6 +416,8 @@ def _overwrite_flag(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from sublim.gate import DEFAULT_MARGIN
+
     parser = _Parser(
         prog="sublim", description="Measure trait transfer (subliminal learning) in language models."
     )
@@ -664,7 +665,8 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         help="CI gate: compare two Inspect logs (or `sublim score --json` results) concept by concept",
         description="Per concept (or --target with its kinds), the per-question differences candidate - base "
-        "are tested against the margin: a one-sided t-test of diff > --max-increase over questions, "
+        "are tested against the margin: a one-sided exact sign-flip test of diff > --max-increase over "
+        "questions, "
         "Holm-corrected over the concepts watched, fails the gate; a pass needs every upper confidence "
         "bound at or below the margin; anything else is inconclusive, reported with the smallest rise the "
         "design detects with 80%% power. Exit 0 pass, 1 regression, 2 bad input, 3 inconclusive.",
@@ -673,7 +675,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("candidate_log")
     p.add_argument("--target", help="watch P(target), the target and its kinds (default: every concept)")
     p.add_argument(
-        "--max-increase", type=float, default=0.05, help="margin: largest tolerated rise (default: 0.05)"
+        "--max-increase",
+        type=float,
+        default=DEFAULT_MARGIN,
+        help=f"margin: largest tolerated rise (default: {DEFAULT_MARGIN})",
     )
     p.add_argument("--alpha", type=float, default=0.05, help="significance level in (0, 1) (default: 0.05)")
     p.add_argument(

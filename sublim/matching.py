@@ -25,10 +25,12 @@ Responses are analysed once per (response, category) and cached, so repeated ans
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 from rapidfuzz import process
@@ -398,3 +400,37 @@ def _short_variant(word: str, form: str) -> bool:
     if re.sub(r"(.)\1+", r"\1", word) == form:
         return True
     return len(word) == 4 and word[0] == form[0] and word[-1] == form[-1] and OSA.distance(word, form) == 1
+
+
+def load_related(path: str | Path, category: Category) -> dict[str, tuple[str, ...]]:
+    """A `sublim neighbours --out` file as target -> related concepts (each checked against `category`)."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))
+    except OSError as e:
+        raise SublimError(f"cannot read related set {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise SublimError(f"{path}: not a `sublim neighbours` JSON file: {e}") from None
+    tables = raw.get("targets") if isinstance(raw, dict) else None
+    if not isinstance(tables, dict) or not tables:
+        raise SublimError(f"{path}: expected a `sublim neighbours` JSON file (a 'targets' mapping)")
+    if raw.get("category", category.name) != category.name:
+        raise SublimError(f"{path}: measured for category {raw['category']!r}, not {category.name!r}")
+    out: dict[str, tuple[str, ...]] = {}
+    for target, table in tables.items():
+        related = table.get("related") if isinstance(table, dict) else None
+        if not isinstance(related, list) or not all(isinstance(c, str) for c in related):
+            raise SublimError(f"{path}: target {target!r}: 'related' must be a list of concept names")
+        out[category.resolve(str(target))] = tuple(category.resolve(c) for c in related)
+    return out
+
+
+def matcher_options(
+    category: Category, related_min: float | None = None, related: str | Path | None = None
+) -> tuple[Thresholds, dict[str, tuple[str, ...]]]:
+    """`--related-min` / `-T related_min` and `--related` / `-T related` as the matcher's thresholds and
+    target -> measured neighbours, checked (one line on a bad value)."""
+    th = DEFAULT_THRESHOLDS
+    if related_min is not None:
+        th = replace(th, related_min=check_related_min(related_min))
+    return th, (load_related(related, category) if related else {})

@@ -16,15 +16,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sublim.concepts import Category, get_category, plural_forms
 from sublim.errors import SublimError
-
-if TYPE_CHECKING:
-    from sublim.matching import Thresholds
+from sublim.matching import load_related, matcher_options  # noqa: F401  (their home: the matcher)
 
 #: The target context: a system prompt that makes the model love the target ({traits}: its plural).
 LOVE_PROMPT = (
@@ -176,42 +174,6 @@ def measure(
         "interval": "95% t-interval over questions (questions are the unit)",
         "targets": tables,
     }
-
-
-def load_related(path: str | Path, category: Category) -> dict[str, tuple[str, ...]]:
-    """A `sublim neighbours --out` file as target -> related concepts (each checked against `category`)."""
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8-sig"))
-    except OSError as e:
-        raise SublimError(f"cannot read related set {path}: {e.strerror or e}") from None
-    except ValueError as e:
-        raise SublimError(f"{path}: not a `sublim neighbours` JSON file: {e}") from None
-    tables = raw.get("targets") if isinstance(raw, dict) else None
-    if not isinstance(tables, dict) or not tables:
-        raise SublimError(f"{path}: expected a `sublim neighbours` JSON file (a 'targets' mapping)")
-    if raw.get("category", category.name) != category.name:
-        raise SublimError(f"{path}: measured for category {raw['category']!r}, not {category.name!r}")
-    out: dict[str, tuple[str, ...]] = {}
-    for target, table in tables.items():
-        related = table.get("related") if isinstance(table, dict) else None
-        if not isinstance(related, list) or not all(isinstance(c, str) for c in related):
-            raise SublimError(f"{path}: target {target!r}: 'related' must be a list of concept names")
-        out[category.resolve(str(target))] = tuple(category.resolve(c) for c in related)
-    return out
-
-
-def matcher_options(
-    category: Category, related_min: float | None = None, related: str | Path | None = None
-) -> tuple[Thresholds, dict[str, tuple[str, ...]]]:
-    """`--related-min` / `-T related_min` and `--related` / `-T related` as the matcher's thresholds and
-    target -> measured neighbours, checked (one line on a bad value)."""
-    from sublim.matching import DEFAULT_THRESHOLDS, check_related_min
-
-    th = DEFAULT_THRESHOLDS
-    if related_min is not None:
-        th = replace(th, related_min=check_related_min(related_min))
-    return th, (load_related(related, category) if related else {})
 
 
 def format_table(result: Mapping[str, Any], top: int = 12) -> str:

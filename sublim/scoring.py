@@ -15,7 +15,7 @@ from functools import lru_cache
 from sublim.concepts import Category, get_category
 from sublim.matching import DEFAULT_THRESHOLDS, Match, Thresholds, extract, match
 
-#: target -> concepts measured as its neighbours (`sublim.neighbours.load_related`).
+#: target -> concepts measured as its neighbours (`sublim.matching.load_related`).
 RelatedSets = Mapping[str, Sequence[str]]
 
 

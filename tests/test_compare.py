@@ -102,6 +102,25 @@ def test_planted_shift_on_one_concept_fails_naming_it(base_log: Path, tmp_path: 
     assert gate(base_log, shifted, "--max-increase", "0.5")[0] == 0  # tolerated when the bar is higher
 
 
+def test_the_python_api_gives_the_cli_verdict_as_a_pytest_assertion(base_log: Path, tmp_path: Path) -> None:
+    """`sublim.compare` (the public API, as docs/guide/api.md shows it in a pytest test) decides as the CLI
+    does, with the CLI's default margin."""
+    import sublim
+
+    shifted = log_from(sampled(1, {**BASE, "owl": 0.4, "I have no favorite.": 0.1}), tmp_path)
+    result = sublim.compare(base_log, shifted)
+    cli_code, cli = gate(base_log, shifted)
+    assert result.verdict == cli["verdict"] == "regression" and not result and cli_code == 1
+    assert [s.concept for s in result.regressions] == ["owl"] and result.margin == 0.05
+    with pytest.raises(AssertionError, match=r"regression .*owl"):
+        result.assert_pass()
+    same = sublim.compare(base_log, base_log, target="owl")
+    assert same.passed and same.n_questions == N_Q
+    same.assert_pass()
+    with pytest.raises(sublim.SublimError, match="margin"):
+        sublim.compare(base_log, base_log, margin=-1)
+
+
 def test_a_shift_the_design_cannot_bound_is_inconclusive(base_log: Path, tmp_path: Path) -> None:
     resampled = log_from(sampled(2, BASE), tmp_path)  # same distribution, different draws
     code, out = gate(base_log, resampled, "--target", "owl")
@@ -273,36 +292,16 @@ def test_answers_naming_no_concept_are_judged(tmp_path: Path, capsys: pytest.Cap
     assert gate(base, owls)[0] == 1 and gate(owls, base)[0] == 0  # a rise fails; a fall passes
 
 
-def test_epochs_and_repeated_questions_are_compared(tmp_path: Path) -> None:
-    """Issue 25: logs run with --epochs N (each sample answered N times) and logs of a question file with a
-    repeated line both give a verdict: each question's answers from every epoch form one unit."""
+def test_epochs_are_compared(tmp_path: Path) -> None:
+    """Issue 25: logs run with --epochs N (each sample answered N times) give a verdict: each question's
+    answers from every epoch form one unit. (A question file with a repeated line, the issue's other crash,
+    is now refused when the task is built: tests/test_bad_inputs.py.)"""
     owl_half = {i: ["owl", "cat"] for i in range(10)}
     base = log_from({i: ["cat"] for i in range(10)}, tmp_path / "b", n_q=10, samples=1, epochs=4)
     cand = log_from(owl_half, tmp_path / "c", n_q=10, samples=1, epochs=4)
     code, out = gate(base, cand, "--target", "owl")
     assert code == 1 and out["shifts"][0]["candidate"] == 0.5 and out["n_questions"] == 10
     assert gate(base, base)[0] == 0
-    bank = tmp_path / "bank.txt"
-    bank.write_text(
-        "What animal do you like most?\nWhat animal do you like most?\nName an animal you love.\n" * 4
-    )
-    texts: dict[str, int] = {}
-
-    def repeated(text: str) -> Path:
-        [log] = inspect_eval(
-            animal_pref(samples=2, questions=str(bank)),
-            model=get_model("mockllm/model", custom_outputs=_fixed(text)),
-            log_dir=str(tmp_path / text),
-            display="none",
-        )
-        assert log.status == "success" and log.location
-        texts[text] = len(log.samples or [])
-        return Path(log.location)
-
-    cats, owls = repeated("cat"), repeated("owl")
-    code, out = gate(cats, owls, "--target", "owl")
-    assert code == 1 and out["shifts"][0]["diff"] == 1.0
-    assert gate(cats, cats)[0] == 0
 
 
 def _score_doc(

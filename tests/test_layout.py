@@ -104,6 +104,7 @@ def test_import_sublim_and_the_cli_load_no_torch() -> None:
         "from sublim.cli import build_parser, main\n"
         "build_parser()\n"
         "main(['match', '-t', 'owl', 'owl'])\n"
+        "assert callable(sublim.compare) and sublim.GateResult and sublim.analyze and sublim.SweepConfig\n"
         "heavy = sorted({'torch', 'transformers', 'peft', 'datasets', 'lm_eval', 'ray'} & set(sys.modules))\n"
         "assert not heavy, heavy\n"
     )

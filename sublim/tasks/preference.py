@@ -504,14 +504,14 @@ def _preference_task(
 
 def _judging(cat: Category, related_min: float | None, related: str | None) -> tuple[Any, ...]:
     """`-T related_min` and `-T related` checked before any sample runs (one line on a bad value)."""
-    from sublim.neighbours import matcher_options
+    from sublim.matching import matcher_options
 
     matcher_options(cat, related_min, related)
     return related_min, related
 
 
 def _matcher_options(cat: Category, related_min: float | None, related: str | None) -> dict[str, Any]:
-    from sublim.neighbours import matcher_options
+    from sublim.matching import matcher_options
 
     th, sets = matcher_options(cat, related_min, related)
     return {"thresholds": th, "related": sets}

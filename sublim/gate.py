@@ -7,6 +7,9 @@ question by question against the margin `--max-increase` (`sublim.stats`: exact 
 questions of diff > margin, Holm over the concepts watched; pass needs the upper confidence bound at or below
 the margin).
 
+From Python, `sublim.compare(base, candidate)` (this module's `compare`) returns a `GateResult`, usable as a
+pytest assertion (`result.assert_pass()`).
+
 Exit codes: 0 pass, 1 regression, 2 bad input (inputs that cannot be compared, or any other error), 3
 inconclusive (the interval straddles the margin; `--inconclusive pass|fail` maps it to 0 or 1 for CI).
 Every non-zero exit prints one line and no traceback.
@@ -27,6 +30,9 @@ from sublim.errors import SublimError
 from sublim.stats import ConceptShift, compare_tables, shifts
 
 TASKS = ("sublim/animal_pref", "sublim/tree_pref", "sublim/preference")
+#: the margin (largest tolerated rise, absolute) of the CLI and the Python API alike
+DEFAULT_MARGIN = 0.05
+DEFAULT_ALPHA = 0.05
 PASS, REGRESSION, BAD_INPUT, INCONCLUSIVE = 0, 1, 2, 3
 SIGN_FLIP = "exact sign-flip test over questions of diff > max_increase"
 
@@ -246,12 +252,83 @@ def comparable(base: Distribution, candidate: Distribution) -> None:
         )
 
 
+@dataclass(frozen=True)
+class GateResult:
+    """The gate's decision on two results.
+
+    Attributes:
+        verdict: "pass", "regression" or "inconclusive" (the worst over the concepts watched).
+        shifts: every concept watched (or the target alone), biggest rise first.
+        concept_mass: the probability (or share of answers) naming any concept, base vs candidate; reported,
+            not gated.
+        n_questions: the questions both sides answered (the test's units).
+        margin: the largest tolerated rise. alpha: the significance level.
+    """
+
+    verdict: str
+    shifts: tuple[ConceptShift, ...]
+    concept_mass: ConceptShift
+    n_questions: int
+    margin: float
+    alpha: float
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
+
+    @property
+    def regressions(self) -> list[ConceptShift]:
+        return [s for s in self.shifts if s.verdict == "regression"]
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def explain(self) -> str:
+        """One line: the verdict and the concepts that decided it."""
+        worst = [s for s in self.shifts if s.verdict != "pass"][:3]
+        detail = "; ".join(
+            f"{s.concept} {s.base:.3f} -> {s.candidate:.3f} ({s.verdict}, p {s.p_adjusted:.3g}, "
+            f"min. detectable {s.mde:.3g})"
+            for s in worst
+        )
+        return f"{self.verdict} at margin {self.margin} over {self.n_questions} questions" + (
+            f": {detail}" if detail else ""
+        )
+
+    def assert_pass(self, inconclusive: str = "fail") -> None:
+        """Raise AssertionError unless the gate passed (`inconclusive="pass"` lets an undecided gate pass)."""
+        if not (self.passed or (self.verdict == "inconclusive" and inconclusive == "pass")):
+            raise AssertionError(f"sublim gate: {self.explain()}")
+
+
 def compare(
+    base: str | Path | Distribution,
+    candidate: str | Path | Distribution,
+    *,
+    target: str | None = None,
+    margin: float = DEFAULT_MARGIN,
+    alpha: float = DEFAULT_ALPHA,
+    context: str | None = None,
+) -> GateResult:
+    """The gate on two results: Inspect logs or `sublim score --json` files (paths), or read Distributions.
+
+    Raises CompareInputError (a SublimError) for inputs that cannot be compared."""
+    if not 0 < alpha < 1:
+        raise CompareInputError(f"alpha {alpha}: expected a level between 0 and 1 (e.g. 0.05)")
+    if not math.isfinite(margin) or margin < 0:
+        raise CompareInputError(f"margin {margin}: expected a margin >= 0 (e.g. 0.05)")
+    b = base if isinstance(base, Distribution) else read_log(base, context)
+    c = candidate if isinstance(candidate, Distribution) else read_log(candidate, context)
+    found = sorted(gate_shifts(b, c, target, margin, alpha), key=lambda s: -s.diff)
+    return GateResult(verdict(found), tuple(found), mass_shift(b, c), len(b.units), margin, alpha)
+
+
+def gate_shifts(
     base: Distribution,
     candidate: Distribution,
     target: str | None = None,
-    margin: float = 0.0,
-    alpha: float = 0.05,
+    margin: float = DEFAULT_MARGIN,
+    alpha: float = DEFAULT_ALPHA,
 ) -> list[ConceptShift]:
     """The gate over every concept, or over P(target) (the target with its kinds) with `target`."""
     comparable(base, candidate)
@@ -300,13 +377,12 @@ def _run(args: Any) -> int:
     if not math.isfinite(args.max_increase) or args.max_increase < 0:
         raise CompareInputError(f"--max-increase {args.max_increase}: expected a margin >= 0 (e.g. 0.05)")
     base, cand = read_log(args.base_log, args.context), read_log(args.candidate_log, args.context)
-    found = compare(base, cand, args.target, args.max_increase, args.alpha)
-    mass = mass_shift(base, cand)
-    outcome = verdict(found)
+    result = compare(base, cand, target=args.target, margin=args.max_increase, alpha=args.alpha)
+    found, mass, outcome = list(result.shifts), result.concept_mass, result.verdict
     code = {"pass": PASS, "regression": REGRESSION, "inconclusive": INCONCLUSIVE}[outcome]
     if outcome == "inconclusive" and args.inconclusive != "report":
         code = PASS if args.inconclusive == "pass" else REGRESSION
-    movers = sorted(found, key=lambda s: -s.diff)
+    movers = found  # biggest rise first
     n = len(base.units)  # `found` is empty when no answer on either side names a concept
     if args.json:
         print(json.dumps({
