@@ -238,9 +238,6 @@ def out_argument(text: str) -> str:
 
 def check_separate(out: Path, inputs: Iterable[str | Path | None], flag: str = "--out") -> None:
     """Refuse an output that equals, sits inside, or holds one of the inputs (a write would clobber it)."""
-    problem = out_problem(out)
-    if problem:
-        raise SublimError(f"{flag} {str(out)!r} {problem}")
     where = Path(out).expanduser().resolve()
     for item in inputs:
         if item is None or not Path(item).expanduser().exists():
@@ -417,6 +414,9 @@ def check_output(
 ) -> str:
     """The checks of `claim_output` alone (nothing is written or locked): "new", "resume", "complete" or
     "replace", else a SublimError saying what to do."""
+    problem = out_problem(out)
+    if problem:
+        raise SublimError(f"--out {str(out)!r} {problem}")
     check_separate(Path(out), inputs)
     identity = json.loads(json.dumps(identity, default=str))
     return _decide(
@@ -450,7 +450,6 @@ def claim_output(
     never replaced, since it may hold the user's own files). All checks run before
     anything is written. Old contents replaced under `overwrite` are restored if the new run fails.
     Call `Claim.done()` when the output is complete."""
-    out = Path(out)
     identity = json.loads(json.dumps(identity, default=str))
     check_output(
         out,
@@ -462,6 +461,7 @@ def claim_output(
         adopt=adopt,
         earlier=earlier,
     )
+    out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
