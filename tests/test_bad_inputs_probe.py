@@ -174,7 +174,7 @@ FLAG_CASES: list[tuple[list[str], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "match"), FLAG_CASES, ids=[" ".join(a[:1] + a[-2:]) for a, _ in FLAG_CASES])
+@pytest.mark.parametrize(("argv", "match"), FLAG_CASES, ids=[f"{a[0]}: {m}" for a, m in FLAG_CASES])
 def test_probe_flag_refused_before_anything_loads_or_is_claimed(
     argv: list[str], match: str, work: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -216,9 +216,16 @@ def test_a_fifo_given_as_a_concept_file_is_refused_without_waiting(
     assert proc.returncode == 2 and len(lines) == 1 and "named pipe" in lines[0], lines
 
 
-def test_a_stamp_is_written_only_by_a_claim(work: Path) -> None:
-    """The refusals above leave no claim: a re-run with fixed flags is not blocked by a half-claimed dir."""
+def test_a_run_that_fails_before_writing_anything_leaves_no_claim(work: Path) -> None:
+    """4: a bad flag only the loader can see (a hub base's --targets) must not block the fixed re-run."""
     out = work / "o"
-    with claim_output(out, "train", {"seed": 0}) as claim:
-        claim.done()
-    assert json.loads((out / STAMP).read_text())["complete"] is True
+    with pytest.raises(RuntimeError), claim_output(out, "train", {"targets": "nosuchmodule"}):
+        raise RuntimeError("--targets 'nosuchmodule': no such modules")
+    assert not (out / STAMP).exists()
+    with claim_output(out, "train", {"targets": "all"}) as claim:  # no --overwrite needed
+        assert claim.state == "new"
+        (out / "adapter.bin").write_text("half")  # cut short here: not done
+    assert json.loads((out / STAMP).read_text())["complete"] is False
+    with pytest.raises(RuntimeError), claim_output(out, "train", {"targets": "all"}) as claim:
+        raise RuntimeError("interrupted again")  # resumable work stays claimed
+    assert json.loads((out / STAMP).read_text())["identity"] == {"targets": "all"}
