@@ -512,10 +512,10 @@ def claim_output(
         except BaseException:
             if backup is not None and backup.is_dir():  # the new run failed: put the old output back
                 _restore(out)
-            elif state == "new" and not _entries(out):  # failed before writing anything (a bad flag found
-                (out / STAMP).unlink(
-                    missing_ok=True
-                )  # by the loader): no claim left to block the fixed re-run
+            elif state == "new" and not _entries(out) and not replaced.exists():
+                # failed before writing anything (a bad flag only the loader sees): drop the claim, so
+                # the fixed re-run is not refused as "other inputs"
+                (out / STAMP).unlink(missing_ok=True)
             raise
     finally:
         fh.close()
