@@ -204,7 +204,10 @@ def _weight_names(base: Path) -> set[str]:
                 keys |= set(json.loads(fh.read(size)))
     except (OSError, ValueError, AttributeError):
         return set()  # damaged: check_checkpoint or the loader says so
-    return {k.rsplit(".", 1)[0] for k in keys if k != "__metadata__"}
+    if not keys:
+        return set()
+    # a tied output head has no weights of its own, but the module exists
+    return {k.rsplit(".", 1)[0] for k in keys if k != "__metadata__"} | {"lm_head"}
 
 
 def identity(cfg: TrainConfig) -> dict[str, Any]:
