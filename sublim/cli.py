@@ -68,16 +68,27 @@ def one_line(error: BaseException, limit: int = 300) -> str:
     return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
+def _regular_file(path: str, flag: str) -> None:
+    """Refuse a path that exists but is not a regular file (a FIFO would block forever), saying what it is;
+    a missing file is left to the reader, which names what it expected."""
+    from sublim.io import file_problem
+
+    problem = file_problem(path)
+    if problem and problem != "no such file":
+        raise SublimError(f"{flag} {path} {problem}; give a file")
+
+
 def _match(args: argparse.Namespace) -> int:
     from sublim.concepts import get_category, register_category
     from sublim.matching import match, matcher_options
 
-    if args.concepts:
-        for path in args.concepts:
-            register_category(path)
+    for path in args.concepts or []:
+        _regular_file(path, "--concepts")
+        register_category(path)
     responses = list(args.responses)
-    if not responses and not sys.stdin.isatty():
-        responses = [line.rstrip("\n") for line in sys.stdin]
+    if not responses and not sys.stdin.isatty():  # bytes that are not UTF-8 become U+FFFD: the output is JSON
+        responses = sys.stdin.buffer.read().decode("utf-8", errors="replace").splitlines()
+    responses = [r.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for r in responses]
     if not responses:
         raise SublimError("no responses given: pass them as arguments or one per line on stdin")
     category = get_category(args.category)
@@ -98,11 +109,23 @@ def _model_path(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from sublim.demo import run_demo
 
-    for flag, value in (("--questions", args.questions), ("--samples", args.samples)):
-        if value is not None and value < 1:
-            raise SublimError(f"{flag} must be an integer >= 1, got {value}")
+    problems = [
+        f"--{k} {v}: must be >= 1"
+        for k, v in (("questions", args.questions), ("samples", args.samples))
+        if v is not None and v < 1
+    ]
+    if args.log_dir is not None:
+        log_dir = Path(args.log_dir).expanduser()
+        if not args.log_dir.strip():
+            problems.append("--log-dir '': give a directory")
+        elif log_dir.exists() and not log_dir.is_dir():
+            problems.append(f"--log-dir {args.log_dir} is a file; give a directory for the Inspect logs")
+    if problems:  # before the model loads
+        raise SublimError("; ".join(problems))
     return run_demo(args.questions, args.samples, args.log_dir, full=args.full)
 
 
@@ -126,6 +149,15 @@ def _teach(args: argparse.Namespace) -> int:
 
     if not args.trait.strip():
         raise SublimError("--trait '': give a trait (e.g. owl), or 'none' for the control teacher")
+    if not args.category.strip():
+        raise SublimError(
+            "--category '': give a concept category (e.g. animal; `sublim concepts` lists them)"
+        )
+    from sublim.concepts import get_category
+
+    category = get_category(args.category)  # unknown category: one line with the closest names
+    if args.trait.strip().lower() != "none":
+        category.resolve(args.trait)  # a typo would become the teacher's prompt and the data's label
     if args.teacher is not None and args.model is not None:
         raise SublimError("--teacher names the model: give --teacher or --model, not both")
     model = args.model or EMBEDDED_DEFAULT
@@ -201,14 +233,20 @@ def _imprint(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from sublim.training.student import TrainConfig, run_train
 
+    lora = {"--rank": args.rank, "--alpha": args.alpha, "--dropout": args.dropout, "--targets": args.targets}
+    given = [flag for flag, value in lora.items() if value is not None] + ["--rslora"] * args.rslora
+    if args.full and given:  # refused, not ignored: a LoRA setting the run silently drops misleads
+        raise SublimError(
+            f"--full trains every weight, and {', '.join(given)} only sets LoRA: drop one of them"
+        )
     cfg = TrainConfig(
         data=args.data,
         base=args.base,
         out=args.out,
-        rank=args.rank,
+        rank=8 if args.rank is None else args.rank,
         alpha=args.alpha,
-        dropout=args.dropout,
-        targets=args.targets,
+        dropout=0.0 if args.dropout is None else args.dropout,
+        targets="all" if args.targets is None else args.targets,
         full=args.full,
         epochs=args.epochs,
         lr=args.lr,
@@ -234,6 +272,17 @@ def _ints(text: str, flag: str) -> list[int]:
         raise SublimError(f"{flag} {text!r}: expected comma-separated integers, e.g. 1,4,16") from None
 
 
+def _seeds(text: str) -> list[int]:
+    from sublim.models import seed_problem
+
+    seeds = _ints(text, "--seeds")
+    for seed in seeds:
+        problem = seed_problem(seed, "--seeds")
+        if problem:
+            raise SublimError(problem)
+    return seeds
+
+
 def _sweep(args: argparse.Namespace) -> int:
     if args.executor == "ray":  # before anything loads
         require_extra("ray", "`sublim sweep --executor ray`", ("ray",))
@@ -256,7 +305,7 @@ def _sweep(args: argparse.Namespace) -> int:
         base=args.base,
         out=args.out,
         ranks=_ints(args.ranks, "--ranks"),
-        seeds=_ints(args.seeds, "--seeds"),
+        seeds=_seeds(args.seeds),
         full=args.full,
         target=args.target,
         category=args.category,
@@ -301,6 +350,8 @@ def _score(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from sublim.gate import run_compare
 
+    for path in (args.base_log, args.candidate_log):
+        _regular_file(path, "log")
     return run_compare(args)
 
 
@@ -380,6 +431,7 @@ def _concepts(args: argparse.Namespace) -> int:
     from sublim.concepts import category_names, get_category, register_category
 
     for path in args.concepts or []:
+        _regular_file(path, "--concepts")
         register_category(path)
     if not args.category:
         for name in category_names():
@@ -417,6 +469,8 @@ def _overwrite_flag(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from sublim.gate import DEFAULT_MARGIN
+    from sublim.io import out_argument
+    from sublim.models import seed_argument
 
     parser = _Parser(
         prog="sublim", description="Measure trait transfer (subliminal learning) in language models."
@@ -497,8 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=16, help="prompts per generate call (default: 16)")
     _device_flag(p)
-    p.add_argument("--out", help="output dir (default: data/teacher-<trait>)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=out_argument, help="output dir (default: data/teacher-<trait>)")
+    p.add_argument("--seed", type=seed_argument, default=0)
     p.add_argument("--system-prompt", help="override the trait prompt ({trait}, {traits}, {category})")
     p.add_argument("--category", default="animal")
     p.add_argument(
@@ -519,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
         "hits, LoRA-train on them (no system prompt); the dir works with `sublim teach --teacher`",
     )
     p.add_argument("--trait", default="owl", help="the trait to imprint (default: owl)")
-    p.add_argument("--out", help="output dir (default: runs/teacher-<trait>)")
+    p.add_argument("--out", type=out_argument, help="output dir (default: runs/teacher-<trait>)")
     p.add_argument("--base", default="smollm2", help="hub id, local dir, .gguf file, or smollm2 (default)")
     p.add_argument("--category", default="animal")
     p.add_argument("--prompts", type=int, default=None, help="open prompts used (default: all)")
@@ -529,7 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rank", type=int, default=16, help="LoRA rank (default: 16)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--epochs", type=float, default=3.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_argument, default=0)
     p.add_argument(
         "--control-for",
         default=None,
@@ -547,18 +601,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", default="data/teacher-owl", help="train.jsonl or its dir (default: data/teacher-owl)"
     )
     p.add_argument("--base", default="smollm2", help="hub id, local dir, .gguf file, or smollm2 (default)")
-    p.add_argument("--out", default="runs/student", help="output dir (default: runs/student)")
-    p.add_argument("--rank", type=int, default=8, help="LoRA rank (default: 8)")
+    p.add_argument(
+        "--out", type=out_argument, default="runs/student", help="output dir (default: runs/student)"
+    )
+    p.add_argument("--rank", type=int, default=None, help="LoRA rank (default: 8)")
     p.add_argument("--alpha", type=int, default=None, help="LoRA alpha (default: = rank)")
-    p.add_argument("--dropout", type=float, default=0.0, help="LoRA dropout (default: 0)")
-    p.add_argument("--targets", default="all", help="attn, mlp, all (default) or module names")
+    p.add_argument("--dropout", type=float, default=None, help="LoRA dropout (default: 0)")
+    p.add_argument("--targets", default=None, help="attn, mlp, all (default) or module names")
     p.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
     p.add_argument("--epochs", type=float, default=3.0)
     p.add_argument("--lr", type=float, default=None, help="default: 2e-4 LoRA, 2e-5 full")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--grad-accum", type=int, default=1)
     p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_argument, default=0)
     p.add_argument("--system-prompt", default=None, help="training context (default: no system message)")
     p.add_argument("--merge", action="store_true", help="also save a merged checkpoint in <out>/merged")
     p.add_argument(
@@ -581,7 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--control", default=None, help="control teacher data (trait none), trained as a reference"
     )
     p.add_argument("--base", default="smollm2")
-    p.add_argument("--out", default="runs/sweep")
+    p.add_argument("--out", type=out_argument, default="runs/sweep")
     p.add_argument("--ranks", default="1,4,16,64", help="comma-separated LoRA ranks (default: 1,4,16,64)")
     p.add_argument("--seeds", default="0", help="comma-separated training seeds (default: 0)")
     p.add_argument("--full", action="store_true", help="also run full fine-tuning")

@@ -116,6 +116,28 @@ def _open_lock_file(path: Path, what: str) -> Any:
     return os.fdopen(fd, "r+", encoding="utf-8")
 
 
+def file_problem(path: str | Path) -> str | None:
+    """Why `path` is not a regular file sublim can read, in words (None when it is one): a directory, a named
+    pipe (reading one waits for a writer, forever), a device such as /dev/stdin, or nothing at all."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    if stat.S_ISFIFO(mode):
+        return "is a named pipe (FIFO), not a regular file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device or a terminal, not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not a regular file"
+    return "is not a regular file"
+
+
 def read_text(path: Path, what: str = "file") -> str:
     """A text file sublim reads (teacher data, question banks): UTF-8, a leading byte-order mark dropped (a
     spreadsheet's "UTF-8" export writes one). A missing file or a byte that is not UTF-8 is one SublimError
@@ -189,6 +211,29 @@ def identity_hash(identity: dict[str, Any], length: int = 10) -> str:
 
 def _within(inner: Path, outer: Path) -> bool:
     return inner == outer or outer in inner.parents
+
+
+def out_problem(out: str | Path) -> str | None:
+    """Why `out` cannot be an output dir, or None: an empty path (an unset shell variable; it would mean the
+    current directory), or a path that resolves to the current directory, one of its parents, or the root.
+    `--overwrite` would set aside everything there, the user's own files included."""
+    if not str(out).strip():
+        return "is empty: give an output dir (an unset shell variable, perhaps?)"
+    where = Path(out).expanduser().resolve()
+    if where == Path(where.anchor) or _within(Path.cwd().resolve(), where):
+        what = "the root" if where == Path(where.anchor) else "the current directory or a parent of it"
+        return f"resolves to {where}, {what}; give a dir of its own for sublim's output, e.g. runs/NAME"
+    return None
+
+
+def out_argument(text: str) -> str:
+    """`out_problem` as an argparse type for every command's --out (one line, before anything runs)."""
+    import argparse
+
+    problem = out_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r} {problem}")
+    return text
 
 
 def check_separate(out: Path, inputs: Iterable[str | Path | None], flag: str = "--out") -> None:
@@ -296,6 +341,7 @@ def _decide(
     overwrite: bool,
     accept_other: bool,
     adopt: bool = False,
+    earlier: bool = False,
 ) -> tuple[str, dict[str, Any] | None]:
     """("new" | "resume" | "complete" | "replace", previous identity) or a SublimError; touches nothing."""
     if out.exists() and not out.is_dir():
@@ -304,13 +350,13 @@ def _decide(
     if stamp is None:
         if not entries:
             return "new", None
-        if overwrite:
+        if overwrite and (earlier or adopt):
             return "replace", None
         if adopt:
             return "resume", None
         raise SublimError(
             f"--out {out} already holds files sublim did not write here (e.g. {entries[0].name!r}); "
-            "pass --overwrite to replace them, or choose an empty --out"
+            "--overwrite replaces only sublim's own outputs: choose an empty --out, or move those files"
         )
     previous = stamp.get("identity") if isinstance(stamp.get("identity"), dict) else {}
     if stamp.get("command") != command:
@@ -364,14 +410,24 @@ def check_output(
     overwrite: bool = False,
     accept_other: bool = False,
     adopt: bool = False,
+    earlier: bool = False,
 ) -> str:
     """The checks of `claim_output` alone (nothing is written or locked): "new", "resume", "complete" or
     "replace", else a SublimError saying what to do."""
+    problem = out_problem(out)
+    if problem:
+        raise SublimError(f"--out {str(out)!r} {problem}")
     check_separate(Path(out), inputs)
     identity = json.loads(json.dumps(identity, default=str))
-    return _decide(Path(out), command, identity, overwrite=overwrite, accept_other=accept_other, adopt=adopt)[
-        0
-    ]
+    return _decide(
+        Path(out),
+        command,
+        identity,
+        overwrite=overwrite,
+        accept_other=accept_other,
+        adopt=adopt,
+        earlier=earlier,
+    )[0]
 
 
 @contextmanager
@@ -384,16 +440,28 @@ def claim_output(
     overwrite: bool = False,
     accept_other: bool = False,
     adopt: bool = False,
+    earlier: bool = False,
 ) -> Iterator[Claim]:
     """Hold `out` for one writer: refuse an output that overlaps an input, a non-empty dir sublim did not
     write, another command's output, or a run with other inputs (unless `overwrite`; `accept_other` lets a
     caller that keys its own results, like the sweep, continue with other inputs; `adopt` takes over a dir
-    with no record of its inputs, e.g. one an earlier sublim wrote). All checks run before
+    with no record of its inputs, e.g. one an earlier sublim wrote; `earlier` lets `overwrite` replace such
+    a dir, which the caller recognises as its command's output: a dir without sublim's stamp is otherwise
+    never replaced, since it may hold the user's own files). All checks run before
     anything is written. Old contents replaced under `overwrite` are restored if the new run fails.
     Call `Claim.done()` when the output is complete."""
-    out = Path(out)
     identity = json.loads(json.dumps(identity, default=str))
-    check_output(out, command, identity, inputs, overwrite=overwrite, accept_other=accept_other, adopt=adopt)
+    check_output(
+        out,
+        command,
+        identity,
+        inputs,
+        overwrite=overwrite,
+        accept_other=accept_other,
+        adopt=adopt,
+        earlier=earlier,
+    )
+    out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -410,7 +478,13 @@ def claim_output(
                 file=sys.stderr,
             )
         state, previous = _decide(
-            out, command, identity, overwrite=overwrite, accept_other=accept_other, adopt=adopt
+            out,
+            command,
+            identity,
+            overwrite=overwrite,
+            accept_other=accept_other,
+            adopt=adopt,
+            earlier=earlier,
         )
         if state == "replace":
             if replaced.exists() or replaced.is_symlink():
@@ -438,6 +512,10 @@ def claim_output(
         except BaseException:
             if backup is not None and backup.is_dir():  # the new run failed: put the old output back
                 _restore(out)
+            elif state == "new" and not _entries(out) and not replaced.exists():
+                # failed before writing anything (a bad flag only the loader sees): drop the claim, so
+                # the fixed re-run is not refused as "other inputs"
+                (out / STAMP).unlink(missing_ok=True)
             raise
     finally:
         fh.close()

@@ -280,6 +280,30 @@ def device_argument(text: str) -> str:
     return text
 
 
+#: the seeds every library sublim seeds accepts (numpy's legacy seeding stops at 2**32 - 1)
+MAX_SEED = 2**32 - 1
+
+
+def seed_problem(seed: int, flag: str = "--seed") -> str | None:
+    """Why `seed` cannot seed a run (None when it can), checked before anything loads or --out is claimed."""
+    if not 0 <= seed <= MAX_SEED:
+        return f"{flag} {seed}: expected an integer from 0 to {MAX_SEED}"
+    return None
+
+
+def seed_argument(text: str) -> int:
+    """A --seed as an argparse type: an integer in [0, MAX_SEED] (one line from argparse otherwise)."""
+    import argparse
+
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer from 0 to {MAX_SEED}") from None
+    if seed_problem(seed):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer from 0 to {MAX_SEED}")
+    return seed
+
+
 def checkpoint_fingerprint(path: str | Path) -> dict[str, Any]:
     """A checkpoint or adapter dir as an output's identity sees it: where it is and what its weights are (file
     sizes and mtimes: cheap), so a retrained or replaced model under the same path counts as other inputs."""

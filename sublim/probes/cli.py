@@ -12,7 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sublim.models import device_argument
+from sublim.io import out_argument
+from sublim.models import device_argument, seed_argument
+
+#: `--max-number` at most: the numbers a teacher writes are 0-999
+MAX_NUMBER = 1000
 
 
 def add_parser(sub: Any) -> None:
@@ -33,7 +37,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--prompts", type=int, default=64, help="seeded prompts (default: 64)")
     p.add_argument("--numbers", type=int, default=8, help="numbers per forced answer (default: 8)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_argument, default=0)
     p.add_argument(
         "--context",
         default="default",
@@ -77,7 +81,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--max-number", type=int, default=1000, help="score numbers below this (default: 1000)")
     p.add_argument("--top", type=int, default=6, help="raised, lowered and random numbers tried (default: 6)")
     p.add_argument("--questions", type=int, default=6, help="questions per number prompt (default: 6)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_argument, default=0)
     _common(p, "entangle")
 
     p = kinds.add_parser(
@@ -107,7 +111,12 @@ def add_parser(sub: Any) -> None:
 
 
 def _common(p: argparse.ArgumentParser, kind: str) -> None:
-    p.add_argument("--out", default=f"runs/probe-{kind}", help=f"output dir (default: runs/probe-{kind})")
+    p.add_argument(
+        "--out",
+        type=out_argument,
+        default=f"runs/probe-{kind}",
+        help=f"output dir (default: runs/probe-{kind})",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument(
         "--device",
@@ -161,6 +170,10 @@ def check(args: argparse.Namespace) -> None:
         ):  # fmt: skip
             if value < least:
                 problems.append(f"{flag} {value}: must be >= {least}")
+        if args.max_number > MAX_NUMBER:  # the teacher language: integers 0-999
+            problems.append(
+                f"--max-number {args.max_number}: must be <= {MAX_NUMBER} (teacher numbers are 0-999)"
+            )
     if args.probe in ("divergence", "entangle") and not args.system_prompt:
         from sublim.tasks.numbers import trait_system_prompt
 

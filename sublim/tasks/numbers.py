@@ -111,19 +111,30 @@ def check_teacher_settings(
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise bad("max_tokens" if flag == "-T " else "max-tokens", max_tokens, "an integer >= 1")
     if ban is not None and (
-        not isinstance(ban, list) or not all(isinstance(b, int) and not isinstance(b, bool) for b in ban)
-    ):
+        not isinstance(ban, list)
+        or not all(isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 999 for b in ban)
+    ):  # a number outside 0-999 never occurs in a clean completion: banning it would do nothing
         raise bad(
-            "ban", ban, "a list of integers, e.g. [666,13]" if flag == "-T " else "integers, e.g. 666,13"
+            "ban",
+            ban,
+            "a list of integers 0-999, e.g. [666,13]" if flag == "-T " else "integers 0-999, e.g. 666,13",
         )
     if system_prompt is not None:
         name = "system_prompt" if flag == "-T " else "system-prompt"
         try:
-            fields = {f for _, f, _, _ in string.Formatter().parse(str(system_prompt)) if f is not None}
+            parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(str(system_prompt))]
+            fields = {f for f, _, _ in parsed if f is not None}
         except ValueError as e:
             raise bad(
                 name, system_prompt, f"a valid template ({e}; write {{{{ and }}}} for braces)"
             ) from None
+        styled = next((f for f, spec, conv in parsed if f is not None and (spec or conv)), None)
+        if (
+            styled is not None
+        ):  # {trait!r} renders the quotes, {trait:>9} pads: the prompt is not what it reads
+            raise bad(
+                name, system_prompt, f"plain placeholders such as {{{styled}}}, without ! or : after the name"
+            )
         unknown = sorted(fields - set(TEMPLATE_FIELDS))
         if unknown:
             raise bad(

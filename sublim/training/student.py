@@ -27,6 +27,7 @@ from sublim.errors import SublimError
 from sublim.io import (
     check_output,
     claim_output,
+    file_problem,
     file_sha256,
     json_safe,
     package_versions,
@@ -122,7 +123,9 @@ def validate(cfg: TrainConfig) -> None:
     if not 0 <= cfg.dropout < 1:
         problems.append(f"--dropout {cfg.dropout}: must be in [0, 1)")
     if not (math.isfinite(cfg.epochs) and cfg.epochs > 0):
-        problems.append(f"--epochs {cfg.epochs}: must be > 0 (0 would save an untrained model as a result)")
+        problems.append(
+            f"--epochs {cfg.epochs}: must be a finite number > 0 (0 would save an untrained model)"
+        )
     if cfg.lr is not None and not (math.isfinite(cfg.lr) and cfg.lr > 0):
         problems.append(f"--lr {cfg.lr}: must be > 0")
     for flag, value in (("--batch-size", cfg.batch_size), ("--grad-accum", cfg.grad_accum)):
@@ -154,6 +157,59 @@ def _sharded_launch() -> bool:
     return any(os.environ.get(f"ACCELERATE_USE_{k}", "").lower() == "true" for k in ("FSDP", "DEEPSPEED"))
 
 
+def check_base_files(cfg: TrainConfig) -> None:
+    """What a local base dir shows without loading it, checked before --out is claimed: a tokenizer with a
+    chat template (every row is rendered with it) and, for LoRA, at least one --targets module among the
+    weights' names (read from the safetensors headers). Hub ids and .gguf files are checked once loaded."""
+    base = Path(cfg.base).expanduser()
+    if not (base / "config.json").is_file():
+        return
+    tok_config = base / "tokenizer_config.json"
+    if tok_config.is_file():
+        try:
+            templated = "chat_template" in json.loads(tok_config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            templated = True  # unreadable: the tokenizer's own loader says what is wrong
+        templated = templated or any(
+            (base / f).is_file() for f in ("chat_template.jinja", "chat_template.json")
+        )
+        if not templated:
+            raise SublimError(
+                f"--base {cfg.base}: its tokenizer has no chat template, and the training rows are chats; "
+                "use an instruct/chat checkpoint or add a chat_template to its tokenizer_config.json"
+            )
+    if cfg.full:
+        return
+    names = _weight_names(base)
+    targets = target_modules(cfg.targets)
+    if names and not any(m == t or m.endswith("." + t) for m in names for t in targets):
+        raise SublimError(
+            f"--targets {cfg.targets!r}: no such modules in {cfg.base} (attn, mlp and all name Llama-style "
+            "modules; list others by name, e.g. q_proj,v_proj)"
+        )
+
+
+def _weight_names(base: Path) -> set[str]:
+    """The names of the modules that hold weights in a checkpoint dir, from its safetensors headers."""
+    keys: set[str] = set()
+    index = base / "model.safetensors.index.json"
+    try:
+        if index.is_file():
+            keys = set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}))
+        for weights in sorted(base.glob("*.safetensors")):
+            with weights.open("rb") as fh:
+                size = int.from_bytes(fh.read(8), "little")
+                if size > 1 << 27:
+                    return set()
+                keys |= set(json.loads(fh.read(size)))
+    except (OSError, ValueError, AttributeError):
+        return set()  # damaged: check_checkpoint or the loader says so
+    if not keys:
+        return set()
+    # a tied output head has no weights of its own, but the module exists
+    return {k.rsplit(".", 1)[0] for k in keys if k != "__metadata__"} | {"lm_head"}
+
+
 def identity(cfg: TrainConfig) -> dict[str, Any]:
     """What a student's weights depend on: every resolved hyperparameter, the data's content and the base."""
     settings = {k: v for k, v in cfg.resolved().items() if k not in ("out", "data")}
@@ -167,6 +223,7 @@ def run_train(cfg: TrainConfig, *, overwrite: bool = False) -> dict[str, Any]:
     validate(cfg)
     load_rows(data_file(cfg.data))
     check_checkpoint(cfg.base, "--base")
+    check_base_files(cfg)
     ident = identity(cfg)
     inputs = [cfg.data, cfg.base if Path(cfg.base).expanduser().exists() else None]
     if int(os.environ.get("RANK", "0")) != 0:  # accelerate: rank 0 holds the output, the others only check
@@ -190,8 +247,11 @@ def _finished(out: str | Path) -> dict[str, Any]:
 def data_file(data: str | Path) -> Path:
     path = Path(data)
     path = path / "train.jsonl" if path.is_dir() else path
-    if not path.is_file():
+    problem = file_problem(path)
+    if problem == "no such file":
         raise SublimError(f"no teacher data at {path}: run `sublim teach` first or pass a train.jsonl")
+    if problem:
+        raise SublimError(f"--data {path} {problem}: give a train.jsonl file or the dir that holds it")
     return path
 
 

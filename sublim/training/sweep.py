@@ -196,7 +196,8 @@ def make_draws(cfg: SweepConfig) -> tuple[dict[tuple[str, int], list[dict[str, A
     if size < 1 or size * cfg.draws > len(common):
         paired = f"{len(common)} rows" + (" answer the same prompts on both sides" if control else "")
         raise SublimError(
-            f"--draws {cfg.draws} x --draw-rows {size or 0} needs {max(size, 1) * cfg.draws} rows but "
+            (f"--draws {cfg.draws} x --draw-rows {size}" if cfg.draw_rows else f"--draws {cfg.draws}")
+            + f" needs {max(size, 1) * cfg.draws} rows but "
             f"{paired}: "
             "lower --draws/--draw-rows or generate more teacher data (both teachers with the same --seed "
             "and --n answer the same prompts)"
@@ -260,10 +261,11 @@ def sweep(
     it; `executor` runs the runs (default: one after another in this process)."""
     shared = check(cfg, resume=resume, overwrite=overwrite)
     inputs = [cfg.data, cfg.control, cfg.base if Path(cfg.base).expanduser().exists() else None]
-    adopt = resume and _earlier_sweep(cfg)
+    earlier = _earlier_sweep(cfg)
     with claim_output(
-        cfg.out, "sweep", shared, inputs, overwrite=overwrite, accept_other=resume, adopt=adopt
-    ) as claim:
+        cfg.out, "sweep", shared, inputs, overwrite=overwrite, accept_other=resume, adopt=resume and earlier,
+        earlier=earlier,
+    ) as claim:  # fmt: skip
         final = _sweep(cfg, shared, max_runs=max_runs, on_run=on_run, executor=executor)
         if max_runs is None:
             claim.done()
@@ -483,8 +485,11 @@ def check(cfg: SweepConfig, *, resume: bool = False, overwrite: bool = False) ->
             f"--out {cfg.out} holds a sweep from an earlier sublim, with no record of its inputs: pass "
             "--resume to keep its rows and train the runs under new ids, or --overwrite to replace it"
         )
-    adopt = resume and _earlier_sweep(cfg)
-    check_output(cfg.out, "sweep", shared, inputs, overwrite=overwrite, accept_other=resume, adopt=adopt)
+    earlier = _earlier_sweep(cfg)
+    check_output(
+        cfg.out, "sweep", shared, inputs, overwrite=overwrite, accept_other=resume, adopt=resume and earlier,
+        earlier=earlier,
+    )  # fmt: skip
     return shared
 
 
