@@ -180,7 +180,7 @@ def read_results(path: str | Path) -> list[dict[str, str]]:
         raise SublimError(f"{path}: column {repeated[0]!r} appears twice in the header")
     missing = [c for c in REQUIRED if c not in header]
     if not rows or missing:
-        what = f"no column {missing[0]!r}" if missing else "no rows"
+        what = f"no column {missing[0]!r}" if missing and header else "no rows"
         raise SublimError(f"{path}: {what}; expected a results.csv written by `sublim sweep`")
     for i, row in enumerate(rows, start=2):
         if None in row:  # DictReader's key for fields beyond the header
