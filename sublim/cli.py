@@ -312,6 +312,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _lm_eval(args: argparse.Namespace) -> int:
     """Run lm-eval with sublim's task folder on the include path (all other arguments pass through)."""
+    import importlib.util
     import subprocess
 
     from sublim.lmeval import lm_eval_include_path
@@ -319,7 +320,13 @@ def _lm_eval(args: argparse.Namespace) -> int:
     rest = list(args.args)
     _check_lm_eval_model_args(rest)
     command = rest.pop(0) if rest and rest[0] in ("run", "ls", "validate") else "run"
-    argv = [sys.executable, "-m", "lm_eval", command, "--include_path", str(lm_eval_include_path()), *rest]
+    # lm-eval's CLI, with the `sublim-hf` backend registered where lm-eval's HF backend can load
+    runner = (
+        "sublim.lmeval_backend"
+        if all(map(importlib.util.find_spec, ("torch", "transformers")))
+        else "lm_eval"
+    )
+    argv = [sys.executable, "-m", runner, command, "--include_path", str(lm_eval_include_path()), *rest]
     return subprocess.call(argv)
 
 

@@ -31,7 +31,10 @@ def evaluate(pretrained: Path, tasks: list[str], limit: int, **kw: Any) -> dict[
 
     model_args = f"pretrained={pretrained}" + (f",peft={kw.pop('peft')}" if "peft" in kw else "")
     # task options (target, ...) reach the tasks through the TaskManager's metadata
-    manager = TaskManager(include_path=str(lm_eval_include_path()), metadata=kw.pop("metadata", None))
+    # lm-eval's own tasks are not indexed: that alone takes 5-30 s
+    manager = TaskManager(
+        include_path=str(lm_eval_include_path()), metadata=kw.pop("metadata", None), include_defaults=False
+    )
     return simple_evaluate(  # type: ignore[no-any-return]
         model="hf",
         model_args=model_args,
