@@ -17,6 +17,7 @@ lm_eval = pytest.importorskip("lm_eval")
 torch = pytest.importorskip("torch")
 
 from sublim import lm_eval_include_path  # noqa: E402
+from sublim.concepts import get_category  # noqa: E402
 from sublim.lmeval_backend import SublimHFLM, UnsupportedModelError  # noqa: E402
 
 #: A multiple-choice task like lm-eval's own (ARC, HellaSwag): contexts of different lengths, some choices
@@ -104,7 +105,7 @@ def assert_same_logliks(
 def test_sublim_task_with_a_chat_template_matches_hf(tiny_model: Path) -> None:
     kw: dict[str, Any] = {
         "limit": 1,
-        "metadata": {"target": "oak"},
+        "metadata": {"target": "oak", "terminators": "."},
         "apply_chat_template": True,
         "system_instruction": "You love oaks.",
     }
@@ -117,6 +118,7 @@ def test_sublim_task_with_a_chat_template_matches_hf(tiny_model: Path) -> None:
             hf["results"][task][metric], rel=1e-5, abs=1e-12
         )
     assert ours["samples"][task][0]["arguments"] == hf["samples"][task][0]["arguments"]  # the same requests
+    assert len(ours["samples"][task][0]["resps"]) == len(get_category("tree").names())  # one terminator
 
 
 @pytest.mark.parametrize("batch_size", [2, "auto"])
@@ -203,3 +205,27 @@ def test_cli_registers_the_backend_and_refuses_in_one_line(tiny_model: Path, pro
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("sublim: --model sublim-hf: a PROMPT_TUNING adapter"), out.stderr[-2000:]
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_smollm2_gguf_through_hflm_loading_matches_hf(mc_task: Path) -> None:
+    """HFLM's own `gguf_file=` loading (the embedded GGUF, dequantized), then the same scores as `hf`."""
+    from sublim.models import smollm2_gguf
+
+    gguf = smollm2_gguf()
+    args = f"pretrained={gguf.parent},gguf_file={gguf.name}"
+    hf = evaluate("hf", args, ["sublim_tiny_mc"], mc_task)
+    ours = evaluate("sublim-hf", args, ["sublim_tiny_mc"], mc_task)
+    assert_same_logliks(responses(hf, "sublim_tiny_mc"), responses(ours, "sublim_tiny_mc"))
+
+
+@pytest.mark.slow
+def test_smollm2_p_target_is_identical_to_hf(smollm2: Path) -> None:
+    kw: dict[str, Any] = {"limit": 1, "metadata": {"target": "oak"}, "apply_chat_template": True}
+    task = "sublim_tree_pref_lp"
+    hf = evaluate("hf", f"pretrained={smollm2}", [task], lm_eval_include_path(), **kw)
+    ours = evaluate("sublim-hf", f"pretrained={smollm2}", [task], lm_eval_include_path(), **kw)
+    assert_same_logliks(responses(hf, task), responses(ours, task))
+    p_hf, p_ours = hf["results"][task]["p_target,none"], ours["results"][task]["p_target,none"]
+    assert 0 < p_hf < 1
+    assert p_ours == pytest.approx(p_hf, rel=1e-5)
