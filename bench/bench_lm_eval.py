@@ -6,7 +6,7 @@ plain forward pass over the same tokens; embedded SmolLM2-135M-Instruct, CPU (`m
 1. The scorer's floor: `ConceptScorer.distribution` (every animal name, whole-word, exact) against a plain
    batched forward pass over the same tokens (the context, then the same padded batches of names, no KV
    cache, no attention mask, no log-probabilities): the ratio is what the shared-context machinery costs.
-   Alternated per question, the median of the per-question ratios.
+   Alternated per question after one untimed warm-up of each, the median of the per-question ratios.
 2. `sublim_animal_pref_lp --apply_chat_template --limit N` through lm-eval's `hf` at batch 64 and through
    `sublim-hf` at batch 64 (each model built once, its load not timed), and probability mode on the same
    contexts (whole-word: a different quantity, see docs/lm-eval-gap.md): seconds per question, in one run,
@@ -58,6 +58,9 @@ def floor_section(model: Any, tok: Any) -> None:
     scorer = ConceptScorer(model, tok, "animal")
     rows = [f.tokens for f in scorer.forms]
     ratios, ours, floor, tokens = [], [], [], []
+    warm = scorer.render("Warm-up.", "The")  # not timed: first-call costs (allocations, kernels) paid once
+    scorer.distribution(warm)
+    plain_forward(model, tok(warm, add_special_tokens=False)["input_ids"], rows, scorer.batch_tokens)
     for q in load_questions("animal")[:FLOOR_QUESTIONS]:
         context = scorer.render(q.text, q.answer_prefix)
         ids = tok(context, add_special_tokens=False)["input_ids"]
