@@ -561,8 +561,8 @@ class SharedContext:
 @contextlib.contextmanager
 def _eager_attention_on_cpu(model: Any, device: str) -> Iterator[None]:
     """On the CPU, a few queries per row over a cached context run faster as transformers' eager attention
-    (two batched matmuls) than through SDPA's kernel (bench/bench_lm_eval.py: 1.23x -> 1.11-1.15x a plain
-    pass); the model's own setting is restored after the pass."""
+    (two batched matmuls) than through SDPA's kernel (docs/bench-lm-eval.md compares the scorer with a plain
+    pass); the model's own setting is restored after the pass. Results agree to float rounding."""
     config: Any = getattr(model, "config", None)
     if device != "cpu" or getattr(config, "_attn_implementation", None) != "sdpa":
         yield
