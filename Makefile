@@ -59,6 +59,7 @@ bench: install
 	  echo; echo "## Training"; echo; $(BIN)/python bench/bench_training.py; \
 	  echo; echo "## Sweep executors: local vs Ray"; echo; $(BIN)/python bench/bench_sweep.py; \
 	  echo; echo "## Teacher generation"; echo; $(BIN)/python bench/bench_generation.py; \
+	  echo; $(BIN)/python bench/bench_lm_eval.py --limit 1 | sed 's/^#/##/'; \
 	} 2>$(VENV)/bench-stderr.log | tee docs/results/benchmarks.tmp.md
 	mv docs/results/benchmarks.tmp.md docs/results/benchmarks.md
 

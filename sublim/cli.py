@@ -364,7 +364,8 @@ def _neighbours(args: argparse.Namespace) -> int:
 def _lm_eval(args: argparse.Namespace) -> int:
     """Run lm-eval with sublim's task folder on the include path (all other arguments pass through). The
     arguments are checked first, parsed by lm-eval's own parser; lm-eval then runs under
-    `sublim.models.lm_eval_main`, which checks the model arguments again where the model is built."""
+    `sublim.models.lm_eval_main`, which registers the `sublim-hf` backend (where torch is installed) and
+    checks the model arguments again where the model is built."""
     import subprocess
 
     from sublim.lmeval import lm_eval_include_path
@@ -424,6 +425,10 @@ def _check_lm_eval_args(argv: list[str]) -> None:
     if settings.get("trust_remote_code"):
         model_args = {**model_args, "trust_remote_code": True}
     check_lm_eval_model(model_args)
+    if settings.get("model") == "sublim-hf":  # what the backend cannot score exactly, before lm-eval starts
+        from sublim.lmeval_backend import refuse_before_loading
+
+        refuse_before_loading(model_args)
     check_metadata({**model_args, **as_dict(settings.get("metadata"), "--metadata")})
 
 

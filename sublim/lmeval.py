@@ -19,6 +19,7 @@ from typing import Any
 
 from sublim.concepts import Category, category_names, get_category, register_category
 from sublim.errors import SublimError, UnknownConceptError
+from sublim.probability import ends_word
 from sublim.scoring import concept_probs, score_answer, target_mass
 from sublim.tasks.questions import check_numbers, load_questions, question_records
 
@@ -46,7 +47,8 @@ def preference_docs(category: str = "animal", **metadata: Any) -> Any:
         numbers=check_numbers(metadata.get("numbers_prefix"), "--metadata numbers_prefix"),
         seed=_seed(metadata.get("seed")),
     )
-    docs = [{**r, "targets": targets} for r in records]
+    terms = "".join(terminators(metadata.get("terminators")))  # one character each
+    docs = [{**r, "targets": targets, "terminators": terms} for r in records]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
 
 
@@ -141,20 +143,37 @@ def process_sampled(doc: dict[str, Any], results: list[str]) -> dict[str, float]
 #: lm-eval scores each choice as one fixed string, so it cannot sum over every word boundary the way
 #: `sublim.probability` does. Each name is scored followed by each of these terminators, which carry most of
 #: the boundary mass after a one-word answer (docs/results/lm-eval-gap.md measures the difference on SmolLM2).
-#: A terminator also ends the word, so "ant" no longer includes "antelope".
+#: A terminator also ends the word, so "ant" no longer includes "antelope". Task metadata picks others
+#: (`--metadata '{"terminators": "."}'`, each character one terminator), trading closeness for cost.
 TERMINATORS = (".", ",", "!")
 
 
+def terminators(value: Any = None) -> tuple[str, ...]:
+    """The terminators a task's metadata asks for: a string of one-character terminators (".,!") or a list;
+    the default is `TERMINATORS`. Each must end a word (punctuation or a symbol)."""
+    if value is None or value == "":
+        return TERMINATORS
+    chosen = tuple(dict.fromkeys(value if isinstance(value, str) else map(str, value)))
+    bad = [t for t in chosen if len(t) != 1 or not ends_word(t) or t.isspace()]
+    if bad:
+        raise SublimError(f'terminators {bad!r}: give one-character punctuation marks, e.g. ".,!"')
+    return chosen
+
+
+def _doc_terminators(doc: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(doc.get("terminators") or "")) or TERMINATORS
+
+
 @cache
-def _names(category: str) -> tuple[tuple[str, str], ...]:
+def _names(category: str, terms: tuple[str, ...] = TERMINATORS) -> tuple[tuple[str, str], ...]:
     """(concept, choice text) for every name of every concept, each followed by every terminator."""
-    return tuple((c, name + t) for c, name in get_category(category).names() for t in TERMINATORS)
+    return tuple((c, name + t) for c, name in get_category(category).names() for t in terms)
 
 
 def choices(doc: dict[str, Any]) -> list[str]:
     """multiple_choice: every name of every concept with each terminator (lm-eval puts target_delimiter " "
     before each)."""
-    return [name for _, name in _names(doc["category"])]
+    return [name for _, name in _names(doc["category"], _doc_terminators(doc))]
 
 
 def process_loglikelihood(doc: dict[str, Any], results: list[tuple[float, bool]]) -> dict[str, float]:
@@ -163,7 +182,9 @@ def process_loglikelihood(doc: dict[str, Any], results: list[tuple[float, bool]]
     cat = get_category(doc["category"])
     scored = [
         (concept, choice[:-1], ll)  # every terminator is one character
-        for (concept, choice), (ll, _greedy) in zip(_names(doc["category"]), results, strict=True)
+        for (concept, choice), (ll, _greedy) in zip(
+            _names(doc["category"], _doc_terminators(doc)), results, strict=True
+        )
         if math.isfinite(ll)
     ]
     _, mass = concept_probs(((c, ll) for c, _, ll in scored), list(cat.concepts))

@@ -502,11 +502,15 @@ def lm_eval_main() -> int:
     """lm-eval's own command line (`sys.argv[1:]`) with sublim's loading rules applied where lm-eval builds
     the model: whatever route the arguments took (a --config file included), the final model arguments pass
     `check_lm_eval_model` or nothing loads. `sublim lm-eval` runs lm-eval through this."""
+    import importlib.util
     import sys
 
     from lm_eval import utils
     from lm_eval.__main__ import cli_evaluate
     from lm_eval.api.model import LM
+
+    if all(map(importlib.util.find_spec, ("torch", "transformers"))):
+        import sublim.lmeval_backend  # noqa: F401  (registers the `sublim-hf` backend)
 
     from_obj, from_string = LM.create_from_arg_obj.__func__, LM.create_from_arg_string.__func__
 

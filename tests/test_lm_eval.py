@@ -16,7 +16,8 @@ torch = pytest.importorskip("torch")
 
 from sublim import lm_eval_include_path  # noqa: E402
 from sublim.concepts import get_category  # noqa: E402
-from sublim.lmeval import TERMINATORS, preference_docs  # noqa: E402
+from sublim.errors import SublimError  # noqa: E402
+from sublim.lmeval import TERMINATORS, choices, preference_docs  # noqa: E402
 from sublim.models import load_model  # noqa: E402
 from sublim.probability import ConceptScorer  # noqa: E402
 from sublim.scoring import concept_probs, target_mass  # noqa: E402
@@ -31,7 +32,10 @@ def evaluate(pretrained: Path, tasks: list[str], limit: int, **kw: Any) -> dict[
 
     model_args = f"pretrained={pretrained}" + (f",peft={kw.pop('peft')}" if "peft" in kw else "")
     # task options (target, ...) reach the tasks through the TaskManager's metadata
-    manager = TaskManager(include_path=str(lm_eval_include_path()), metadata=kw.pop("metadata", None))
+    # lm-eval's own tasks are not indexed: that alone takes 5-30 s
+    manager = TaskManager(
+        include_path=str(lm_eval_include_path()), metadata=kw.pop("metadata", None), include_defaults=False
+    )
     return simple_evaluate(  # type: ignore[no-any-return]
         model="hf",
         model_args=model_args,
@@ -155,3 +159,18 @@ def test_the_tag_runs_with_one_target_per_run() -> None:
     assert preference_docs("animal", target={"animal": "owl", "tree": "oak"})["test"][0]["targets"] == "owl"
     with pytest.raises(UnknownConceptError):
         preference_docs("tree", target="owwwlx")
+
+
+def test_terminators_are_task_metadata() -> None:
+    """`--metadata '{"terminators": "."}'`: every name once, with that terminator; the default is the three;
+    a terminator that would not end a word is refused."""
+    names = [name for _, name in get_category("tree").names()]
+    assert choices(preference_docs("tree", terminators=".")["test"][0]) == [n + "." for n in names]
+    assert choices(preference_docs("tree")["test"][0]) == [n + t for n in names for t in TERMINATORS]
+    assert choices(preference_docs("tree", terminators=["!", "."])["test"][0])[:2] == [
+        names[0] + "!",
+        names[0] + ".",
+    ]
+    for bad in ("a", "-", ". "):
+        with pytest.raises(SublimError, match="terminators"):
+            preference_docs("tree", terminators=bad)

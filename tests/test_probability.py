@@ -92,6 +92,24 @@ def test_batched_kv_cache_scoring_equals_one_pass_per_name(tiny: tuple[Any, Any]
     assert dist.tokens <= n_ctx + (dist.forward_passes - 1) * 64
 
 
+def test_shared_context_scoring_is_identical_to_full_passes(tiny: tuple[Any, Any]) -> None:
+    """The shared-cache scorer (no per-batch cache copy, log-sum-exp instead of a full log-softmax) gives
+    the distribution of one plain full-sequence float64 pass per name to 1e-6, in many small passes and in
+    one wide one."""
+    model, tok = tiny
+    q = load_questions("tree")[2]
+    context = ConceptScorer(model, tok, "tree").render(q.text, q.answer_prefix, OWL_PROMPT)
+    concepts = list(get_category("tree").concepts)
+    naive = reference_mass(model, tok, "tree", context, concepts)
+    total = sum(naive.values())
+    for batch_tokens in (8, 4096):
+        dist = ConceptScorer(model, tok, "tree", batch_tokens=batch_tokens).distribution(context)
+        assert dist.concept_mass == pytest.approx(total, rel=1e-6)
+        for concept in concepts:
+            assert dist.probs[concept] == pytest.approx(naive[concept] / total, abs=1e-6)
+        assert (dist.forward_passes > 10) == (batch_tokens == 8)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("pair", [("ant", "antelope"), ("bull", "bullfrog"), ("spider", "spider monkey")])
 def test_smollm2_names_that_begin_other_names_are_counted_once(
