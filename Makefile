@@ -88,6 +88,7 @@ replicate-gpu: install
 
 # Regenerate sublim/concepts/data from WordNet 3.0 (fetched from Debian's packages; needs apt-get).
 data: install
+	$(BIN)/pip install --quiet -e ".[build]"
 	$(BIN)/python scripts/build_concepts.py
 
 clean:
