@@ -53,7 +53,10 @@ def test_an_out_that_is_empty_the_cwd_a_parent_or_the_root_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(work / "full")  # the user's own files live here
-    line = refused(capsys, work, [*command, "--out", out, "--overwrite"], "argument --out")
+    # never --overwrite the real root in a test: a regression would set the machine's own files aside (a
+    # run of this test against the unfixed code once moved /bin); "/" without it must be refused the same way
+    overwrite = [] if out == "/" else ["--overwrite"]
+    line = refused(capsys, work, [*command, "--out", out, *overwrite], "argument --out")
     assert ("is empty" if out == "" else "resolves to") in line
     assert (work / "full" / "keep.txt").read_text() == "the user's own file"
     assert sorted(p.name for p in (work / "full").iterdir()) == ["keep.txt"]
