@@ -364,7 +364,7 @@ def _neighbours(args: argparse.Namespace) -> int:
 def _lm_eval(args: argparse.Namespace) -> int:
     """Run lm-eval with sublim's task folder on the include path (all other arguments pass through). The
     arguments are checked first, parsed by lm-eval's own parser; lm-eval then runs under
-    `sublim.models.lm_eval_main`, which registers the `sublim-hf` backend (where torch is installed) and
+    `sublim.lmeval.lm_eval_main`, which registers the `sublim-hf` backend (where torch is installed) and
     checks the model arguments again where the model is built."""
     import subprocess
 
@@ -374,7 +374,7 @@ def _lm_eval(args: argparse.Namespace) -> int:
     command = rest.pop(0) if rest and rest[0] in ("run", "ls", "validate") else "run"
     forwarded = [command, "--include_path", str(lm_eval_include_path()), *rest]
     _check_lm_eval_args(forwarded)
-    guard = "import sys; from sublim.models import lm_eval_main; sys.exit(lm_eval_main())"
+    guard = "import sys; from sublim.lmeval import lm_eval_main; sys.exit(lm_eval_main())"
     return subprocess.call([sys.executable, "-c", guard, *forwarded])
 
 

@@ -192,3 +192,42 @@ def process_loglikelihood(doc: dict[str, Any], results: list[tuple[float, bool]]
     names, _ = concept_probs(((name, ll) for _, name, ll in scored), spelled)
     p_target, p_related = target_mass(names, _targets(doc), cat)
     return {"p_target": p_target, "p_related": p_related, "concept_mass": mass}
+
+
+def lm_eval_main() -> int:
+    """lm-eval's own command line (`sys.argv[1:]`) with sublim's loading rules applied where lm-eval builds
+    the model: whatever route the arguments took (a --config file included), the final model arguments pass
+    `check_lm_eval_model` or nothing loads. `sublim lm-eval` runs lm-eval through this."""
+    import importlib.util
+    import sys
+
+    from lm_eval import utils
+    from lm_eval.__main__ import cli_evaluate
+    from lm_eval.api.model import LM
+
+    from sublim.models import check_lm_eval_model
+
+    if all(map(importlib.util.find_spec, ("torch", "transformers"))):
+        import sublim.lmeval_backend  # noqa: F401  (registers the `sublim-hf` backend)
+
+    from_obj, from_string = LM.create_from_arg_obj.__func__, LM.create_from_arg_string.__func__
+
+    def checked_obj(
+        cls: Any, arg_dict: dict[str, Any], additional_config: dict[str, Any] | None = None
+    ) -> Any:
+        check_lm_eval_model({**(arg_dict or {}), **(additional_config or {})})
+        return from_obj(cls, arg_dict, additional_config)
+
+    def checked_string(cls: Any, arg_string: str, additional_config: dict[str, Any] | None = None) -> Any:
+        check_lm_eval_model({**utils.simple_parse_args_string(arg_string), **(additional_config or {})})
+        return from_string(cls, arg_string, additional_config)
+
+    LM.create_from_arg_obj = classmethod(checked_obj)
+    LM.create_from_arg_string = classmethod(checked_string)
+    sys.argv[0] = "lm-eval"
+    try:
+        cli_evaluate()
+    except SublimError as e:
+        print(f"sublim: error: {e}", file=sys.stderr)
+        return 2
+    return 0

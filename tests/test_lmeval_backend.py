@@ -205,7 +205,7 @@ def test_cli_registers_the_backend_and_refuses_in_one_line(tiny_model: Path, pro
     )
     assert out.returncode == 2, out.stderr[-2000:]
     last = out.stderr.strip().splitlines()[-1]
-    assert last.startswith("sublim: --model sublim-hf: a PROMPT_TUNING adapter"), out.stderr[-2000:]
+    assert last.startswith("sublim: error: --model sublim-hf: a PROMPT_TUNING adapter"), out.stderr[-2000:]
     assert "Traceback" not in out.stderr
 
 

@@ -200,7 +200,7 @@ def test_lm_eval_accepts_a_clean_checkpoint(
     assert main(["lm-eval", "--model", "hf", "--tasks", "sublim_animal_pref_lp", *args]) == 0
     assert launched[0][1:3] == [
         "-c",
-        "import sys; from sublim.models import lm_eval_main; sys.exit(lm_eval_main())",
+        "import sys; from sublim.lmeval import lm_eval_main; sys.exit(lm_eval_main())",
     ]
     assert launched[0][-len(args) :] == args
 
@@ -222,7 +222,7 @@ def test_lm_eval_never_runs_checkpoint_code_where_it_builds_the_model(
     assert proc.returncode == 2 and "never runs" in proc.stderr and "Traceback" not in proc.stderr
     assert not marker.exists()
     (tmp_path / "cfg.yaml").write_text(f"model_args: {{pretrained: {ckpt}}}\ntrust_remote_code: true\n")
-    guard = "import sys; from sublim.models import lm_eval_main; sys.exit(lm_eval_main())"
+    guard = "import sys; from sublim.lmeval import lm_eval_main; sys.exit(lm_eval_main())"
     include = ["--include_path", str(lm_eval_include_path())]
     proc = _run(
         [sys.executable, "-c", guard, "run", *include, *common, "--config", str(tmp_path / "cfg.yaml")],

@@ -27,8 +27,8 @@ FEW_ANIMALS = ["owl", "cat", "dog", "elephant", "octopus", "lion", "tiger", "wol
 @pytest.mark.smoke
 def test_smollm2_through_inspect_probability_mode_few_animals(smollm2: Path, tmp_path: Path) -> None:
     concept_file = tmp_path / "smoke_animals.yaml"
-    concept_file.write_text("category: smoke_animal\nconcepts: [" + ", ".join(FEW_ANIMALS) + "]\n")
-    _inspect_probability_mode(smollm2, tmp_path, "smoke_animal", str(concept_file))
+    concept_file.write_text("category: zoo\nconcepts: [" + ", ".join(FEW_ANIMALS) + "]\n")
+    _inspect_probability_mode(smollm2, tmp_path, "zoo", str(concept_file))
 
 
 def test_smollm2_through_inspect_probability_mode(smollm2: Path, tmp_path: Path) -> None:
