@@ -91,7 +91,7 @@ def run_demo(
     for line in _commands(path, questions, samples, full):
         print(f"  {line}")
     if not full:
-        print("sampled answers too (the noisy way, ~5 more minutes here): sublim demo --full")
+        print("sampled answers too (the noisy way; several more minutes on a CPU): sublim demo --full")
     return 0
 
 
