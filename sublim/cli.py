@@ -516,7 +516,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="animal_pref on the embedded SmolLM2 via Inspect: probability mode with and without an "
         "owl-loving system prompt (--full: sampled answers too)",
     )
-    p.add_argument("--full", action="store_true", help="add sampled answers under both prompts (several more minutes on a CPU)")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="add sampled answers under both prompts (several more minutes on a CPU)",
+    )
     p.add_argument("--questions", type=int, default=None, help="questions per run (default: 6; --full: 12)")
     p.add_argument("--samples", type=int, default=4, help="answers per question when sampling (default: 4)")
     p.add_argument("--log-dir", default=None, help="where Inspect logs go (default: ./logs)")
