@@ -265,6 +265,7 @@ def _pair(rows: Iterable[Mapping[str, Any]]) -> tuple[_Pairs, list[dict[str, Any
     rows = list(rows)
     _refuse_duplicates(rows)
     _refuse_impossible_numbers(rows)
+    _refuse_malformed_draws_and_questions(rows)
     for row in rows:
         kind = _text(row, "kind", "lora")
         rank = _rank(row)
@@ -372,6 +373,36 @@ def _refuse_impossible_numbers(rows: Sequence[Mapping[str, Any]]) -> None:
                     f"{column} {raw!r} in {_where(row)} is not a number in [{low:g}, {high:g}]; fix the "
                     "results file"
                 )
+
+
+def _refuse_malformed_draws_and_questions(rows: Sequence[Mapping[str, Any]]) -> None:
+    """A student's draw must be a draw number (trait and control rows pair on it: a draw "one" would leave
+    its row unpaired without a word), and its per-question list must hold `n_questions` log-probabilities
+    (a short list would be averaged as if it covered every question)."""
+    for row in rows:
+        draw = _text(row, "draw")
+        if draw and not draw.isdigit():
+            raise SublimError(
+                f"draw {draw!r} in {_where(row)} is not a draw number (0, 1, ...); fix the results file"
+            )
+        text = _text(row, "log_p_questions")
+        if not text:
+            continue
+        try:
+            values = [float(x) for x in text.split(";")]
+        except ValueError:
+            values = [math.inf]
+        if any(not (v <= 0.0) for v in values if not math.isnan(v)):
+            raise SublimError(
+                f"log_p_questions in {_where(row)} holds a value that is not a log-probability (<= 0); "
+                "fix the results file"
+            )
+        n = _text(row, "n_questions")
+        if n.isdigit() and len(values) != int(n):
+            raise SublimError(
+                f"log_p_questions in {_where(row)} has {len(values)} values for n_questions {n}; fix the "
+                "results file"
+            )
 
 
 def question_values(row: Mapping[str, Any]) -> list[float]:

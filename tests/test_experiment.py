@@ -531,3 +531,25 @@ def test_empty_outcomes_stay_missing() -> None:
     rows[0] = rows[0] | {"log_p_target": "", "p_target": "nan", "concept_mass": ""}
     numeric = [r | {"p_target": math.nan} for r in rows]
     assert analyze(rows).draws == analyze(numeric).draws == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"draw": "one"}, "draw 'one'"),
+        ({"draw": "-1"}, "draw '-1'"),
+        ({"log_p_questions": "-4.1;-4.2", "n_questions": "4"}, "has 2 values for n_questions 4"),
+        ({"log_p_questions": "-4.1;3.0;-4.0;-4.2", "n_questions": "4"}, "not a log-probability"),
+        ({"log_p_questions": "-4.1;x;-4.0;-4.2", "n_questions": "4"}, "not a log-probability"),
+    ],
+)
+def test_a_draw_or_question_list_that_cannot_be_paired_is_refused(
+    change: dict[str, str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A draw "one" left its row unpaired without a word, and a short per-question list was averaged as if it
+    covered every question (the hostile probe's findings on `sublim analyze`)."""
+    rows = _with_runs(sweep_rows(np.random.default_rng(37)), "a")
+    rows = [r | {"log_p_questions": "", "n_questions": ""} for r in rows]  # the columns a sweep writes
+    trait = next(i for i, r in enumerate(rows) if r["dataset"] == "trait")
+    rows[trait] = rows[trait] | change
+    _one_line(*_analyze_cli(_write_csv(tmp_path / "r.csv", rows), capsys), message)
