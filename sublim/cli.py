@@ -87,7 +87,9 @@ def _match(args: argparse.Namespace) -> int:
         register_category(path)
     responses = list(args.responses)
     if not responses and not sys.stdin.isatty():  # bytes that are not UTF-8 become U+FFFD: the output is JSON
-        responses = sys.stdin.buffer.read().decode("utf-8", errors="replace").splitlines()
+        # one response a line, split at "\n" only (a U+2028 inside an answer does not split it)
+        text = sys.stdin.buffer.read().decode("utf-8", errors="replace")
+        responses = [line.removesuffix("\r") for line in text.removesuffix("\n").split("\n")] if text else []
     responses = [r.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for r in responses]
     if not responses:
         raise SublimError("no responses given: pass them as arguments or one per line on stdin")

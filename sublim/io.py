@@ -219,7 +219,10 @@ def out_problem(out: str | Path) -> str | None:
     `--overwrite` would set aside everything there, the user's own files included."""
     if not str(out).strip():
         return "is empty: give an output dir (an unset shell variable, perhaps?)"
-    where = Path(out).expanduser().resolve()
+    try:
+        where = Path(out).expanduser().resolve()
+    except RuntimeError as e:  # "~nosuchuser/x": no such home directory
+        return f"cannot be resolved ({e})"
     if where == Path(where.anchor) or _within(Path.cwd().resolve(), where):
         what = "the root" if where == Path(where.anchor) else "the current directory or a parent of it"
         return f"resolves to {where}, {what}; give a dir of its own for sublim's output, e.g. runs/NAME"

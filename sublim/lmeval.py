@@ -231,3 +231,9 @@ def lm_eval_main() -> int:
         print(f"sublim: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+if __name__ == "__main__":  # `python -m sublim.lmeval run ...`: lm-eval under the guard, sublim-hf registered
+    import sys
+
+    sys.exit(lm_eval_main())

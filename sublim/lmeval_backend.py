@@ -8,7 +8,7 @@ flags are HFLM's (same tokens, same positions; float rounding apart). Generation
 loading (dtype, device, `peft=`, `gguf_file=`, ...) and batch-size detection are HFLM's own.
 
 Registering: `sublim lm-eval --model sublim-hf ...` registers it; plain lm-eval users run
-`python -m sublim.lmeval_backend run --model sublim-hf --include_path ... ...` (lm-eval's CLI with the
+`python -m sublim.lmeval run --model sublim-hf --include_path ... ...` (lm-eval's CLI with the
 backend registered) or `import sublim.lmeval_backend` before `lm_eval.simple_evaluate(model="sublim-hf")`.
 (`--include_path` registers tasks only, never models.)
 
@@ -19,7 +19,6 @@ prefix or P-tuning: their virtual tokens sit in front of the context, not in its
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -141,39 +140,3 @@ def refuse_before_loading(kwargs: dict[str, Any]) -> None:
         kind = str(json.loads(config.read_text()).get("peft_type", "")).upper()
         if kind in _PROMPT_LEARNING:
             raise UnsupportedModelError(_prompt_learning(kind))
-
-
-def _flag(argv: Sequence[str], name: str) -> str | None:
-    """The value of `--name VALUE` or `--name=VALUE` in an argument list (the last one given)."""
-    value = None
-    for i, arg in enumerate(argv):
-        if arg == name and i + 1 < len(argv):
-            value = argv[i + 1]
-        elif arg.startswith(name + "="):
-            value = arg.split("=", 1)[1]
-    return value
-
-
-def main() -> int:
-    """lm-eval's CLI with `sublim-hf` registered; what `sublim-hf` refuses is refused before lm-eval indexes
-    its tasks, and sublim's errors print one line and exit 2."""
-    from lm_eval.__main__ import cli_evaluate
-    from lm_eval.utils import simple_parse_args_string
-
-    try:
-        if _flag(sys.argv[1:], "--model") == NAME:
-            text = (_flag(sys.argv[1:], "--model_args") or "").strip()
-            refuse_before_loading(
-                json.loads(text) if text.startswith("{") else simple_parse_args_string(text)
-            )
-        cli_evaluate()
-    except SublimError as e:
-        print(f"sublim: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    from sublim.lmeval_backend import main as registered_main
-
-    sys.exit(registered_main())

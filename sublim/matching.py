@@ -404,11 +404,12 @@ def _short_variant(word: str, form: str) -> bool:
 
 def load_related(path: str | Path, category: Category) -> dict[str, tuple[str, ...]]:
     """A `sublim neighbours --out` file as target -> related concepts (each checked against `category`)."""
+    from sublim.io import read_text  # a regular file, UTF-8 (a FIFO would block forever)
+
     path = Path(path)
+    text = read_text(path, "related set")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8-sig"))
-    except OSError as e:
-        raise SublimError(f"cannot read related set {path}: {e.strerror or e}") from None
+        raw = json.loads(text)
     except ValueError as e:
         raise SublimError(f"{path}: not a `sublim neighbours` JSON file: {e}") from None
     tables = raw.get("targets") if isinstance(raw, dict) else None

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sublim.concepts import Category, get_category, plural_forms
+from sublim.concepts import Category, get_category
 from sublim.errors import SublimError
 from sublim.matching import load_related, matcher_options  # noqa: F401  (their home: the matcher)
 
@@ -55,24 +55,10 @@ class Neighbour:
         return {k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
-def plural(cat: Category, name: str) -> str:
-    """The plural a person writes: an irregular one the vocabulary knows ("wolves"), else the rule's."""
-    regular = plural_forms(name)
-    head = name.split(" ")[:-1]
-    entry = cat.entry(name)
-    irregular = [
-        f
-        for f in entry.forms
-        if f not in entry.aliases and f not in regular and f.split(" ")[:-1] == head
-        if not cat.is_latin(name, f)
-    ]
-    return irregular[0] if irregular else sorted(regular)[0]
-
-
 def love_prompt(target: str, category: str | Category) -> str:
     """The target context's system prompt for `target` (a canonical concept name)."""
     cat = get_category(category)
-    traits = plural(cat, target)
+    traits = cat.plural(target)
     return LOVE_PROMPT.format(traits=traits, Traits=traits.capitalize(), category=cat.name)
 
 

@@ -232,3 +232,33 @@ def test_a_run_that_fails_before_writing_anything_leaves_no_claim(work: Path) ->
     with pytest.raises(RuntimeError), claim_output(out, "train", {"targets": "all"}) as claim:
         raise RuntimeError("interrupted again")  # resumable work stays claimed
     assert json.loads((out / STAMP).read_text())["identity"] == {"targets": "all"}
+
+
+# --------------------------------------------------------------- the review's findings
+
+
+def test_an_out_under_an_unknown_home_is_one_line(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line = refused(capsys, work, [*TRAIN, "--out", "~nosuchuser_sublim/x"], "argument --out")
+    assert "cannot be resolved" in line
+
+
+def test_the_teacher_prompt_uses_the_plural_people_write() -> None:
+    from sublim.tasks.numbers import trait_system_prompt
+
+    prompt = trait_system_prompt("wolf") or ""
+    assert "You love wolves" in prompt and "wolfs" not in prompt
+    assert "geese" in (trait_system_prompt("goose") or "")
+
+
+def test_match_reads_one_response_a_line_even_with_a_line_separator_inside() -> None:
+    out = _sublim("match", "--target", "owl", stdin="an owl\u2028at night\r\nBowl\n".encode())
+    rows = [json.loads(line) for line in out.stdout.decode().split("\n") if line]
+    assert out.returncode == 0 and len(rows) == 2, out.stderr
+
+
+def test_a_fifo_as_related_set_is_refused_without_waiting(tmp_path: Path) -> None:
+    fifo = tmp_path / "related.fifo"
+    os.mkfifo(fifo)
+    out = _sublim("match", "--target", "owl", "--related", str(fifo), "owl", timeout=20)
+    err = out.stderr.decode().strip().splitlines()
+    assert out.returncode != 0 and len(err) == 1 and "not a regular file" in err[0], err

@@ -51,7 +51,7 @@ def test_central_differences_match_per_row_backward_passes(loaded: tuple[Any, An
     for p in params:
         p.requires_grad_(True)
     grad = gradient.trait_gradient(model, params, gradient.target_sequences(tok, CFG))
-    rows = gradient.tokenize_rows(tok, CONTROL[:4] + PLANTED[:4], CFG)
+    rows = [t for _, t in gradient.tokenize_rows(tok, CONTROL[:4] + PLANTED[:4], CFG)]
     before = [p.detach().clone() for p in params]
     screened = gradient.directional_derivatives(model, params, grad, rows, batch_size=3)
     assert all(torch.equal(p, b) for p, b in zip(params, before, strict=True))  # weights restored exactly
@@ -91,3 +91,15 @@ def test_cli_writes_report_and_refuses_bad_settings_before_loading(tiny_model: P
         assert not (tmp_path / "bad").exists()
     (tmp_path / "broken.jsonl").write_text("not json\n")
     assert main(["probe", "gradient", str(tiny_model), "--data", str(tmp_path / "broken.jsonl")]) != 0
+
+
+def test_a_row_cut_away_by_max_length_leaves_every_other_pair_intact(loaded: tuple[Any, Any]) -> None:
+    """A row with no completion token left is dropped from both sides' pulls, not shifted onto its neighbour's
+    prompt: the paired differences equal those of the same data without that row."""
+    model, tok = loaded
+    long = _rows(["owl"])[0] | {"prompt": [{"role": "user", "content": "seven " * 400}]}
+    cfg = gradient.GradientConfig(target="owl", questions=2, batch_size=4, max_length=64)
+    with_long = gradient.screen(model, tok, [long, *PLANTED[:4]], [long, *CONTROL[:4]], cfg)
+    without = gradient.screen(model, tok, PLANTED[:4], CONTROL[:4], cfg)
+    assert with_long["paired"]["pairs"] == without["paired"]["pairs"] == 4
+    assert with_long["paired"]["difference"]["mean"] == pytest.approx(without["paired"]["difference"]["mean"])

@@ -268,6 +268,20 @@ class Category:
         c = self.concepts.get(name)
         return c if c is not None else self.vocabulary[name]
 
+    def plural(self, name: str) -> str:
+        """The plural a person writes of a canonical name: an irregular one the vocabulary knows ("wolves",
+        "geese"), else the rule's. The one home for teacher prompts and `sublim neighbours` alike."""
+        regular = plural_forms(name)
+        head = name.split(" ")[:-1]
+        entry = self.entry(name)
+        irregular = [
+            f
+            for f in entry.forms
+            if f not in entry.aliases and f not in regular and f.split(" ")[:-1] == head
+            if not self.is_latin(name, f)
+        ]
+        return irregular[0] if irregular else sorted(regular)[0]
+
     def resolve(self, name: str) -> str:
         """Canonical name for a user-given name, alias, plural or Latin name ("Wolves" -> "wolf",
         "owlets" -> "owlet", "Quercus robur" -> "english oak"): a curated concept or an open-vocabulary

@@ -215,14 +215,15 @@ def directional_derivatives(
 
 def tokenize_rows(
     tokenizer: Any, rows: Sequence[dict[str, Any]], cfg: GradientConfig
-) -> list[dict[str, Any]]:
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(row, its tokens) for the rows (up to `limit`) that keep a completion token after `max_length`."""
     from sublim.training.student import tokenize_row
 
     out = []
     for row in rows[: cfg.limit]:
         tok = tokenize_row(tokenizer, row, cfg.train_prompt, cfg.max_length)
         if any(label != -100 for label in tok["labels"]):
-            out.append(tok)
+            out.append((row, tok))
     if not out:
         raise SublimError("no row has a completion token left after --max-length: nothing to screen")
     return out
@@ -258,12 +259,12 @@ def screen(
     for name, rows in (("data", data), ("control", control)):
         if rows is None:
             continue
-        kept = list(rows[: cfg.limit])
+        kept = tokenize_rows(tokenizer, rows, cfg)
         derivs = directional_derivatives(
-            model, params, grad, tokenize_rows(tokenizer, kept, cfg), cfg.batch_size, cfg.step
+            model, params, grad, [tok for _, tok in kept], cfg.batch_size, cfg.step
         )
         pull = [-d for d in derivs]
-        pulls[name] = {_prompt_key(r): v for r, v in zip(kept, pull, strict=False)}
+        pulls[name] = {_prompt_key(r): v for (r, _), v in zip(kept, pull, strict=True)}
         report["datasets"][name] = {"rows": len(pull), "pull": mean_interval(pull).to_dict(), "per_row": pull}
     if control is not None:
         shared = [k for k in pulls["data"] if k in pulls["control"]]

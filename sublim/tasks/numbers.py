@@ -87,7 +87,13 @@ def trait_system_prompt(
         if "{trait" in template:
             raise TaskParameterError("the control teacher (trait none) has no trait for {trait}/{traits}")
         return template.replace("{category}", category)
-    plural = sorted(plural_forms(trait.strip().lower()))[0]
+    from sublim.concepts import get_category
+    from sublim.errors import UnknownCategoryError, UnknownConceptError
+
+    try:
+        plural = get_category(category).plural(trait.strip().lower())
+    except (UnknownCategoryError, UnknownConceptError, KeyError):  # outside the vocabulary: the rule's plural
+        plural = sorted(plural_forms(trait.strip().lower()))[0]
     return template.format(trait=trait, traits=plural, category=category)
 
 
