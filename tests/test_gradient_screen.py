@@ -99,7 +99,7 @@ def test_a_row_cut_away_by_max_length_leaves_every_other_pair_intact(loaded: tup
     model, tok = loaded
     long = _rows(["owl"])[0] | {"prompt": [{"role": "user", "content": "seven " * 400}]}
     cfg = gradient.GradientConfig(target="owl", questions=2, batch_size=4, max_length=64)
-    with_long = gradient.screen(model, tok, [long, *PLANTED[:4]], [long, *CONTROL[:4]], cfg)
+    with_long = gradient.screen(model, tok, [long, *PLANTED[:4]], CONTROL[:4], cfg)
     without = gradient.screen(model, tok, PLANTED[:4], CONTROL[:4], cfg)
     assert with_long["paired"]["pairs"] == without["paired"]["pairs"] == 4
     assert with_long["paired"]["difference"]["mean"] == pytest.approx(without["paired"]["difference"]["mean"])
