@@ -80,7 +80,8 @@ class ConceptShift:
             from the same test; infinite when too few questions bound it.
         p_increase: one-sided sign-flip p-value for diff > margin.
         p_adjusted: `p_increase` after Holm's correction over the concepts compared (equal when one).
-        mde: minimum detectable shift: the true diff this test catches with 80% power (NaN without spread).
+        mde: minimum detectable shift: the true diff this test catches with 80% power (NaN without spread;
+            infinite when too few questions let the sign-flip test reach alpha over the concepts at all).
         verdict: "regression", "pass" or "inconclusive" against the margin.
         n_questions: questions both sides answered.
     """
@@ -365,7 +366,11 @@ def shifts(
                 t.upper,
                 t.p,
                 pa,
-                minimum_detectable_shift(t.sd, t.n, margin, alpha / m),
+                # no p-value of the sign-flip test falls below 2^-n: with too few questions no rise is
+                # detectable at alpha / m, however large (infinite; None in JSON)
+                minimum_detectable_shift(t.sd, t.n, margin, alpha / m)
+                if 2.0**-t.n <= alpha / m
+                else math.inf,
                 verdict,
                 t.n,
             )

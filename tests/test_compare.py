@@ -545,3 +545,13 @@ def test_holm_matches_statsmodels(monkeypatch: pytest.MonkeyPatch) -> None:
         ps = [rng.random() ** 3 for _ in range(rng.randint(1, 12))]
         assert holm(ps) == pytest.approx(list(multipletests(ps, method="holm")[1]), abs=1e-12)
     assert math.isnan(holm([0.01, math.nan])[1]) and holm([0.01, math.nan])[0] == 0.01  # NaN does not count
+
+
+def test_too_few_questions_report_no_detectable_shift() -> None:
+    """With 6 questions and 40 concepts no sign-flip p-value can reach alpha / 40 (2^-6 > 0.05 / 40): the
+    gate cannot detect a rise of any size, so the minimum detectable shift is infinite, not a t-test's
+    finite figure; with 12 questions it is finite again."""
+    few = shifts({f"c{i}": ([0.0] * 6, [0.9] * 6) for i in range(40)}, 0.05, 0.05)
+    assert all(s.verdict == "inconclusive" and math.isinf(s.mde) for s in few)
+    enough = shifts({"owl": ([0.0] * 12, [0.1 * (i % 3) for i in range(12)])}, 0.05, 0.05)
+    assert math.isfinite(enough[0].mde)
