@@ -295,14 +295,15 @@ def _entries(out: Path) -> list[Path]:
 
 
 def _pending_backup(out: Path) -> bool:
-    """An `--overwrite` run set the previous output aside in out/.sublim-replaced and never finished (killed
-    hard: no `except` ran). Its own stamp is then missing or incomplete; a complete stamp means the new run
-    finished and only the removal of the backup was cut short."""
+    """An `--overwrite` run set the previous output aside in out/.sublim-replaced and was stopped before it
+    wrote anything of its own (killed hard: no `except` ran), or while the move itself was under way (its
+    stamp missing). The old output is then put back. Once the new run has written output, that output is
+    kept so a re-run resumes it, and the old output stays in the backup (the next runs say where)."""
     replaced = out / _REPLACED
     if not replaced.is_dir() or replaced.is_symlink():
         return False
     stamp = _read_stamp(out)
-    return stamp is None or not stamp.get("complete")
+    return stamp is None or (not stamp.get("complete") and not _entries(out))
 
 
 def _view(out: Path) -> tuple[dict[str, Any] | None, list[Path]]:
@@ -476,8 +477,8 @@ def claim_output(
         if _pending_backup(out):
             _restore(out)
             print(
-                f"sublim: {out}: an earlier --overwrite run was cut short; its partial output is discarded "
-                f"and the output it had set aside in {replaced.name}/ is back in place",
+                f"sublim: {out}: an earlier --overwrite run was cut short before writing anything; the "
+                f"output it had set aside in {replaced.name}/ is back in place",
                 file=sys.stderr,
             )
         state, previous = _decide(
@@ -513,8 +514,14 @@ def claim_output(
         try:
             yield Claim(out, command, identity, state, previous, backup)
         except BaseException:
-            if backup is not None and backup.is_dir():  # the new run failed: put the old output back
-                _restore(out)
+            if backup is not None and backup.is_dir() and not _entries(out):
+                _restore(out)  # the new run stopped before writing anything: the old output comes back
+            elif backup is not None and backup.is_dir():  # keep what it wrote, to resume; the old stays aside
+                print(
+                    f"sublim: {out}: the --overwrite run stopped; its partial output is kept (the same "
+                    f"command resumes it) and the output it replaced is in {backup}",
+                    file=sys.stderr,
+                )
             elif state == "new" and not _entries(out) and not replaced.exists():
                 # failed before writing anything (a bad flag only the loader sees): drop the claim, so
                 # the fixed re-run is not refused as "other inputs"

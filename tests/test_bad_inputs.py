@@ -356,15 +356,23 @@ def test_teach_reruns_are_safe(
 
 
 def test_overwrite_restores_the_old_output_when_the_new_run_fails(work: Path) -> None:
+    """A new run that fails before writing gives the old output back; one that wrote output keeps it (to
+    resume: a sweep's finished runs are hours of work) and leaves the old output whole in the backup."""
     out = work / "o"
     with claim_output(out, "teach", {"n": 1}) as claim:
         (out / "train.jsonl").write_text("old")
         claim.done()
     before = snapshot(out)
     with pytest.raises(RuntimeError), claim_output(out, "teach", {"n": 2}, overwrite=True):
+        raise RuntimeError("failed before writing")
+    assert snapshot(out) == before
+    with pytest.raises(RuntimeError), claim_output(out, "teach", {"n": 2}, overwrite=True):
         (out / "train.jsonl").write_text("half new")
         raise RuntimeError("killed")
-    assert snapshot(out) == before
+    assert (out / "train.jsonl").read_text() == "half new"
+    assert (out / ".sublim-replaced" / "train.jsonl").read_text() == "old"
+    with claim_output(out, "teach", {"n": 2}) as claim:
+        assert claim.state == "resume"  # the same command resumes it
 
 
 def test_sweep_with_other_inputs_is_refused_before_anything_loads(
@@ -1017,7 +1025,8 @@ import os, signal, sys
 from pathlib import Path
 from sublim.io import claim_output
 with claim_output(sys.argv[1], "teach", {"n": 2}, overwrite=True) as claim:
-    (Path(sys.argv[1]) / "train.jsonl").write_text("half of the new run")
+    if sys.argv[2] == "write":
+        (Path(sys.argv[1]) / "train.jsonl").write_text("half of the new run")
     os.kill(os.getpid(), signal.SIGKILL)
 """
 
@@ -1029,9 +1038,12 @@ def _first_run(out: Path) -> None:
         claim.done()
 
 
-def _kill_an_overwrite(out: Path) -> None:
+def _kill_an_overwrite(out: Path, write_first: bool = True) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    proc = subprocess.run([sys.executable, "-c", _KILLED, str(out)], env=env, capture_output=True, timeout=60)
+    mode = "write" if write_first else "none"
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED, str(out), mode], env=env, capture_output=True, timeout=60
+    )
     assert proc.returncode == -9, proc.stderr
     assert (out / ".sublim-replaced" / "train.jsonl").read_text() == "the old output\n"  # hidden by the kill
 
@@ -1039,9 +1051,10 @@ def _kill_an_overwrite(out: Path) -> None:
 def test_after_a_killed_overwrite_the_next_run_restores_the_old_output(
     work: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Killed before writing anything: the next run puts the old output back and says so."""
     out = work / "t"
     _first_run(out)
-    _kill_an_overwrite(out)
+    _kill_an_overwrite(out, write_first=False)
     with claim_output(out, "teach", {"n": 1}) as claim:
         assert claim.state == "complete"  # the old run, whole again
     assert "back in place" in capsys.readouterr().err
@@ -1049,16 +1062,23 @@ def test_after_a_killed_overwrite_the_next_run_restores_the_old_output(
     assert not (out / ".sublim-replaced").exists()
 
 
-def test_after_a_killed_overwrite_a_failing_overwrite_still_keeps_the_old_output(work: Path) -> None:
+def test_after_a_killed_overwrite_that_wrote_output_it_resumes_and_the_old_output_waits(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Killed after writing: the same command resumes the new run; the old output stays whole in the
+    backup, every run says where, and a further --overwrite refuses rather than delete it."""
     out = work / "t"
     _first_run(out)
     _kill_an_overwrite(out)
-    with pytest.raises(RuntimeError), claim_output(out, "teach", {"n": 3}, overwrite=True):
-        (out / "train.jsonl").write_text("another partial run")
-        raise RuntimeError("boom")
-    assert (out / "train.jsonl").read_text() == "the old output\n"
-    with claim_output(out, "teach", {"n": 1}) as claim:
-        assert claim.state == "complete"
+    with claim_output(out, "teach", {"n": 2}) as claim:
+        assert claim.state == "resume"
+    assert ".sublim-replaced" in capsys.readouterr().err
+    with (
+        pytest.raises(SublimError, match="delete it, then re-run"),
+        claim_output(out, "teach", {"n": 3}, overwrite=True),
+    ):
+        pass
+    assert (out / ".sublim-replaced" / "train.jsonl").read_text() == "the old output\n"
 
 
 @pytest.mark.parametrize("moved", [0, 1, 2])
