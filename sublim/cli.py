@@ -46,18 +46,24 @@ class Terminated(KeyboardInterrupt):
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
+    from sublim.errors import _STOPPED, stop_requested
+
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise Terminated()
+        error: BaseException = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        stop_requested(error)  # kept: a finalizer that swallows it cannot make the run go on
+        raise error
 
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
+        _STOPPED.clear()
 
 
 def one_line(error: BaseException, limit: int = 300) -> str:

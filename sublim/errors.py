@@ -85,3 +85,18 @@ def require_extra(extra: str, needed_by: str, modules: Iterable[str] | None = No
             f"{needed_by} needs {', '.join(missing)}, which the core install leaves out: "
             f"pip install 'sublim[{extra}]'"
         )
+
+
+#: a stop signal's exception (Ctrl-C, SIGTERM) once raised: Python drops one raised inside a finalizer
+#: (`__del__`), so a signal landing there would be lost; long loops re-raise it at their next step
+_STOPPED: list[BaseException] = []
+
+
+def stop_requested(error: BaseException) -> None:
+    _STOPPED.append(error)
+
+
+def raise_if_stopped() -> None:
+    """Re-raise a stop signal that arrived (and may have been swallowed) since the command began."""
+    if _STOPPED:
+        raise _STOPPED[-1]

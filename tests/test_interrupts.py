@@ -144,7 +144,7 @@ def test_train_interrupted_then_rerun(
 
 def _sweep_args(data: Path, tiny_model: Path, out: Path) -> list[str]:
     return ["sweep", "--data", str(data), "--base", str(tiny_model), "--out", str(out), "--ranks", "1,2,4",
-            "--questions", "3", "--context", "none", "--context", "default", "--epochs", "8",
+            "--questions", "3", "--context", "none", "--context", "default", "--epochs", "16",
             "--batch-size", "4"]  # fmt: skip
 
 
@@ -165,7 +165,7 @@ def test_sweep_interrupted_then_rerun(
     sig: signal.Signals, data: Path, tiny_model: Path, sweep_reference: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "sweep"
-    interrupted(sig, out / "results.csv", 1.0, *_sweep_args(data, tiny_model, out))
+    interrupted(sig, out / "results.csv", 0.1, *_sweep_args(data, tiny_model, out))
     partial = _rows(out)
     assert partial and len(partial) < len(_rows(sweep_reference))  # stopped part-way, finished rows kept
     sublim(*_sweep_args(data, tiny_model, out))

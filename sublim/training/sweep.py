@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sublim.errors import SublimError
+from sublim.errors import SublimError, raise_if_stopped
 from sublim.io import (
     atomic_path,
     check_output,
@@ -317,6 +317,7 @@ def _sweep(
     for done, (job, new) in enumerate((executor or LocalExecutor()).map(run_one, jobs), 1):
         rows += new
         write_results(results_path, _fill_references(rows, cfg, ids))
+        raise_if_stopped()  # a Ctrl-C a finalizer swallowed during the run stops the sweep here
         pending = [j for j in pending if j is not job]
         if on_run and pending:
             on_run(pending[0].run, done, len(todo))
