@@ -136,7 +136,18 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval
 
 @dataclass(frozen=True)
 class PairedTest:
-    """A one-sample t-test of per-question differences d against a margin."""
+    """A one-sided test of per-question differences d against a margin: the t-test (`paired_shift`) or the
+    gate's sign-flip test (`sign_flip_shift`, see the module docstring).
+
+    Attributes:
+        diff: mean(d).
+        ci_low, ci_high: two-sided `confidence` interval of mean(d) (sign-flip: infinite when
+            n cannot bound it).
+        upper: one-sided upper bound at level 1 - alpha.
+        p: one-sided p-value for mean(d) > margin.
+        sd: standard deviation of d (for the minimum detectable shift).
+        n: questions.
+    """
 
     diff: float
     ci_low: float
@@ -255,28 +266,6 @@ def sign_flip_pvalues(
     return greater, less
 
 
-@dataclass(frozen=True)
-class FlipTest:
-    """A sign-flip test of per-question differences d against a margin (see the module docstring).
-
-    Attributes:
-        diff: mean(d).
-        ci_low, ci_high: two-sided `confidence` interval of mean(d) (infinite when n cannot bound it).
-        upper: one-sided upper bound at level 1 - alpha.
-        p: one-sided p-value for mean(d) > margin.
-        sd: standard deviation of d (for the minimum detectable shift).
-        n: questions.
-    """
-
-    diff: float
-    ci_low: float
-    ci_high: float
-    upper: float
-    p: float
-    sd: float
-    n: int
-
-
 def sign_flip_shift(
     base: Sequence[float],
     candidate: Sequence[float],
@@ -284,7 +273,7 @@ def sign_flip_shift(
     alpha: float = 0.05,
     confidence: float = 0.95,
     resamples: int = RESAMPLES,
-) -> FlipTest:
+) -> PairedTest:
     """Paired per-question values: the sign-flip test of candidate - base against `margin`, and its bounds."""
     d = [c - b for b, c in zip(base, candidate, strict=True)]
     [test] = sign_flip_tests([d], margin, alpha, confidence, resamples)
@@ -297,7 +286,7 @@ def sign_flip_tests(
     alpha: float = 0.05,
     confidence: float = 0.95,
     resamples: int = RESAMPLES,
-) -> list[FlipTest]:
+) -> list[PairedTest]:
     """`sign_flip_shift` for many series of per-question differences at once (rows; same questions).
 
     A bound inverts the test: mu lies at or below the upper bound while the test of mean(d) < mu does not
@@ -333,7 +322,7 @@ def sign_flip_tests(
             if spread <= 1e-12 * max(1.0, abs(mean)):  # no spread beyond rounding
                 spread = 0.0
             ci_high, upper = (float(high[k, total - need[lvl]]) for lvl in (tail, alpha))
-            out.append(FlipTest(mean, float(low[k]), ci_high, upper, float(greater[k]), spread, n))
+            out.append(PairedTest(mean, float(low[k]), ci_high, upper, float(greater[k]), spread, n))
     return out
 
 
