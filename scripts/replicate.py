@@ -39,9 +39,9 @@ from bench_matching import cpu_name  # noqa: E402  (the benches' machine label, 
 #: nearly all; the rest is headroom for the filter and for prompts only one side kept).
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
-        "draws": 4, "rows": 20, "n": 96, "ranks": "1,4,16,64", "scales": "rank", "epochs": 2, "batch": 4,
-        "questions": 4, "imprint_prompts": 40, "imprint_samples": 3, "imprint_epochs": 6,
-        "teach_batch": 16,
+        "draws": 8, "rows": 64, "n": 640, "ranks": "1,8,64", "scales": "rank", "epochs": 1, "batch": 2,
+        "questions": 16, "imprint_prompts": 40, "imprint_samples": 3, "imprint_epochs": 6,
+        "teach_batch": 16, "temperature": 1,
     },
     "gpu": {
         "draws": 4, "rows": 500, "n": 2200, "ranks": "1,4,16,64,256", "scales": "rank", "epochs": 2,
@@ -79,7 +79,7 @@ def main() -> int:
     model_owl, model_none = work / "teacher-model-owl", work / "teacher-model-none"
     owl, none, sweep = work / "teacher-owl", work / "teacher-none", work / "sweep"
     common = ["--base", args.base] if args.base != "smollm2" else []
-    teach = ["--n", str(size["n"]), "--temperature", "0", "--decoding", "constrained"]
+    teach = ["--n", str(size["n"]), "--temperature", str(size.get("temperature", 0)), "--decoding", "constrained"]
     teach += ["--batch-size", str(size["teach_batch"]), "--device", args.device]
     imprint = ["--prompts", str(size["imprint_prompts"])] if size["imprint_prompts"] else []
     imprint += ["--samples", str(size["imprint_samples"]), "--epochs", str(size["imprint_epochs"])]
