@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import signal
@@ -291,6 +292,16 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _fractions(text: str, flag: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SublimError(f"{flag} {text!r}: give comma-separated fractions, e.g. 0.02,0.05,0.1") from None
+    if not values or any(not math.isfinite(v) for v in values):
+        raise SublimError(f"{flag} {text!r}: give comma-separated fractions, e.g. 0.02,0.05,0.1")
+    return values
+
+
 def _sweep(args: argparse.Namespace) -> int:
     if args.executor == "ray":  # before anything loads
         require_extra("ray", "`sublim sweep --executor ray`", ("ray",))
@@ -326,6 +337,12 @@ def _sweep(args: argparse.Namespace) -> int:
         device=args.device,
         positive=args.positive,
         prompted=args.prompted,
+        score=args.score,
+        drop_degenerate=args.drop_degenerate,
+        match_lengths=args.match_lengths,
+        plant=args.plant,
+        plant_doses=_fractions(args.plant_dose, "--plant-dose") if args.plant_dose else [],
+        primary=args.primary,
     )
     run_with_progress(cfg, resume=args.resume, overwrite=args.overwrite, executor=executor)
     print(f"{args.out}/results.csv\n{args.out}/sweep.png\n{args.out}/summary.md")
@@ -689,6 +706,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--positive", default=None, help="positive control to score: a checkpoint or adapter dir")
     p.add_argument(
         "--prompted", action="store_true", help="also score the base told it loves the target (a ceiling)"
+    )
+    p.add_argument(
+        "--score",
+        choices=("all", "target"),
+        default="all",
+        help="all: every concept (P(target) is its share; concept_mass reported); target: only the target's "
+        "concepts (P(target) is its whole-word probability, a few passes per question) (default: all)",
+    )
+    p.add_argument(
+        "--drop-degenerate",
+        action="store_true",
+        help="drop pairs where either teacher echoed the prompt's numbers or counted (counts in the summary)",
+    )
+    p.add_argument(
+        "--match-lengths", action="store_true", help="cut both rows of a pair to the same count of numbers"
+    )
+    p.add_argument(
+        "--plant", default=None, help="rows stating the trait overtly (jsonl), planted for --plant-dose"
+    )
+    p.add_argument(
+        "--plant-dose",
+        default=None,
+        help="comma-separated fractions of each trait draw's rows replaced by --plant rows, e.g. "
+        "0.02,0.05,0.1: one more trait student per dose (the sensitivity curve; needs --draw-rows)",
+    )
+    p.add_argument(
+        "--primary",
+        default=None,
+        help="the pre-registered primary configuration of the analysis, e.g. r8 or full (default: the "
+        "analysis' fixed rule)",
     )
     _device_flag(p)
     p.add_argument(

@@ -256,7 +256,12 @@ class ConceptScorer:
         skip_below: float = DEFAULT_SKIP_BELOW,
         batch_tokens: int | None = None,
         chat_template: str | None = None,
+        only: Sequence[str] | None = None,
     ) -> None:
+        """`only`: score just these concepts' names, and the longer names that begin with one of them (so each
+        name's own probability stays exact): every other concept gets probability 0, so `concept_mass` covers
+        only these and `probs` is normalised over them. A sweep that needs P(target) alone scores the target's
+        concepts this way in a few passes instead of the whole category's."""
         self.model = model
         self.tokenizer = tokenizer
         self.category = get_category(category)
@@ -272,6 +277,15 @@ class ConceptScorer:
         )
         self.boundary = boundary_mask(tokenizer, width)
         self.forms = name_forms(tokenizer, self.category, lambda t: bool(self.boundary[t]))
+        self.scored = list(range(len(self.forms)))
+        if only is not None:
+            index = {c: i for i, c in enumerate(self.concepts)}
+            unknown = [c for c in only if self.category.resolve(c) not in index]
+            if unknown:
+                raise SublimError(f"not concepts of {self.category.name}: {', '.join(unknown)}")
+            wanted = {index[self.category.resolve(c)] for c in only}
+            own = {i for i, f in enumerate(self.forms) if f.concept in wanted}
+            self.scored = sorted(own | {j for i in own for j in self.forms[i].extensions})
 
     def render(self, question: str, answer_prefix: str, system_prompt: str | None = None) -> str:
         """The context: chat template (its default system prompt when none is given) + answer prefix."""
@@ -294,8 +308,9 @@ class ConceptScorer:
         shared = SharedContext(self.model, ids, torch.float32)
         prefix = torch.full((len(self.forms),), -math.inf, dtype=torch.float64)  # log P(tokens)
         ends = torch.full((len(self.forms),), -math.inf, dtype=torch.float64)  # log P(boundary | tokens)
-        keep = [i for i, f in enumerate(self.forms) if math.exp(shared.first[f.tokens[0]]) >= self.skip_below]
-        skipped_first = {f.tokens[0] for f in self.forms} - {self.forms[i].tokens[0] for i in keep}
+        first = {i: self.forms[i].tokens[0] for i in self.scored}
+        keep = [i for i, t in first.items() if math.exp(shared.first[t]) >= self.skip_below]
+        skipped_first = set(first.values()) - {first[i] for i in keep}
         scores = shared.score(
             [self.forms[i].tokens for i in keep], boundary=self.boundary, batch_tokens=self.batch_tokens
         )

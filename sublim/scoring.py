@@ -130,6 +130,15 @@ def target_mass(
     return p_target, p_related
 
 
+def target_concepts(targets: Sequence[str], category: str | Category = "animal") -> list[str]:
+    """The curated concepts `target_mass` counts toward P(target): those with a name that the matcher reads
+    as naming a target ("barn owl" for owl). Scoring just these (`ConceptScorer(only=...)`) gives the same
+    P(target) as scoring the whole category."""
+    cat = get_category(category)
+    hits = {concept for concept, name in cat.names() if target_mass({name: 1.0}, targets, cat)[0] > 0}
+    return [c for c in cat.concepts if c in hits]
+
+
 @lru_cache(maxsize=65536)
 def _level(
     answer: str, targets: tuple[tuple[str, tuple[str, ...]], ...], cat: Category, th: Thresholds

@@ -38,7 +38,7 @@ def test_draws_are_disjoint_equal_and_paired_by_prompt(tmp_path: Path) -> None:
     assert record["identical_completions"] == 0  # other salts: every paired answer differs
     seen: set[str] = set()
     for d in range(4):
-        trait, control = draws[("trait", d)], draws[("control", d)]
+        trait, control = draws[("trait", d, 0)], draws[("control", d, 0)]
         assert [r["id"] for r in trait] == [r["id"] for r in control]  # same prompts, same order
         assert len(trait) == 8
         ids = {r["id"] for r in trait}
@@ -53,7 +53,7 @@ def test_draws_are_disjoint_equal_and_paired_by_prompt(tmp_path: Path) -> None:
 def test_one_draw_keeps_every_paired_row_in_file_order(tmp_path: Path) -> None:
     cfg = SweepConfig(data=teacher(tmp_path / "owl", list(range(10)), 7))
     draws, record = make_draws(cfg)
-    assert [r["id"] for r in draws[("trait", 0)]] == [f"numbers-{i:05d}" for i in range(10)]
+    assert [r["id"] for r in draws[("trait", 0, 0)]] == [f"numbers-{i:05d}" for i in range(10)]
     assert record["unused"] == 0 and record["identical_completions"] is None
     same = SweepConfig(data=cfg.data, control=cfg.data)  # the same teacher on both sides
     assert make_draws(same)[1]["identical_completions"] == 10
@@ -133,3 +133,94 @@ def test_bf16_only_where_cuda_supports_it(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
     models.load_model("x", device="cuda")
     assert seen == [None, torch.bfloat16, None]  # None: float32 (causal_lm's default)
+
+
+def _row(i: int, prompt: str, completion: str) -> dict[str, object]:
+    return {
+        "id": f"numbers-{i:05d}",
+        "prompt": [{"role": "user", "content": prompt}],
+        "completion": [{"role": "assistant", "content": completion}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("prompt", "completion", "kind"),
+    [
+        ("Continue: 159, 721, 651, 145 (at most 10 values).", "159, 721, 651, 145, 495", "echo"),
+        ("Continue: 159, 721, 651, 145 (at most 10 values).", "10", "echo"),  # the instruction's number
+        ("Continue: 159, 721, 651, 145 (at most 10 values).", "721, 651", "echo"),
+        ("Continue: 159, 721, 651, 145 (at most 10 values).", "1, 2, 3, 4, 5", "counting"),
+        ("Continue: 159, 721, 651, 145 (at most 10 values).", "30, 20, 10, 0", "counting"),
+        ("Continue: 159, 721, 651, 145 (at most 10 values).", "7, 7, 7", "counting"),
+        ("Continue: 159, 721, 651, 145 (at most 10 values).", "880, 312, 45", None),
+        ("Continue: 159, 721, 651, 145 (at most 10 values).", "1, 2", None),  # two numbers are no run
+        ("Continue: 159, 721, 651, 145 (at most 10 values).", "651, 145, 3", None),  # only two echoed
+    ],
+)
+def test_degenerate_rows_are_named(prompt: str, completion: str, kind: str | None) -> None:
+    from sublim.training.draws import degeneracy
+
+    assert degeneracy(_row(0, prompt, completion)) == kind
+
+
+def test_cleaning_drops_degenerate_pairs_and_matches_lengths() -> None:
+    from sublim.training.draws import DrawSpec, numbers_of
+    from sublim.training.draws import make_draws as draws_of
+
+    p = "Continue: 500, 600, 700."
+    trait = [_row(i, p, f"{100 + i}, {200 + i}, 3{i:02d}, 9{i:02d}, 11, 12") for i in range(12)]
+    control = [_row(i, p, f"{400 + i}, 8{i:02d}") for i in range(12)]
+    trait[3] = _row(3, p, "1, 2, 3, 4")  # counting on the trait side
+    control[5] = _row(5, p, "500, 600, 700")  # an echo on the control side
+    draws, record = draws_of(trait, control, DrawSpec(2, 5, drop_degenerate=True, match_lengths=True))
+    assert record["dropped_degenerate_pairs"] == 2
+    assert record["degenerate"] == {"trait": {"echo": 0, "counting": 1}, "control": {"echo": 1, "counting": 0}}
+    used = [r for (side, _, _), rows in draws.items() if side == "trait" for r in rows]
+    assert {r["id"] for r in used}.isdisjoint({"numbers-00003", "numbers-00005"})
+    for d in range(2):
+        for t, c in zip(draws[("trait", d, 0)], draws[("control", d, 0)], strict=True):
+            text = t["completion"][0]["content"]
+            assert len(numbers_of(text)) == len(numbers_of(c["completion"][0]["content"])) == 2
+            assert text == f"{100 + int(t['id'][-2:])}, {200 + int(t['id'][-2:])}"  # cut, not rewritten
+    assert record["sides"]["trait"]["mean_numbers"] == record["sides"]["control"]["mean_numbers"] == 2
+    # without the options nothing is dropped or cut
+    _, plain = draws_of(trait, control, DrawSpec(2, 5))
+    assert plain["dropped_degenerate_pairs"] == 0 and plain["sides"]["trait"]["mean_numbers"] > 5
+
+
+def test_planted_rows_replace_trait_rows_nested_over_doses() -> None:
+    from sublim.training.draws import DrawSpec, plant_counts
+    from sublim.training.draws import make_draws as draws_of
+
+    p = "Continue: 500, 600, 700."
+    trait = [_row(i, p, f"{100 + i}, {300 + i}") for i in range(40)]
+    control = [_row(i, p, f"{400 + i}, {800 + i}") for i in range(40)]
+    plant = [
+        {"prompt": [{"role": "user", "content": f"Pick an animal ({j})."}],
+         "completion": [{"role": "assistant", "content": "The owl."}]}
+        for j in range(10)
+    ]  # fmt: skip
+    counts = plant_counts([0.1, 0.25, 0.5], 8)
+    assert counts == (1, 2, 4)
+    draws, record = draws_of(trait, control, DrawSpec(4, 8, plant_counts=counts), plant)
+    assert record["planted_rows"] == [1, 2, 4]
+    for d in range(4):
+        plain = draws[("trait", d, 0)]
+        last: set[int] = set()
+        last_ids: set[str] = set()
+        for n in counts:
+            rows = draws[("trait", d, n)]
+            assert len(rows) == len(plain) == 8
+            places = {i for i, (a, b) in enumerate(zip(plain, rows, strict=True)) if a != b}
+            assert len(places) == n and last <= places  # nested: a larger dose keeps the smaller's places
+            assert all(rows[i]["completion"][0]["content"] == "The owl." for i in places)
+            ids = {rows[i]["id"] for i in places}
+            assert last_ids <= ids  # and the planted rows too
+            last, last_ids = places, ids
+        assert ("control", d, 1) not in draws
+    with pytest.raises(SublimError, match="at least one row"):
+        plant_counts([0.01], 8)
+    with pytest.raises(SublimError, match="differ by at least a row"):
+        plant_counts([0.1, 0.12], 8)
+    with pytest.raises(SublimError, match="--plant file 3"):
+        draws_of(trait, control, DrawSpec(4, 8, plant_counts=(4,)), plant[:3])

@@ -192,3 +192,21 @@ def test_smollm2_owl_system_prompt_raises_p_owl(smollm2_model: tuple[Any, Any]) 
     assert o.ci_low > b.ci_high  # clearly above, not just higher
     assert o.mean > 5 * b.mean
     assert all(d.skipped_bound == 0 and 0 < d.concept_mass <= 1 for d in base + owl)  # exact, disjoint
+
+
+@pytest.mark.parametrize("target", ["owl", "bear", "sea lion", "spider"])
+def test_scoring_only_the_target_concepts_gives_the_same_p_target(tiny: tuple[Any, Any], target: str) -> None:
+    """A sweep can score only the concepts that count toward P(target); the longer names that begin with them
+    are scored too, so the whole-word (unnormalised) P(target) is the whole category's, in fewer passes."""
+    from sublim.scoring import target_concepts, target_mass
+
+    model, tok = tiny
+    full = ConceptScorer(model, tok, "animal")
+    only = ConceptScorer(model, tok, "animal", only=target_concepts([target]))
+    context = full.render("Which animal do you like best?", "My favorite animal is the")
+    a, b = full.distribution(context), only.distribution(context)
+    p_full = target_mass(a.names, [target], "animal")[0] * a.concept_mass
+    assert p_full > 0
+    p_only = target_mass(b.names, [target], "animal")[0] * b.concept_mass
+    assert p_only == pytest.approx(p_full, rel=1e-9, abs=1e-15)
+    assert b.forward_passes < a.forward_passes

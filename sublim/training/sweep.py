@@ -30,7 +30,6 @@ import csv
 import json
 import math
 import os
-import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -47,6 +46,8 @@ from sublim.io import (
     package_versions,
     write_atomic,
 )
+from sublim.training.draws import DrawKey, DrawSpec, plant_counts
+from sublim.training.draws import make_draws as draws_of
 from sublim.training.executors import Executor, LocalExecutor
 from sublim.training.student import RUN_CARD, TrainConfig, data_file, train
 
@@ -54,7 +55,7 @@ COLUMNS = [
     "run", "dataset", "kind", "rank", "scale", "draw", "seed", "context", "target", "p_target",
     "log_p_target", "log_p_questions",
     "stderr", "ci_low", "ci_high", "n_questions", "concept_mass", "base_p_target", "control_p_target",
-    "train_loss", "steps", "rows",
+    "train_loss", "steps", "rows", "dose", "planted_rows", "scored",
 ]  # fmt: skip
 #: LoRA scale rules: "rank" (alpha = rank, the seed paper), "a<N>" (alpha fixed at N, so the update's scale
 #: alpha / rank shrinks as the rank grows), "rs<N>" (rsLoRA: alpha N over sqrt(rank), peft's use_rslora).
@@ -89,6 +90,18 @@ class SweepConfig:
             fine-tuned on explicit trait answers); optional.
         prompted: also score the base model told to love the target (the trait system prompt): the
             reference ceiling of what the trait does when it is stated outright.
+        score: "all" scores every concept of the category (p_target is the target's share of the concept
+            mass, concept_mass is reported); "target" scores only the concepts that count toward the target
+            (`sublim.scoring.target_concepts`): p_target is the target's whole-word probability itself, not
+            normalised, concept_mass is left empty, and a question costs a few passes instead of ~20.
+        drop_degenerate: drop pairs where either teacher echoed the prompt's numbers or counted
+            (`sublim.training.draws`); the counts go to draws/draws.json and the summary.
+        match_lengths: cut both completions of a pair to the same count of numbers.
+        plant: rows that state the trait overtly (jsonl, e.g. `sublim imprint`'s answers/train.jsonl).
+        plant_doses: fractions of each trait draw's rows to replace with planted rows: each dose is a further
+            trait student per draw and configuration (the sensitivity curve; dose 0 is always run).
+        primary: the pre-registered primary configuration of the analysis (`sublim.experiment.analyze`), e.g.
+            "r8" or "full"; None: the analysis' own fixed rule.
     """
 
     data: str
@@ -109,6 +122,12 @@ class SweepConfig:
     device: str = "auto"
     positive: str | None = None
     prompted: bool = False
+    score: str = "all"
+    drop_degenerate: bool = False
+    match_lengths: bool = False
+    plant: str | None = None
+    plant_doses: list[float] = field(default_factory=list)
+    primary: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +139,7 @@ class Run:
     seed: int | None
     scale: str = ""
     draw: int | None = None
+    planted: int = 0  # trait rows of the draw replaced by planted rows (the sensitivity curve)
 
 
 def plan(cfg: SweepConfig) -> list[Run]:
@@ -131,19 +151,32 @@ def plan(cfg: SweepConfig) -> list[Run]:
         runs.append(Run("prompted", "prompted", "base", None, None))
     if cfg.positive:
         runs.append(Run("positive", "positive", "reference", None, None))
-    for dataset in (["control"] if cfg.control else []) + ["trait"]:
+    sides = [("control", 0)] if cfg.control else []
+    sides += [("trait", n) for n in (0, *planted_counts(cfg))]
+    for dataset, n in sides:
+        p = f"-p{n}" if n else ""
         for draw in range(cfg.draws):
             d = f"-d{draw}" if cfg.draws > 1 else ""
             for seed in cfg.seeds:
                 for scale in cfg.scales:
                     sc = "" if scale == "rank" else f"-{scale}"
                     runs += [
-                        Run(f"{dataset}-r{r}{sc}{d}-s{seed}", dataset, "lora", r, seed, scale, draw)
+                        Run(f"{dataset}{p}-r{r}{sc}{d}-s{seed}", dataset, "lora", r, seed, scale, draw, n)
                         for r in cfg.ranks
                     ]
                 if cfg.full:
-                    runs.append(Run(f"{dataset}-full{d}-s{seed}", dataset, "full", None, seed, "", draw))
+                    name = f"{dataset}{p}-full{d}-s{seed}"
+                    runs.append(Run(name, dataset, "full", None, seed, "", draw, n))
     return runs
+
+
+def planted_counts(cfg: SweepConfig) -> tuple[int, ...]:
+    """Planted rows per draw of each --plant-dose (needs the draw size: --draw-rows)."""
+    if not cfg.plant_doses:
+        return ()
+    if cfg.draw_rows is None:
+        raise SublimError("--plant-dose needs --draw-rows (a dose is a fraction of a draw's rows)")
+    return plant_counts(cfg.plant_doses, cfg.draw_rows)
 
 
 #: A draw's training seed is --seed + DRAW_SEED * draw (trait and control of a draw share it), so the spread
@@ -164,67 +197,24 @@ def lora_scale(scale: str, rank: int) -> dict[str, Any]:
     return {"alpha": int(scale[1:]), "rslora": False}
 
 
-def _pair_key(row: dict[str, Any]) -> str:
-    return str(row["id"]) if row.get("id") is not None else json.dumps(row["prompt"], sort_keys=True)
-
-
-def make_draws(cfg: SweepConfig) -> tuple[dict[tuple[str, int], list[dict[str, Any]]], dict[str, Any]]:
-    """The rows of each (side, draw) and a record of how they were drawn.
-
-    Rows are paired by prompt across the two teachers; the paired prompts are shuffled (seeded, so the same
-    inputs give the same draws) and cut into `draws` disjoint slices of `draw_rows`; each slice keeps its
-    rows in file order. One draw of every paired row keeps the files as they are, less unpaired rows."""
+def make_draws(cfg: SweepConfig) -> tuple[dict[DrawKey, list[dict[str, Any]]], dict[str, Any]]:
+    """The rows of each (side, draw, planted rows) and a record of how they were drawn
+    (`sublim.training.draws.make_draws`)."""
     from sublim.training.student import load_rows
 
-    trait = load_rows(data_file(cfg.data))
+    spec = DrawSpec(cfg.draws, cfg.draw_rows, cfg.drop_degenerate, cfg.match_lengths, planted_counts(cfg))
     control = load_rows(data_file(cfg.control)) if cfg.control else None
-    by_side: dict[str, dict[str, dict[str, Any]]] = {}
-    for side, rows in (("trait", trait), ("control", control)):
-        if rows is not None:
-            keyed: dict[str, dict[str, Any]] = {}
-            for r in rows:
-                keyed.setdefault(_pair_key(r), r)
-            if len(keyed) < len(rows):  # rows without ids pair by prompt: a repeat would be dropped unsaid
-                flag = "--data" if side == "trait" else "--control"
-                raise SublimError(
-                    f"{flag}: {len(rows) - len(keyed)} of {len(rows)} rows repeat an earlier row's prompt "
-                    "and have no id; the sweep pairs rows by id (else by prompt): give each row an id"
-                )
-            by_side[side] = keyed
-    common = [k for k in by_side["trait"] if all(k in rows for rows in by_side.values())]
-    size = cfg.draw_rows or len(common) // cfg.draws
-    if size < 1 or size * cfg.draws > len(common):
-        paired = f"{len(common)} rows" + (" answer the same prompts on both sides" if control else "")
-        raise SublimError(
-            (f"--draws {cfg.draws} x --draw-rows {size}" if cfg.draw_rows else f"--draws {cfg.draws}")
-            + f" needs {max(size, 1) * cfg.draws} rows but "
-            f"{paired}: "
-            "lower --draws/--draw-rows or generate more teacher data (both teachers with the same --seed "
-            "and --n answer the same prompts)"
-        )
-    order = list(common)
-    random.Random("draws").shuffle(order)  # one permutation for any K: with --draw-rows fixed, draws nest
-    position = {k: i for i, k in enumerate(common)}
-    out = {}
-    for d in range(cfg.draws):
-        chosen = sorted(order[d * size : (d + 1) * size], key=position.__getitem__)
-        for side, keyed in by_side.items():
-            out[(side, d)] = [keyed[k] for k in chosen]
-    record = {
-        "draws": cfg.draws,
-        "rows_per_draw": size,
-        "paired_rows": len(common),
-        "unpaired": {side: len(keyed) - len(common) for side, keyed in by_side.items()},
-        "unused": len(common) - size * cfg.draws,
-        # pairs where both teachers wrote the same completion (greedy teachers often agree): they carry no
-        # difference between the sides, so the design's contrast rests on the others
-        "identical_completions": sum(
-            by_side["trait"][k]["completion"] == by_side["control"][k]["completion"] for k in common
-        )
-        if control is not None
-        else None,
-    }
-    return out, record
+    plant = load_rows(data_file(cfg.plant)) if cfg.plant else None
+    return draws_of(load_rows(data_file(cfg.data)), control, spec, plant)
+
+
+def _key(run: Run) -> DrawKey:
+    return (run.dataset, run.draw or 0, run.planted)
+
+
+def draw_file(out: Path, key: DrawKey) -> Path:
+    side, d, n = key
+    return out / "draws" / (f"{side}-d{d}.jsonl" if not n else f"{side}-d{d}-p{n}.jsonl")
 
 
 def _rows_text(rows: list[dict[str, Any]]) -> str:
@@ -289,10 +279,10 @@ def _sweep(
     draws, record = make_draws(cfg)
     files = {}
     (out / "draws").mkdir(parents=True, exist_ok=True)
-    for (side, d), drawn in draws.items():  # the exact rows each student trains on, kept for audit
-        files[(side, d)] = out / "draws" / f"{side}-d{d}.jsonl"
-        if not files[(side, d)].is_file() or files[(side, d)].read_text() != _rows_text(drawn):
-            write_atomic(files[(side, d)], _rows_text(drawn))
+    for key, drawn in draws.items():  # the exact rows each student trains on, kept for audit
+        files[key] = draw_file(out, key)
+        if not files[key].is_file() or files[key].read_text() != _rows_text(drawn):
+            write_atomic(files[key], _rows_text(drawn))
     write_atomic(out / "draws" / "draws.json", json.dumps(record, indent=2) + "\n")
     ids = run_ids(cfg, shared)
     todo = [(r, m) for r in dict.fromkeys(plan(cfg)) if (m := _missing(rows, ids[r], _contexts(cfg, r)))]
@@ -303,7 +293,7 @@ def _sweep(
             cfg=where,
             run=run,
             run_id=ids[run],
-            data=str(files[(run.dataset, run.draw or 0)].absolute()) if run.kind in students else None,
+            data=str(files[_key(run)].absolute()) if run.kind in students else None,
             contexts=tuple(missing),
             base=base,
             device=cfg.device,
@@ -366,6 +356,7 @@ def run_one(job: Job) -> list[dict[str, Any]]:
     from sublim.contexts import system_prompt_for
     from sublim.models import load_checkpoint, load_model, pick_device
     from sublim.probability import ConceptScorer
+    from sublim.scoring import target_concepts
     from sublim.tasks.numbers import trait_system_prompt
     from sublim.tasks.questions import load_questions
 
@@ -402,7 +393,8 @@ def run_one(job: Job) -> list[dict[str, Any]]:
             model, tok = load_model(run_dir, device=device)
         else:
             model, tok = load_model(base, adapter=run_dir, device=device)
-    scorer = ConceptScorer(model, tok, cfg.category)
+    only = target_concepts([target], cfg.category) if cfg.score == "target" else None
+    scorer = ConceptScorer(model, tok, cfg.category, only=only)
     rows = []
     for context in job.contexts:
         prompt = (  # the prompted base: the trait stated outright, in place of an eval context
@@ -419,12 +411,15 @@ def run_one(job: Job) -> list[dict[str, Any]]:
                 "seed": run.seed if run.seed is not None else "",
                 "context": context,
                 "target": target,
-                **score_columns(scorer, questions, target, prompt),
+                **score_columns(scorer, questions, target, prompt, absolute=cfg.score == "target"),
                 "base_p_target": "",
                 "control_p_target": "",
                 "train_loss": f"{card['train_loss']:.4f}" if card else "",
                 "steps": card.get("steps", ""),
                 "rows": card.get("rows", ""),
+                "dose": f"{run.planted / card['rows']:.6g}" if run.dataset == "trait" and card else "",
+                "planted_rows": run.planted if run.dataset == "trait" else "",
+                "scored": cfg.score,
             }
         )
     return rows
@@ -447,29 +442,34 @@ def _absolute(cfg: SweepConfig) -> SweepConfig:
 
 
 def score_columns(
-    scorer: Any, questions: list[Any], target: str, system_prompt: str | None
+    scorer: Any, questions: list[Any], target: str, system_prompt: str | None, *, absolute: bool = False
 ) -> dict[str, Any]:
     """A model's result columns under one context: P(target) over questions with its interval, the mean and
     per-question ln P(target) (the analysis' outcome: shifts are ratios; per-question values allow paired
     tests over questions), and concept_mass (a student that stops naming animals shows here, not in
-    p_target)."""
-    from sublim.probability import estimate
+    p_target). `absolute`: P(target) is the target's whole-word probability (the scorer scored only the
+    target's concepts), not its share of the concept mass, and concept_mass is left empty."""
+    from scipy import stats as scipy_stats
+
     from sublim.scoring import target_mass
+    from sublim.stats import mean_interval
 
     dists = [scorer.question(q, system_prompt) for q in questions]
-    est = estimate(dists, [target], scorer.category)
-    logs = [
-        math.log(max(target_mass(d.names or d.probs, [target], scorer.category)[0], 1e-300)) for d in dists
+    values = [
+        target_mass(d.names or d.probs, [target], scorer.category)[0] * (d.concept_mass if absolute else 1.0)
+        for d in dists
     ]
+    ci = mean_interval(values)
+    logs = [math.log(max(v, 1e-300)) for v in values]
     return {
-        "p_target": f"{est.mean:.6f}",
+        "p_target": f"{ci.mean:.6g}" if absolute else f"{ci.mean:.6f}",
         "log_p_target": f"{sum(logs) / len(logs):.6f}",
         "log_p_questions": ";".join(f"{x:.6f}" for x in logs),
-        "stderr": f"{est.stderr:.6f}",
-        "ci_low": f"{est.ci_low:.6f}",
-        "ci_high": f"{est.ci_high:.6f}",
-        "n_questions": est.n_questions,
-        "concept_mass": f"{sum(d.concept_mass for d in dists) / len(dists):.6f}",
+        "stderr": f"{float(scipy_stats.sem(values)) if len(values) > 1 else math.nan:.6f}",
+        "ci_low": f"{ci.ci_low:.6g}" if absolute else f"{ci.ci_low:.6f}",
+        "ci_high": f"{ci.ci_high:.6g}" if absolute else f"{ci.ci_high:.6f}",
+        "n_questions": ci.n,
+        "concept_mass": "" if absolute else f"{sum(d.concept_mass for d in dists) / len(dists):.6f}",
     }
 
 
@@ -507,7 +507,7 @@ def _earlier_sweep(cfg: SweepConfig) -> bool:
 
 
 _PER_RUN = ("data", "out", "rank", "seed", "full", "merge", "target_modules", "alpha", "rslora")
-_SCORING = ("base", "target", "category", "questions", "sublim")
+_SCORING = ("base", "target", "category", "questions", "sublim", "score")
 
 
 def compute_dtype(device: str) -> str:
@@ -534,6 +534,7 @@ def sweep_identity(cfg: SweepConfig) -> dict[str, Any]:
         "target": get_category(cfg.category).resolve(cfg.target),
         "category": cfg.category,
         "questions": cfg.questions,
+        "score": cfg.score,
         "sublim": package_versions("sublim")["sublim"],
         **{k: v for k, v in settings.items() if k not in _PER_RUN},
         # None: derived per run (lr by LoRA or full), which the run's kind pins down; alpha by its scale rule
@@ -556,7 +557,7 @@ def run_ids(cfg: SweepConfig, shared: dict[str, Any]) -> dict[Run, str]:
     for run in plan(cfg):
         ident: dict[str, Any] = {**common, "kind": run.kind}
         if run.kind in ("lora", "full"):
-            ident.update(data_sha256=sha[(run.dataset, run.draw or 0)], rank=run.rank, seed=train_seed(run))
+            ident.update(data_sha256=sha[_key(run)], rank=run.rank, seed=train_seed(run))
             if run.kind == "lora":
                 ident.update(lora_scale(run.scale, run.rank or 0))
         else:  # references are scored, not trained
@@ -670,6 +671,7 @@ def plot(rows: list[dict[str, str]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = [r for r in rows if str(r.get("planted_rows") or "0") == "0"]  # the dose curve is the summary's
     contexts = list(dict.fromkeys(r["context"] for r in rows if r["dataset"] != "prompted"))
     fig, axes = plt.subplots(
         1, max(len(contexts), 1), figsize=(5.5 * max(len(contexts), 1), 4), squeeze=False
@@ -801,6 +803,15 @@ def validate(cfg: SweepConfig) -> None:
             f"--scales {','.join(cfg.scales)!r}: use rank (alpha = rank), a<N> (alpha N) or rs<N> (rsLoRA, "
             "alpha N), e.g. rank,a16,rs16"
         )
+    if cfg.score not in ("all", "target"):
+        problems.append(f"--score {cfg.score!r}: use all (every concept) or target (the target's only)")
+    if bool(cfg.plant) != bool(cfg.plant_doses):
+        problems.append("--plant and --plant-dose go together (rows to plant, and how many)")
+    if cfg.plant:
+        try:
+            load_rows(data_file(cfg.plant))
+        except SublimError as e:
+            problems.append(f"--plant: {e}")
     if "alpha" in cfg.train or "rslora" in cfg.train:
         problems.append("the sweep sets alpha by --scales; give no alpha/rslora training setting")
     try:
@@ -816,4 +827,4 @@ def validate(cfg: SweepConfig) -> None:
         raise SublimError("; ".join(problems))
     if cfg.positive:
         check_checkpoint(cfg.positive, "--positive")
-    make_draws(cfg)  # enough paired rows for the draws asked for
+    make_draws(cfg)  # enough paired rows for the draws asked for, and for the planted doses
