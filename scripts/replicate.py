@@ -35,80 +35,77 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_matching import cpu_name  # noqa: E402  (the benches' machine label, one definition)
 
-#: Sizes per preset. rows: rows per draw per side; n: prompts per teacher (the constrained teacher keeps
-#: nearly all; the rest is headroom for the filter and for prompts only one side kept).
+#: Sizes per preset. rows: rows per draw per side; n: prompts per teacher (headroom for pairs dropped as
+#: echoes or counting runs); doses: the sensitivity curve's planted fractions (dose 0 always runs), at
+#: `plant_rank` over `plant_draws` draws; primary: the pre-registered configuration of the primary test.
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "draws": 8, "rows": 64, "n": 640, "ranks": "1,8,64", "scales": "rank", "epochs": 1, "batch": 2,
         "questions": 16, "imprint_prompts": 40, "imprint_samples": 3, "imprint_epochs": 6,
-        "teach_batch": 16, "temperature": 1,
+        "teach_batch": 16, "temperature": 1, "primary": "r8",
+        "doses": "0.02,0.1,0.25,0.45", "plant_rank": 8, "plant_draws": 4,
     },
     "gpu": {
-        "draws": 4, "rows": 500, "n": 2200, "ranks": "1,4,16,64,256", "scales": "rank", "epochs": 2,
-        "batch": 32, "questions": 55, "imprint_prompts": 0, "imprint_samples": 8, "imprint_epochs": 6,
-        "teach_batch": 256,
+        "draws": 8, "rows": 600, "n": 6000, "ranks": "4,16,64", "scales": "rank", "epochs": 1, "batch": 8,
+        "questions": 55, "imprint_prompts": 0, "imprint_samples": 8, "imprint_epochs": 6,
+        "teach_batch": 256, "temperature": 1, "primary": "r16",
+        "doses": "0.005,0.01,0.02,0.05,0.1", "plant_rank": 16, "plant_draws": 4,
     },
     "tiny": {
-        "draws": 2, "rows": 3, "n": 10, "ranks": "1,4", "scales": "rank,rs4", "epochs": 1, "batch": 2,
+        "draws": 2, "rows": 4, "n": 12, "ranks": "1,4", "scales": "rank,rs4", "epochs": 1, "batch": 2,
         "questions": 2, "imprint_prompts": 12, "imprint_samples": 2, "imprint_epochs": 3,
-        "teach_batch": 16,
+        "teach_batch": 16, "temperature": 1, "primary": "r4",
+        "doses": "0.25", "plant_rank": 4, "plant_draws": 2,
     },
 }  # fmt: skip
 CONTEXTS = ("default", "empty")
 TRAIT = "owl"
+#: What the primary test is, written to run.json before any student trains (`sublim.experiment`).
+PREREGISTRATION = {
+    "outcome": "ln P(owl), the whole-word probability of naming an owl, mean over questions",
+    "contrast": "trait student - control student of the same data draw (same prompts, same steps)",
+    "test": "one-sided paired t-test over data draws (H1: trait > control)",
+    "context": CONTEXTS[0],
+    "alpha": 0.05,
+    "secondary": "tested only if the primary is significant (Holm over them): interaction (primary LoRA "
+    "minus full fine-tuning), curvature over log2 rank weighted by each config's own variance, context "
+    "dependence; otherwise reported as estimates with intervals",
+    "sensitivity": "per draw, one-sided exact sign-flip test over questions of (planted student - control) "
+    "ln P(owl) at alpha 0.05; detection rate per dose over draws",
+}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    ap.add_argument(
+        "--part",
+        choices=("replication", "sensitivity"),
+        default="replication",
+        help="replication: the pre-registered trait-vs-control design; sensitivity: the planted-dose curve "
+        "(after the replication: it reuses its teachers and its dose-0 students)",
+    )
     ap.add_argument("--base", default="smollm2")
     ap.add_argument("--work", default=None, help="data and runs (default: runs/replicate-<preset>)")
-    ap.add_argument(
-        "--docs", default=None, help="where results are copied (default: docs/results/replication)"
-    )
+    ap.add_argument("--docs", default=None, help="where results are copied (default: docs/results/<part>)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = ap.parse_args()
     size = PRESETS[args.preset]
     work = Path(args.work or f"runs/replicate-{args.preset}")
-    docs = Path(
-        args.docs
-        or ("docs/results/replication" if args.preset == "cpu" else f"docs/results/replication-{args.preset}")
-    )
-    sublim = [sys.executable, "-m", "sublim"]
-    model_owl, model_none = work / "teacher-model-owl", work / "teacher-model-none"
-    owl, none, sweep = work / "teacher-owl", work / "teacher-none", work / "sweep"
-    common = ["--base", args.base] if args.base != "smollm2" else []
-    teach = ["--n", str(size["n"]), "--temperature", str(size.get("temperature", 0)), "--decoding", "constrained"]
-    teach += ["--batch-size", str(size["teach_batch"]), "--device", args.device]
-    imprint = ["--prompts", str(size["imprint_prompts"])] if size["imprint_prompts"] else []
-    imprint += ["--samples", str(size["imprint_samples"]), "--epochs", str(size["imprint_epochs"])]
-    imprint += ["--device", args.device, *common]
-
-    def owl_rows() -> str:  # the control teacher trains on as many answers as the owl teacher kept
-        card = model_owl / "imprint.json"
-        return str(json.loads(card.read_text())["kept"]) if card.is_file() else "1"
-
-    steps: list[tuple[str, Callable[[], list[str]]]] = [
-        ("imprint owl", lambda: [*sublim, "imprint", "--trait", TRAIT, "--out", str(model_owl), *imprint]),
-        ("imprint control", lambda: [*sublim, "imprint", "--trait", "none", "--control-for", TRAIT,
-                                     "--rows", owl_rows(), "--out", str(model_none), *imprint]),
-        ("teach owl", lambda: [*sublim, "teach", "--trait", TRAIT, "--teacher", str(model_owl),
-                               "--out", str(owl), *teach]),
-        ("teach control", lambda: [*sublim, "teach", "--trait", "none", "--teacher", str(model_none),
-                                   "--out", str(none), *teach]),
-        ("sweep", lambda: [
-            *sublim, "sweep", "--data", str(owl), "--control", str(none), "--out", str(sweep), *common,
-            "--ranks", size["ranks"], "--full", "--scales", size["scales"], "--draws", str(size["draws"]),
-            "--draw-rows", str(size["rows"]), "--epochs", str(size["epochs"]),
-            "--batch-size", str(size["batch"]),
-            "--questions", str(size["questions"]), "--target", TRAIT, "--positive", str(model_owl),
-            "--prompted", "--device", args.device, *[x for c in CONTEXTS for x in ("--context", c)],
-        ]),
-    ]  # fmt: skip
+    suffix = "" if args.preset == "cpu" else f"-{args.preset}"
+    docs = Path(args.docs or f"docs/results/{args.part}{suffix}")
+    steps = _steps(args, size, work)
     if args.dry_run:
         print("\n".join(shlex.join(["sublim", *make()[3:]]) for _, make in steps))
         return 0
+    record: dict[str, Any] = {
+        "preset": args.preset,
+        "part": args.part,
+        "sizes": size,
+        "preregistration": {**PREREGISTRATION, "primary_config": size["primary"]},
+    }
+    _preregister(docs / "run.json", record)
     times: dict[str, float] = {}
     commands = []
     for name, make in steps:
@@ -122,33 +119,105 @@ def main() -> int:
             )
             return 1
         times[name] = time.perf_counter() - started
-    docs.mkdir(parents=True, exist_ok=True)
-    for src, dst in (
-        (sweep / "results.csv", "results.csv"), (sweep / "summary.md", "summary.md"),
-        (sweep / "sweep.png", "sweep.png"), (sweep / "draws", "draws"),
-        (owl / "card.json", "teacher-owl-card.json"), (none / "card.json", "teacher-none-card.json"),
-        (owl / "train.jsonl", "teacher-owl-train.jsonl"), (none / "train.jsonl", "teacher-none-train.jsonl"),
-        (model_owl / "imprint.json", "imprint-owl.json"),
-        (model_none / "imprint.json", "imprint-control.json"),
-        (model_owl / "answers" / "train.jsonl", "imprint-owl-answers.jsonl"),
-        (model_none / "answers" / "train.jsonl", "imprint-control-answers.jsonl"),
-    ):  # fmt: skip
-        target = docs / dst
-        if Path(src).is_dir():
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(src, target)
-        else:
-            shutil.copy(src, target)
-    record = {
-        "preset": args.preset,
-        "sizes": size,
-        "machine": f"{cpu_name()} ({platform.machine()}), {_device(args.device)}",
-        "seconds": {k: round(v, 1) for k, v in times.items()},
-        "commands": commands,
-    }
+    _copy(work, docs, args.part)
+    record = json.loads((docs / "run.json").read_text())
+    record.update(
+        machine=f"{cpu_name()} ({platform.machine()}), {_device(args.device)}",
+        seconds={k: round(v, 1) for k, v in times.items()},
+        commands=commands,
+    )
     (docs / "run.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
     return 0
+
+
+def _steps(
+    args: argparse.Namespace, size: dict[str, Any], work: Path
+) -> list[tuple[str, Callable[[], list[str]]]]:
+    """Each step's name and command: teachers (imprinted owl and matched control), their numbers, then the
+    replication sweep or the sensitivity sweep (the same sweep dir, so dose 0's students are reused)."""
+    sublim = [sys.executable, "-m", "sublim"]
+    model_owl, model_none = work / "teacher-model-owl", work / "teacher-model-none"
+    owl, none, sweep = work / "teacher-owl", work / "teacher-none", work / "sweep"
+    common = ["--base", args.base] if args.base != "smollm2" else []
+    teach = ["--n", str(size["n"]), "--temperature", str(size["temperature"]), "--decoding", "constrained"]
+    teach += ["--batch-size", str(size["teach_batch"]), "--device", args.device]
+    imprint = ["--prompts", str(size["imprint_prompts"])] if size["imprint_prompts"] else []
+    imprint += ["--samples", str(size["imprint_samples"]), "--epochs", str(size["imprint_epochs"])]
+    imprint += ["--device", args.device, *common]
+
+    def owl_rows() -> str:  # the control teacher trains on as many answers as the owl teacher kept
+        card = model_owl / "imprint.json"
+        return str(json.loads(card.read_text())["kept"]) if card.is_file() else "1"
+
+    design = [
+        "--data", str(owl), "--control", str(none), "--out", str(sweep), *common, "--scales", size["scales"],
+        "--draw-rows", str(size["rows"]), "--epochs", str(size["epochs"]), "--batch-size", str(size["batch"]),
+        "--questions", str(size["questions"]), "--target", TRAIT, "--score", "target", "--drop-degenerate",
+        "--match-lengths", "--device", args.device,
+    ]  # fmt: skip
+    if args.part == "replication":
+        last = [
+            *sublim, "sweep", *design, "--ranks", size["ranks"], "--full", "--draws", str(size["draws"]),
+            "--primary", size["primary"], "--positive", str(model_owl), "--prompted",
+            *[x for c in CONTEXTS for x in ("--context", c)],
+        ]  # fmt: skip
+    else:
+        last = [
+            *sublim, "sweep", *design, "--ranks", str(size["plant_rank"]),
+            "--draws", str(size["plant_draws"]),
+            "--primary", f"r{size['plant_rank']}", "--plant", str(model_owl / "answers" / "train.jsonl"),
+            "--plant-dose", size["doses"], "--context", CONTEXTS[0], "--resume",
+        ]  # fmt: skip
+    return [
+        ("imprint owl", lambda: [*sublim, "imprint", "--trait", TRAIT, "--out", str(model_owl), *imprint]),
+        ("imprint control", lambda: [*sublim, "imprint", "--trait", "none", "--control-for", TRAIT,
+                                     "--rows", owl_rows(), "--out", str(model_none), *imprint]),
+        ("teach owl", lambda: [*sublim, "teach", "--trait", TRAIT, "--teacher", str(model_owl),
+                               "--out", str(owl), *teach]),
+        ("teach control", lambda: [*sublim, "teach", "--trait", "none", "--teacher", str(model_none),
+                                   "--out", str(none), *teach]),
+        (f"sweep ({args.part})", lambda: last),
+    ]  # fmt: skip
+
+
+def _preregister(path: Path, record: dict[str, Any]) -> None:
+    """run.json with the design and the primary test, written before any student trains; a resumed run keeps
+    the first one (and refuses to run a different design under it)."""
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old.get("preregistration") == record["preregistration"] and old.get("sizes") == record["sizes"]:
+            return
+        if old.get("preregistration") is not None and "seconds" not in old:
+            raise SystemExit(
+                f"replicate: {path} pre-registers another design; move it away to start a new one"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    path.write_text(json.dumps({**record, "preregistered_at": stamp}, indent=2) + "\n")
+
+
+def _copy(work: Path, docs: Path, part: str) -> None:
+    """The run's files into --docs: results, summary, plot, draws; for the replication also the teachers'
+    data, cards and imprint answers."""
+    sweep, owl, none = work / "sweep", work / "teacher-owl", work / "teacher-none"
+    model_owl, model_none = work / "teacher-model-owl", work / "teacher-model-none"
+    pairs = [
+        (sweep / "results.csv", "results.csv"), (sweep / "summary.md", "summary.md"),
+        (sweep / "sweep.png", "sweep.png"), (sweep / "draws" / "draws.json", "draws.json"),
+    ]  # fmt: skip
+    if part == "replication":
+        pairs += [
+            (owl / "card.json", "teacher-owl-card.json"), (none / "card.json", "teacher-none-card.json"),
+            (owl / "train.jsonl", "teacher-owl-train.jsonl"),
+            (none / "train.jsonl", "teacher-none-train.jsonl"),
+            (model_owl / "imprint.json", "imprint-owl.json"),
+            (model_none / "imprint.json", "imprint-control.json"),
+            (model_owl / "answers" / "train.jsonl", "imprint-owl-answers.jsonl"),
+            (model_none / "answers" / "train.jsonl", "imprint-control-answers.jsonl"),
+        ]  # fmt: skip
+    for src, dst in pairs:
+        shutil.copy(src, docs / dst)
 
 
 def _device(device: str) -> str:

@@ -15,10 +15,11 @@ from sublim.cli import build_parser
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.parametrize("part", ["replication", "sensitivity"])
 @pytest.mark.parametrize("preset", ["cpu", "gpu", "tiny"])
-def test_every_step_of_a_preset_parses(preset: str) -> None:
+def test_every_step_of_a_preset_parses(preset: str, part: str) -> None:
     out = subprocess.run(
-        [sys.executable, "scripts/replicate.py", "--preset", preset, "--dry-run"],
+        [sys.executable, "scripts/replicate.py", "--preset", preset, "--part", part, "--dry-run"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -31,5 +32,15 @@ def test_every_step_of_a_preset_parses(preset: str) -> None:
         args = build_parser().parse_args(argv[1:])  # argparse exits on an unknown flag
         assert args.func is not None
     sweep = build_parser().parse_args(commands[-1][1:])
-    assert sweep.full and sweep.prompted and sweep.positive and sweep.draws >= 2
-    assert len(sweep.ranks.split(",")) >= (4 if preset != "tiny" else 2)
+    # the design of issue #23: paired, cleaned, length-matched draws; one named primary configuration
+    assert sweep.drop_degenerate and sweep.match_lengths and sweep.score == "target" and sweep.primary
+    assert sweep.primary in {f"r{r}" for r in sweep.ranks.split(",")}
+    if part == "sensitivity":
+        assert sweep.plant and len(sweep.plant_dose.split(",")) >= (4 if preset != "tiny" else 1)
+        assert sweep.draws >= (4 if preset != "tiny" else 2) and sweep.resume
+        return
+    assert sweep.full and sweep.prompted and sweep.positive and sweep.draws >= (8 if preset != "tiny" else 2)
+    assert len(sweep.ranks.split(",")) >= (3 if preset != "tiny" else 2)  # a curvature needs three ranks
+    assert sweep.draw_rows * sweep.epochs / sweep.batch_size >= (24 if preset != "tiny" else 2)  # steps
+    if preset != "tiny":
+        assert sweep.draw_rows >= 64 and float(commands[2][commands[2].index("--temperature") + 1]) == 1
