@@ -49,7 +49,8 @@ class Claim:
         claim: what it asks, in plain words.
         estimate: the tested quantity (on ln P(target)).
         ci_low, ci_high: its two-sided `confidence` interval; `unit` says over what.
-        p: p-value of the test itself (NaN when not computable; `note` says why).
+        p: p-value of the test itself (NaN when not computable, `note` says why, and when the gate kept a
+            secondary untested: only tested claims carry a p).
         p_adjusted: the p that decides: the primary's own p; a secondary's Holm-adjusted p when the gate is
             open, NaN when it was not tested.
         verdict: "significant", "not significant (...)", "not tested: primary not significant", or
@@ -227,8 +228,8 @@ def gate(primary: Claim, secondaries: Sequence[Claim], alpha: float) -> list[Cla
     significant; otherwise each keeps its estimate and interval and is "not tested"."""
     if not (primary.tested and primary.p < alpha):
         return [
-            c if c.verdict.startswith("not testable") else replace(c, p_adjusted=math.nan, verdict=NOT_TESTED,
-                                                                    tested=False)
+            c if c.verdict.startswith("not testable") else replace(c, p=math.nan, p_adjusted=math.nan,
+                                                                    verdict=NOT_TESTED, tested=False)
             for c in secondaries
         ]  # fmt: skip
     adjusted = holm([c.p if c.tested else math.nan for c in secondaries])
