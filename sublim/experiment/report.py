@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from sublim.experiment.analysis import Analysis
-from sublim.experiment.claims import Claim
+from sublim.experiment.claims import NOT_TESTED, Claim
 from sublim.experiment.results import config_label
 from sublim.experiment.sensitivity import Sensitivity
 
@@ -54,8 +54,9 @@ def _claim_row(t: Claim) -> str:
     interval = _interval(t.ci_low, t.ci_high, "+.3g")
     if interval != "n/a":
         interval += f" ({t.confidence:.0%}, over {t.unit})"
-    p = _f(t.p) if t.tested else "not tested"
-    pa = _f(t.p_adjusted) if t.tested else "not tested"
+    untested = "not tested" if t.verdict == NOT_TESTED else "n/a"
+    p = _f(t.p) if t.tested else untested
+    pa = _f(t.p_adjusted) if t.tested else untested
     return (
         f"| {t.name} | {t.claim} | {_f(t.estimate, '+.3g')} | {interval} | {p} | {pa} | {t.verdict} "
         f"| {_f(t.mde)} | {t.note} |"
