@@ -352,13 +352,15 @@ def _sweep(args: argparse.Namespace) -> int:
 def _analyze(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from sublim.experiment import analyze, read_results, render
+    from sublim.experiment import analyze, parse_primary, read_results, render
     from sublim.io import json_safe
 
-    if not (0 < args.alpha < 1) or not (args.margin > 0):
-        raise SublimError(f"--alpha {args.alpha} must lie in (0, 1) and --margin {args.margin} be > 0")
+    if not (0 < args.alpha < 1):
+        raise SublimError(f"--alpha {args.alpha} must lie in (0, 1)")
+    if args.primary is not None:
+        parse_primary(args.primary)  # a label that names no configuration: one line, before reading
     rows = read_results(args.results)
-    result = analyze(rows, context=args.context, alpha=args.alpha, margin=args.margin)
+    result = analyze(rows, primary=args.primary, context=args.context, alpha=args.alpha)
     if args.json:
         print(json.dumps(json_safe(dataclasses.asdict(result)), allow_nan=False))
     else:
@@ -775,7 +777,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", help="a sweep's results.csv, or the sweep dir")
     p.add_argument("--context", default=None, help="primary eval context (default: default, else the first)")
     p.add_argument(
-        "--margin", type=float, default=0.1, help="equivalence margin in ln P(target) (default: 0.1)"
+        "--primary",
+        default=None,
+        help="the pre-registered configuration, e.g. 'lora r8 (rank)', 'r8' or 'full' "
+        "(default: the grid's median LoRA rank at scale 'rank')",
     )
     p.add_argument("--alpha", type=float, default=0.05, help="family-wise level (default: 0.05)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
