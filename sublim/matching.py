@@ -60,7 +60,9 @@ class Thresholds:
             broad class ("bird", "mammal") relate nothing at any threshold (owl/parrot, wolf/elephant).
             0.75, chosen on the dev half of tests/data/related_pairs.tsv (docs/results/matching-related.md).
         lexical_min_stem: shortest shared prefix (or shared head word) for a ``lexical`` relation.
-        lexical_min_share: least share of the shorter name the shared prefix must cover (wolf/wolverine .75).
+        lexical_min_share: least share of the shorter name the shared prefix must cover: 1.0, a whole name
+            before a young/sex suffix ("lioness") or a whole plural stem ("wolv" of wolves: "wolverine");
+            0.75 also related bear/beaver ("bea"), a dev-set none (docs/results/matching-related.md).
         term_score: score of a related match through a term (part/product/semantic/kind link from WordNet).
         semantic_score: score of a ``semantic`` relation between two concepts (one's gloss names the other).
         measured_score: score of a ``measured`` relation (a concept in the target's related set).
@@ -71,7 +73,7 @@ class Thresholds:
     fuzzy_max_edits: tuple[int, int, int] = (1, 2, 3)
     related_min: float = 0.75
     lexical_min_stem: int = 3
-    lexical_min_share: float = 0.75
+    lexical_min_share: float = 1.0
     term_score: float = 0.8
     semantic_score: float = 0.8
     measured_score: float = 1.0
@@ -269,15 +271,17 @@ def _relations(cat: Category, m: Mention, target: str, th: Thresholds) -> dict[s
     out: dict[str, tuple[float, str | None]] = {}
     tax, lcs = cat.taxonomic(m.concept, target)
     shared, taxon = cat.shared_taxon(m.concept, target)
-    if max(tax, shared) > 0:
-        out["taxonomic"] = (tax, lcs) if tax >= shared else (shared, taxon)
+    if max(tax, shared) > 0:  # a shared genus or family names the link better than a wider group
+        out["taxonomic"] = (max(tax, shared), taxon if shared > 0 else lcs)
     species = cat.sex_age(m.concept, target)
     if species is not None:
         out["sex_age"] = (th.term_score, species)
     # a broad class word ("bird") relates to nothing but its own kinds, not even by spelling
     broad = cat.classes.get(m.concept, False) or cat.classes.get(target, False)
     lex, stem = (
-        (0.0, None) if broad else cat.lexical(m.surface, target, th.lexical_min_stem, th.lexical_min_share)
+        (0.0, None)
+        if broad
+        else cat.lexical(m.surface, target, th.lexical_min_stem, th.lexical_min_share, m.concept)
     )
     if lex > 0:
         out["lexical"] = (lex, stem)
