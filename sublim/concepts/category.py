@@ -153,6 +153,7 @@ class Category:
         init=False, repr=False
     )
     generic: frozenset[str] = field(init=False, repr=False)
+    live_words: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         single: dict[str, str] = {}
@@ -201,6 +202,13 @@ class Category:
                 term_single[toks[0]] = links
             elif len(toks) > 1 and toks not in multi:
                 term_multi[toks] = links
+        # every word a scan of an answer must look at: a name, a term, the first word of a multi-word name or
+        # term, a joined spelling, or the start of a curated name ("dragon" of "dragon fly"); any other word
+        # is only a misspelling candidate
+        starts = {f[:k] for f in curated_single for k in range(1, len(f))}
+        live = {*single, *joined, *term_single, *weak_single, *starts}
+        live.update(k[0] for k in [*multi, *term_multi, *weak_multi])
+        object.__setattr__(self, "live_words", frozenset(live))
         fuzzy = {**{k: v for k, v in joined.items() if k not in curated_single}, **curated_single}
         set_ = object.__setattr__
         set_(self, "single", single)
