@@ -58,7 +58,7 @@ class Thresholds:
             ``taxonomic``: wolf/dog .93, owl/hawk .92, dragonfly/bee .83, monkey/gorilla .83, salmon/mackerel
             .79; genus .95, family .9). Ancestors shared by most of the category ("animal", "tree") or by a
             broad class ("bird", "mammal") relate nothing at any threshold (owl/parrot, wolf/elephant).
-            0.75, chosen on the dev half of tests/data/related_pairs.tsv (docs/results/matching-related.md).
+            0.75, chosen on the dev set, tests/data/related_pairs.tsv (docs/results/matching-related.md).
         lexical_min_stem: shortest shared prefix (or shared head word) for a ``lexical`` relation.
         lexical_min_share: least share of the shorter name the shared prefix must cover: 1.0, a whole name
             before a young/sex suffix ("lioness") or a whole plural stem ("wolv" of wolves: "wolverine");
