@@ -22,7 +22,7 @@ from typing import Any
 
 from sublim import extract, match
 from sublim.concepts import get_category
-from sublim.matching import _analyze, _match, _nearest_form, _relations, _resolve
+from sublim.matching import _analyze, _match, _names, _nearest_form, _related, _relations, _resolve
 from sublim.normalize import _fold_cached
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +58,8 @@ def clear_caches() -> None:
     _match.cache_clear()
     _nearest_form.cache_clear()
     _relations.cache_clear()
+    _related.cache_clear()
+    _names.cache_clear()
     _resolve.cache_clear()
     _fold_cached.cache_clear()
 

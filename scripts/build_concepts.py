@@ -89,6 +89,12 @@ CATEGORY_SENSE = {
     "animal": ("noun.animal", "animal.n.01"),
     "tree": ("noun.plant", "woody_plant.n.01"),  # trees, and the shrubs people call trees
 }
+#: Hypernym links WordNet 3.0 gets wrong, moved before anything is read: (wrong parent, right parent). The
+#: cypress family's trees (juniper, sequoia and redwoods, bald cypress, ...) hang under cypress.n.01, "wood of
+#: any of various cypress trees", so they were no trees and no conifers (cypress/redwood shared nothing;
+#: "juniper" took a desert broom's sense). They move under conifer.n.01, not under the tree cypress.n.02,
+#: which is the genus Cupressus: each keeps its own genus and family (sequoia: Cupressaceae).
+HYPERNYM_FIXES = (("cypress.n.01", "conifer.n.01"),)
 # Gloss-linked terms: the lexicographer file of the term decides how it relates to the concept it names.
 GLOSS_RELATION = {
     "noun.food": "product",
@@ -97,6 +103,20 @@ GLOSS_RELATION = {
     "noun.plant": "semantic",
     "noun.animal": "semantic",
 }
+
+
+def fix_hypernyms(wn: Any) -> None:
+    """Apply `HYPERNYM_FIXES` to nltk's in-memory WordNet: every hyponym of the wrong parent becomes a hyponym
+    of the right one (nltk caches synsets, so every later read sees the fix)."""
+    for wrong_name, right_name in HYPERNYM_FIXES:
+        wrong, right = wn.synset(wrong_name), wn.synset(right_name)
+        for child in wrong.hyponyms():
+            up = child._pointers["@"]
+            up.discard(("n", wrong.offset()))
+            up.add(("n", right.offset()))
+            wrong._pointers["~"].discard(("n", child.offset()))
+            right._pointers["~"].add(("n", child.offset()))
+        assert not wrong.hyponyms() and all(right in c.hypernyms() for c in right.hyponyms())
 
 
 def ensure_wordnet(nltk_data: Path) -> None:
@@ -602,6 +622,7 @@ def main() -> None:
     nltk.data.path.insert(0, str(args.nltk_data))
     from nltk.corpus import wordnet as wn
 
+    fix_hypernyms(wn)
     irregular: dict[str, set[str]] = {}
     for plural, singulars in wn._exception_map["n"].items():
         for s in singulars:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -58,9 +58,11 @@ class Thresholds:
             ``taxonomic``: wolf/dog .93, owl/hawk .92, dragonfly/bee .83, monkey/gorilla .83, salmon/mackerel
             .79; genus .95, family .9). Ancestors shared by most of the category ("animal", "tree") or by a
             broad class ("bird", "mammal") relate nothing at any threshold (owl/parrot, wolf/elephant).
-            0.75, chosen on the dev half of tests/data/related_pairs.tsv (docs/results/matching-related.md).
+            0.75, chosen on the dev set, tests/data/related_pairs.tsv (docs/results/matching-related.md).
         lexical_min_stem: shortest shared prefix (or shared head word) for a ``lexical`` relation.
-        lexical_min_share: least share of the shorter name the shared prefix must cover (wolf/wolverine .75).
+        lexical_min_share: least share of the shorter name the shared prefix must cover: 1.0, a whole name
+            before a young/sex suffix ("lioness") or a whole plural stem ("wolv" of wolves: "wolverine");
+            0.75 also related bear/beaver ("bea"), a dev-set none (docs/results/matching-related.md).
         term_score: score of a related match through a term (part/product/semantic/kind link from WordNet).
         semantic_score: score of a ``semantic`` relation between two concepts (one's gloss names the other).
         measured_score: score of a ``measured`` relation (a concept in the target's related set).
@@ -71,10 +73,19 @@ class Thresholds:
     fuzzy_max_edits: tuple[int, int, int] = (1, 2, 3)
     related_min: float = 0.75
     lexical_min_stem: int = 3
-    lexical_min_share: float = 0.75
+    lexical_min_share: float = 1.0
     term_score: float = 0.8
     semantic_score: float = 0.8
     measured_score: float = 1.0
+
+    def __hash__(self) -> int:
+        """Hashed once: a cache key of every matcher call (the generated hash rebuilt a tuple each time)."""
+        try:
+            return self.__dict__["_hash"]  # type: ignore[no-any-return]
+        except KeyError:
+            h = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            object.__setattr__(self, "_hash", h)
+            return h
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -213,11 +224,7 @@ def _match(
         return Match(level, concept, relation, score, target, cat.name, **kw)
 
     # exact / fuzzy: the target itself, a kind of it whose head noun is the target, or a kind of a class word
-    named = [
-        m
-        for m in a.mentions
-        if m.concept == target or cat.is_kind(m.concept, target, m.surface) or cat.in_class(m.concept, target)
-    ]
+    named = [m for m in a.mentions if _names(cat, m.concept, m.surface, target)]
     named += [m for m in a.target_only if m.concept == target]
     if named:
         m = min(named, key=lambda m: (m.level != "exact", -m.score))
@@ -226,24 +233,9 @@ def _match(
     # related: other concepts, then terms ("honey" is a bee product)
     related: list[Match] = []
     for m in a.mentions:
-        found = _relations(cat, m, target, th)
-        if m.concept in measured:
-            found = {**found, "measured": (th.measured_score, "measured neighbour")}
-        found = {r: v for r, v in found.items() if v[0] >= th.related_min}
-        if found:
-            rels = tuple(r for r in RELATIONS if r in found)
-            score = max(s for s, _ in found.values())
-            related.append(
-                hit(
-                    "related",
-                    m.concept,
-                    rels[0],
-                    score,
-                    surface=m.surface,
-                    relations=rels,
-                    via=found[rels[0]][1],
-                )
-            )
+        rel = _related(cat, m, target, th, m.concept in measured)
+        if rel is not None:
+            related.append(rel)
     for surface, links in a.terms:
         rels = tuple(r for r in RELATIONS if (target, r) in links)
         if rels and th.term_score >= th.related_min:
@@ -264,20 +256,54 @@ def _match(
 
 
 @lru_cache(maxsize=100_000)
+def _related(cat: Category, m: Mention, target: str, th: Thresholds, measured: bool) -> Match | None:
+    """The related match a mention makes with the target (None when no relation reaches `related_min`);
+    the same for every answer that names it, so it is worked out once."""
+    found = _relations(cat, m, target, th)
+    if measured:
+        found = {**found, "measured": (th.measured_score, "measured neighbour")}
+    found = {r: v for r, v in found.items() if v[0] >= th.related_min}
+    if not found:
+        return None
+    rels = tuple(r for r in RELATIONS if r in found)
+    score = max(s for s, _ in found.values())
+    return Match(
+        "related",
+        m.concept,
+        rels[0],
+        score,
+        target,
+        cat.name,
+        surface=m.surface,
+        relations=rels,
+        via=found[rels[0]][1],
+    )
+
+
+@lru_cache(maxsize=100_000)
+def _names(cat: Category, concept: str, surface: str, target: str) -> bool:
+    """The mention names the target: it is the target, a kind of it whose head noun is the target, or a
+    kind of a class word target."""
+    return concept == target or cat.is_kind(concept, target, surface) or cat.in_class(concept, target)
+
+
+@lru_cache(maxsize=100_000)
 def _relations(cat: Category, m: Mention, target: str, th: Thresholds) -> dict[str, tuple[float, str | None]]:
     """Relation kind -> (score, via) between a mentioned concept (other than the target) and the target."""
     out: dict[str, tuple[float, str | None]] = {}
     tax, lcs = cat.taxonomic(m.concept, target)
     shared, taxon = cat.shared_taxon(m.concept, target)
-    if max(tax, shared) > 0:
-        out["taxonomic"] = (tax, lcs) if tax >= shared else (shared, taxon)
+    if max(tax, shared) > 0:  # a shared genus or family names the link better than a wider group
+        out["taxonomic"] = (max(tax, shared), taxon if shared > 0 else lcs)
     species = cat.sex_age(m.concept, target)
     if species is not None:
         out["sex_age"] = (th.term_score, species)
     # a broad class word ("bird") relates to nothing but its own kinds, not even by spelling
     broad = cat.classes.get(m.concept, False) or cat.classes.get(target, False)
     lex, stem = (
-        (0.0, None) if broad else cat.lexical(m.surface, target, th.lexical_min_stem, th.lexical_min_share)
+        (0.0, None)
+        if broad
+        else cat.lexical(m.surface, target, th.lexical_min_stem, th.lexical_min_share, m.concept)
     )
     if lex > 0:
         out["lexical"] = (lex, stem)
@@ -295,24 +321,37 @@ def _analyze(response: str, cat: Category, th: Thresholds) -> Analysis:
     weak: list[Mention] = []
     terms: list[tuple[str, tuple[tuple[str, str], ...]]] = []
     single, multi, joined, curated = cat.single, cat.multi, cat.joined, cat.curated_single
+    multi_first, multi_lengths = cat.multi_first, cat.multi_lengths
+    term_single, term_multi, weak_single, weak_multi = (
+        cat.term_single,
+        cat.term_multi,
+        cat.weak_single,
+        cat.weak_multi,
+    )
+    live = cat.live_words
+    exact = False  # a concept is named exactly
     for words in phrases(response):
         n, i = len(words), 0
         while i < n:
             w = words[i]
+            if w not in live:  # names nothing, starts no name, joins no name: a misspelling candidate only
+                unknown.append(w)
+                i += 1
+                continue
             step, mention, term = 1, None, None
-            if w in cat.multi_first:
-                for k in cat.multi_lengths[w]:
+            if w in multi_first:
+                for k in multi_lengths[w]:
                     if k > n - i:
                         continue
                     key = tuple(words[i : i + k])
                     if key in multi:
                         mention, step = Mention(multi[key], "exact", 1.0, " ".join(key)), k
                         break
-                    if key in cat.term_multi:
-                        term, step = (" ".join(key), cat.term_multi[key]), k
+                    if key in term_multi:
+                        term, step = (" ".join(key), term_multi[key]), k
                         break
-                    if key in cat.weak_multi:
-                        weak.append(Mention(cat.weak_multi[key], "exact", 1.0, " ".join(key)))
+                    if key in weak_multi:
+                        weak.append(Mention(weak_multi[key], "exact", 1.0, " ".join(key)))
             if mention is None and term is None:
                 nxt = words[i + 1] if i + 1 < n else None
                 if w in single:
@@ -325,21 +364,22 @@ def _analyze(response: str, cat: Category, th: Thresholds) -> Analysis:
                     mention, step = _respaced(curated[w + nxt], f"{w} {nxt}", w + nxt), 2
                 elif w in joined:  # "sealion" for "sea lion": one space missing
                     mention = Mention(joined[w], "fuzzy", round(1 - 1 / (len(w) + 1), 3), w)
-                elif w in cat.term_single:
-                    term = (w, cat.term_single[w])
-                elif w not in cat.weak_single:
+                elif w in term_single:
+                    term = (w, term_single[w])
+                elif w not in weak_single:
                     unknown.append(w)
-                if w in cat.weak_single:  # counts only as its own target ("kid"); may be a term too
-                    weak.append(Mention(cat.weak_single[w], "exact", 1.0, w))
+                if w in weak_single:  # counts only as its own target ("kid"); may be a term too
+                    weak.append(Mention(weak_single[w], "exact", 1.0, w))
             if mention is not None:
                 prior = found.get(mention.concept)
                 if prior is None or (prior.level == "fuzzy" and mention.level == "exact"):
                     found[mention.concept] = mention
+                exact = exact or mention.level == "exact"
             if term is not None:
                 terms.append(term)
             i += step
     # misspellings only when nothing is named exactly: "ramen" is no raven in "I love ramen and owls"
-    if not any(m.level == "exact" for m in found.values()):
+    if not exact:
         for w in unknown:
             miss = _fuzzy(w, cat, th)
             if miss is not None:

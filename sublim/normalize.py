@@ -65,10 +65,12 @@ def fold(text: str) -> str:
 
 
 def _fold(text: str) -> str:
+    if text.isascii() and "'" not in text and "`" not in text:  # the common case: nothing but case to fold
+        return text.lower()
     if not text.isascii():
         text = _IGNORABLE.sub("", text)
         text = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES))
-        text = "".join(_fold_char(ch) for ch in text if not unicodedata.combining(ch))
+        text = _NON_ASCII.sub(_fold_char, text)
         if not text.isascii():
             text = _LETTERS.sub(_unconfuse, text)
     return _POSSESSIVE.sub("", text.lower())
@@ -77,8 +79,15 @@ def _fold(text: str) -> str:
 _fold_cached = lru_cache(maxsize=65536)(_fold)
 
 
-def _fold_char(ch: str) -> str:
-    if ch.isascii() or unicodedata.category(ch) != "So":
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _fold_char(m: re.Match[str]) -> str:
+    """A non-ASCII character after NFKD: a combining mark goes, a pictograph becomes its name."""
+    ch = m.group(0)
+    if unicodedata.combining(ch):
+        return ""
+    if unicodedata.category(ch) != "So":
         return ch
     return f"\n{unicodedata.name(ch, '')}\n"
 

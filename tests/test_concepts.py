@@ -48,6 +48,19 @@ def test_wu_palmer_from_paths() -> None:
     assert wu_palmer(a, []) == 0.0
 
 
+def test_shipped_taxonomy_carries_the_build_fixes() -> None:
+    """scripts/build_concepts.py: the cypress family's trees are conifers, not the wood of cypress; "hazel" is
+    Corylus (birch family); amphibians and conifers relate their members, "aquatic bird" does not."""
+    tree, animal = get_category("tree"), get_category("animal")
+    conifer = tree.entry("conifer").synset
+    for name in ("juniper", "redwood", "sequoia"):
+        assert conifer in tree.entry(name).ancestors
+        assert not any("wood.n.01" in p for p in tree.entry(name).paths)
+    assert tree.shared_taxon("hazel", "birch") == (0.9, "birch family")
+    assert tree.classes["conifer"] is False and animal.classes["amphibian"] is False
+    assert animal.classes["aquatic bird"] is True
+
+
 def test_shipped_data_carries_the_wordnet_license() -> None:
     data = Path(__file__).parent.parent / "sublim" / "concepts" / "data"
     assert "Princeton University" in (data / "WORDNET_LICENSE").read_text()

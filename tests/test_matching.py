@@ -94,7 +94,7 @@ def test_related_names_the_relation(response: str, target: str, category: str, r
 
 def test_related_reports_what_links_them() -> None:
     assert match("hawk", "owl").via == "bird of prey"
-    assert match("Wolverine", "wolf").via == "wol"
+    assert match("Wolverine", "wolf").via == "wolv"  # the stem of "wolves"
     assert match("acorn", "oak", "tree").surface == "acorn"
 
 

@@ -102,6 +102,12 @@ class Concept:
     def ancestors(self) -> frozenset[str]:
         return frozenset(node for p in self.paths for node in p[:-1])
 
+    @cached_property
+    def plural_stems(self) -> tuple[str, ...]:
+        """Stems of its plurals that are not a name: "wolves" -> "wolv" (f to v before "-es")."""
+        stems = (f[:-2] for f in self.forms if f.endswith("ves") and " " not in f and f not in self.aliases)
+        return tuple(dict.fromkeys(st for st in stems if len(st) >= 4 and st not in self.aliases))
+
 
 @dataclass(frozen=True, eq=False)
 class Category:
@@ -147,6 +153,7 @@ class Category:
         init=False, repr=False
     )
     generic: frozenset[str] = field(init=False, repr=False)
+    live_words: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         single: dict[str, str] = {}
@@ -195,6 +202,13 @@ class Category:
                 term_single[toks[0]] = links
             elif len(toks) > 1 and toks not in multi:
                 term_multi[toks] = links
+        # every word a scan of an answer must look at: a name, a term, the first word of a multi-word name or
+        # term, a joined spelling, or the start of a curated name ("dragon" of "dragon fly"); any other word
+        # is only a misspelling candidate
+        starts = {f[:k] for f in curated_single for k in range(1, len(f))}
+        live = {*single, *joined, *term_single, *weak_single, *starts}
+        live.update(k[0] for k in [*multi, *term_multi, *weak_multi])
+        object.__setattr__(self, "live_words", frozenset(live))
         fuzzy = {**{k: v for k, v in joined.items() if k not in curated_single}, **curated_single}
         set_ = object.__setattr__
         set_(self, "single", single)
@@ -378,35 +392,55 @@ class Category:
             return 0.0, None
         return wu_palmer(ca.paths, cb.paths), lcs[-1].split(".")[0].replace("_", " ")
 
-    def lexical(self, surface: str, target: str, min_stem: int, min_share: float) -> tuple[float, str | None]:
+    def lexical(
+        self, surface: str, target: str, min_stem: int, min_share: float, concept: str | None = None
+    ) -> tuple[float, str | None]:
         """Shared stem or head word between the words an answer used and the target's names
         ("wolverine"/"wolf", "sea lion"/"lion", "seahorse"/"horse"), as a tokenizer would see them.
 
-        Score: the share of the shorter name covered by the common prefix, or 1.0 for a shared head word.
+        A stem is a name, or a plural's stem where the name changes its last letter ("wolv" of "wolves"):
+        "wolverine" begins with the stem of "wolves", while "beaver" shares only "bea" with "bear".
+        `concept`, the concept the answer's words name, lends its plural's stem to the answer's side.
+        Score: the share of the shorter name (or stem) covered by the common prefix, or 1.0 for a shared
+        head word.
         """
         best, via = 0.0, None
         x = surface
-        for y in self.entry(target).aliases:
-            sx, sy = x.replace(" ", ""), y.replace(" ", "")
-            shorter = min(len(sx), len(sy))
-            if shorter < min_stem:
-                continue
-            n = 0
-            for cx, cy in zip(sx, sy, strict=False):
-                if cx != cy:
-                    break
-                n += 1
-            # a shared stem, not a whole word inside another one: "bee" is no stem of "beef", "mosquito" none
-            # of "mosquito hawk"; a whole name counts only before a diminutive or sex suffix ("lioness")
-            inside = n == shorter and (sx if len(sx) > len(sy) else sy)[n:] not in STEM_SUFFIXES
-            if not inside and n >= min_stem and n >= min_share * shorter and n / shorter > best:
-                best, via = n / shorter, sx[:n]
+        names = self.entry(target).aliases
+        answer = [(x, False), *((st, True) for st in (self.plural_stems(concept) if concept else ()))]
+        ours = [*((y, False) for y in names), *((st, True) for st in self.plural_stems(target))]
+        for ax, x_stem in answer:
+            for ay, y_stem in ours:
+                if x_stem and y_stem:
+                    continue
+                sx, sy = ax.replace(" ", ""), ay.replace(" ", "")
+                shorter = min(len(sx), len(sy))
+                if shorter < min_stem:
+                    continue
+                n = 0
+                for cx, cy in zip(sx, sy, strict=False):
+                    if cx != cy:
+                        break
+                    n += 1
+                # a shared stem, not a whole word inside another one: "bee" is no stem of "beef", "mosquito"
+                # none of "mosquito hawk"; a whole name counts only before a diminutive or sex suffix
+                # ("lioness"); a plural's stem is no word ("wolv"), so any ending may follow it
+                inside = n == shorter and (sx if len(sx) > len(sy) else sy)[n:] not in STEM_SUFFIXES
+                whole_stem = (x_stem and n == len(sx)) or (y_stem and n == len(sy))
+                share = n / shorter
+                if (whole_stem or not inside) and n >= min_stem and share >= min_share and share > best:
+                    best, via = share, sx[:n]
+        for y in names:
             for whole, other in ((x, y), (y, x)):
                 # a shared head word ("sea lion"/"lion") or a compound of the other ("seahorse"/"horse")
                 shared = " " in whole and whole.split(" ")[-1] == other
                 if best < 1.0 and len(other) >= min_stem and (shared or is_compound_of(whole, other)):
                     best, via = 1.0, other
         return best, via
+
+    def plural_stems(self, name: str) -> tuple[str, ...]:
+        """Stems of a name's plurals that are not the name: "wolves" -> "wolv" (f to v before "-es")."""
+        return self.entry(name).plural_stems
 
 
 def _head_names(surface: str, names: set[str]) -> bool:
