@@ -174,7 +174,10 @@ def test_cleaning_drops_degenerate_pairs_and_matches_lengths() -> None:
     control[5] = _row(5, p, "500, 600, 700")  # an echo on the control side
     draws, record = draws_of(trait, control, DrawSpec(2, 5, drop_degenerate=True, match_lengths=True))
     assert record["dropped_degenerate_pairs"] == 2
-    assert record["degenerate"] == {"trait": {"echo": 0, "counting": 1}, "control": {"echo": 1, "counting": 0}}
+    assert record["degenerate"] == {
+        "trait": {"echo": 0, "counting": 1},
+        "control": {"echo": 1, "counting": 0},
+    }
     used = [r for (side, _, _), rows in draws.items() if side == "trait" for r in rows]
     assert {r["id"] for r in used}.isdisjoint({"numbers-00003", "numbers-00005"})
     for d in range(2):

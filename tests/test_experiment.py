@@ -807,3 +807,15 @@ def test_a_draw_or_question_list_that_cannot_be_paired_is_refused(
     trait = next(i for i, r in enumerate(rows) if r["dataset"] == "trait")
     rows[trait] = rows[trait] | change
     _one_line(*_analyze_cli(_write_csv(tmp_path / "r.csv", rows), capsys), message)
+
+
+def test_doses_at_several_configurations_follow_the_primary_in_analyze() -> None:
+    rows = dosed_rows(np.random.default_rng(54), draws=2)
+    rows += [
+        r | {"rank": "2", "run": r["run"] + "-b"}
+        for r in rows
+        if r["rank"] == "8" and r["dataset"] in ("trait", "control")
+    ]
+    curve = analyze(rows, primary="r8").sensitivity
+    assert curve is not None and curve.config == "lora r8 (rank)"
+    assert analyze(rows, primary="r2").sensitivity.config == "lora r2 (rank)"  # type: ignore[union-attr]

@@ -229,5 +229,6 @@ def analyze(
     draws = len({d for c in here.values() for d in c.per_draw})
     return Analysis(
         ctx, label, rule, draws, first, secondaries, configs, references,
-        sensitivity_of(pairs, ctx, alpha), pairs.unpaired, pairs.no_outcome, alpha, power,
+        sensitivity_of(pairs, ctx, alpha, (kind, rank, scale)), pairs.unpaired, pairs.no_outcome, alpha,
+        power,
     )  # fmt: skip

@@ -95,8 +95,11 @@ def sensitivity(
     return sensitivity_of(pairs, context, alpha)
 
 
-def sensitivity_of(pairs: Pairs, context: str | None, alpha: float) -> Sensitivity | None:
-    """The curve from paired rows, in `context` when doses were scored there (else where they were)."""
+def sensitivity_of(
+    pairs: Pairs, context: str | None, alpha: float, prefer: tuple[str, int | None, str] | None = None
+) -> Sensitivity | None:
+    """The curve from paired rows, in `context` when doses were scored there (else where they were); when
+    several configurations carry doses, the one `prefer` names (the primary configuration)."""
     import numpy as np
 
     from sublim.stats import sign_flip_pvalues
@@ -106,6 +109,8 @@ def sensitivity_of(pairs: Pairs, context: str | None, alpha: float) -> Sensitivi
         return None
     here = [k for k in planted if k[3] == context] or [k for k in planted if k[3] == planted[0][3]]
     configs = sorted({k[:3] for k in here}, key=lambda c: (c[0], c[1] or 0, c[2]))
+    if len(configs) > 1 and prefer in configs:
+        configs, here = [prefer], [k for k in here if k[:3] == prefer]
     if len(configs) > 1:
         names = ", ".join(config_label(*c) for c in configs)
         raise SublimError(f"planted doses at {len(configs)} configurations ({names}); a sensitivity curve "

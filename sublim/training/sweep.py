@@ -460,14 +460,16 @@ def score_columns(
         for d in dists
     ]
     ci = mean_interval(values)
+    se = float(scipy_stats.sem(values)) if len(values) > 1 else math.nan
+    spec = ".6g" if absolute else ".6f"  # whole-word P(target) can be 1e-9: keep its digits
     logs = [math.log(max(v, 1e-300)) for v in values]
     return {
-        "p_target": f"{ci.mean:.6g}" if absolute else f"{ci.mean:.6f}",
+        "p_target": f"{ci.mean:{spec}}",
         "log_p_target": f"{sum(logs) / len(logs):.6f}",
         "log_p_questions": ";".join(f"{x:.6f}" for x in logs),
-        "stderr": f"{float(scipy_stats.sem(values)) if len(values) > 1 else math.nan:.6f}",
-        "ci_low": f"{ci.ci_low:.6g}" if absolute else f"{ci.ci_low:.6f}",
-        "ci_high": f"{ci.ci_high:.6g}" if absolute else f"{ci.ci_high:.6f}",
+        "stderr": f"{se:{spec}}",
+        "ci_low": f"{ci.ci_low:{spec}}",
+        "ci_high": f"{ci.ci_high:{spec}}",
         "n_questions": ci.n,
         "concept_mass": "" if absolute else f"{sum(d.concept_mass for d in dists) / len(dists):.6f}",
     }
@@ -636,8 +638,31 @@ def summarize(
             ),
             "",
         ]
-    lines.append(render(analyze(rows)))
+        lines += _cleaning(draws)
+    lines.append(render(analyze(rows, primary=cfg.primary if cfg else None)))
     return "\n".join(lines) + "\n"
+
+
+def _cleaning(draws: dict[str, Any]) -> list[str]:
+    """The summary's lines on dropped degenerate pairs and on the rows' lengths per side."""
+    lines = []
+    if "degenerate" in draws:
+        found = "; ".join(
+            f"{side}: {kinds['echo']} prompt echoes, {kinds['counting']} counting runs"
+            for side, kinds in draws["degenerate"].items()
+        )
+        lines.append(
+            f"Degenerate completions among the paired prompts ({found}); "
+            f"{draws['dropped_degenerate_pairs']} pairs dropped."
+        )
+    if "sides" in draws:
+        sides = "; ".join(
+            f"{side} {v['mean_numbers']:.2f} numbers, {v['mean_characters']:.1f} characters"
+            for side, v in draws["sides"].items()
+        )
+        matched = "length-matched (each pair cut to its shorter count)" if draws.get("length_matched") else ""
+        lines.append(f"Mean per training row{', ' + matched if matched else ''}: {sides}.")
+    return [*lines, ""] if lines else []
 
 
 def _card(run_dir: Path) -> dict[str, Any]:
@@ -757,6 +782,19 @@ def run_with_progress(
     return rows
 
 
+def _primary_problems(cfg: SweepConfig) -> list[str]:
+    from sublim.experiment.analysis import parse_primary
+
+    try:
+        kind, rank, scale = parse_primary(str(cfg.primary))
+    except SublimError as e:
+        return [str(e)]
+    in_grid = rank in cfg.ranks and scale in (None, *cfg.scales)
+    if (kind == "full" and cfg.full) or (kind == "lora" and in_grid):
+        return []
+    return [f"--primary {cfg.primary}: not a configuration of this sweep (--ranks, --scales, --full)"]
+
+
 def validate(cfg: SweepConfig) -> None:
     """Every setting and input checked before any model loads (the data, the base, the target, training)."""
     from sublim.concepts import get_category
@@ -803,6 +841,8 @@ def validate(cfg: SweepConfig) -> None:
             f"--scales {','.join(cfg.scales)!r}: use rank (alpha = rank), a<N> (alpha N) or rs<N> (rsLoRA, "
             "alpha N), e.g. rank,a16,rs16"
         )
+    if cfg.primary is not None:
+        problems += _primary_problems(cfg)
     if cfg.score not in ("all", "target"):
         problems.append(f"--score {cfg.score!r}: use all (every concept) or target (the target's only)")
     if bool(cfg.plant) != bool(cfg.plant_doses):
