@@ -20,7 +20,9 @@ machine); docs/results/replication.md is written by hand from those files.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
 import platform
 import shlex
 import shutil
@@ -98,6 +100,7 @@ def main() -> int:
     steps = _steps(args, size, work)
     if args.dry_run:
         print("\n".join(shlex.join(["sublim", *make()[3:]]) for _, make in steps))
+        print(_estimate(size, args.part, Path(f"docs/results/replication{suffix}/run.json")), file=sys.stderr)
         return 0
     record: dict[str, Any] = {
         "preset": args.preset,
@@ -122,6 +125,8 @@ def main() -> int:
     _copy(work, docs, args.part)
     record = json.loads((docs / "run.json").read_text())
     record.update(
+        students=sum(1 for r in _read_csv(work / "sweep" / "results.csv") if r["kind"] in ("lora", "full"))
+        // (len(CONTEXTS) if args.part == "replication" else 1),
         machine=f"{cpu_name()} ({platform.machine()}), {_device(args.device)}",
         seconds={k: round(v, 1) for k, v in times.items()},
         commands=commands,
@@ -181,6 +186,32 @@ def _steps(
     ]  # fmt: skip
 
 
+def _estimate(size: dict[str, Any], part: str, measured: Path) -> str:
+    """What the part costs in students, optimizer steps and scored questions, and its wall time from the
+    seconds per student of a committed run of the same preset (none on record: say so)."""
+    if part == "replication":
+        configs = len(size["ranks"].split(",")) + 1  # + full fine-tuning
+        students = configs * size["draws"] * 2
+    else:  # dose 0 and the controls come from the replication's sweep dir
+        students = len(size["doses"].split(",")) * size["plant_draws"]
+    steps = students * math.ceil(size["rows"] / size["batch"]) * size["epochs"]
+    contexts = len(CONTEXTS) if part == "replication" else 1
+    lines = [
+        f"estimate: {students} students, {steps:,} optimizer steps (batch {size['batch']}), "
+        f"{students * size['questions'] * contexts:,} scored questions; teachers: {2 * size['n']:,} rows"
+    ]
+    record = json.loads(measured.read_text()) if measured.is_file() else {}
+    if record.get("sizes") == size and "sweep (replication)" in record.get("seconds", {}):
+        per_student = record["seconds"]["sweep (replication)"] / record["students"]
+        lines.append(
+            f"estimate: ~{students * per_student / 60:.0f} min for the sweep at the {per_student:.0f} s per "
+            f"student measured on {record['machine']}"
+        )
+    else:
+        lines.append(f"estimate: no measured run of this preset on record ({measured}): no wall time")
+    return "\n".join(lines)
+
+
 def _preregister(path: Path, record: dict[str, Any]) -> None:
     """run.json with the design and the primary test, written before any student trains; a resumed run keeps
     the first one (and refuses to run a different design under it)."""
@@ -218,6 +249,11 @@ def _copy(work: Path, docs: Path, part: str) -> None:
         ]  # fmt: skip
     for src, dst in pairs:
         shutil.copy(src, docs / dst)
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
 def _device(device: str) -> str:
