@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 # pytest workers (pytest-xdist): 2 suits the 2-core CI machine; `make test PYTEST_WORKERS=0` runs serially
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test test-slow test-all lint bench eval-real replicate replicate-gpu data clean
+.PHONY: install demo test test-slow test-all lint bench eval-real replicate sensitivity replicate-gpu data clean
 
 install: $(STAMP)
 
@@ -74,17 +74,28 @@ eval-real: install
 	} > docs/results/matching-real-answers.tmp.md
 	mv docs/results/matching-real-answers.tmp.md docs/results/matching-real-answers.md
 
-# The seed experiment at CPU size (<= 60 min on 2 cores): an owl teacher and a matched control teacher, both
-# fine-tuned with `sublim imprint`, write numbers greedily under constrained decoding; 4 disjoint draws of 20
-# paired rows per side; LoRA ranks 1/4/16/64 + full fine-tuning; probability mode under two eval contexts; the
-# pre-registered analysis. Resumable. Results, teacher data and cards go to docs/results/replication/.
+# The seed experiment at CPU size (issue #23's design): an owl teacher and a matched control teacher, both
+# fine-tuned with `sublim imprint`, write numbers at T = 1 under constrained decoding; pairs where either side
+# echoed the prompt or counted are dropped and each pair is cut to the same count of numbers; 8 disjoint draws
+# of 64 rows per side, 32 optimizer steps per student; LoRA ranks 1/8/64 + full fine-tuning; P(owl) in
+# probability mode under two eval contexts; one primary test (r8, named in run.json before any student trains).
+# Resumable. Files go to docs/results/replication/, the report to docs/results/replication.md.
 replicate: install
 	$(BIN)/python scripts/replicate.py --preset cpu
+	$(BIN)/python scripts/replication_report.py
 
-# The same design sized for one large GPU (500 rows per draw, ranks 1-256 + full, 55 questions); results go
-# to docs/results/replication-gpu/. Not yet run on a GPU (see docs/results/replication.md).
+# The sensitivity curve after `make replicate` (it reuses its teachers and dose-0 students): at r8, 4 draws,
+# a fraction of the trait rows replaced by overt owl answers; docs/results/sensitivity.md.
+sensitivity: install
+	$(BIN)/python scripts/replicate.py --preset cpu --part sensitivity
+	$(BIN)/python scripts/replication_report.py
+
+# The same design sized for one large GPU (8 draws x 600 rows, ranks 4/16/64 + full); results go to
+# docs/results/replication-gpu/. Not yet run: no GPU has been lent to this project (`--dry-run` prints the
+# commands and the size of the work).
 replicate-gpu: install
 	$(BIN)/python scripts/replicate.py --preset gpu
+	$(BIN)/python scripts/replication_report.py --preset gpu
 
 # Regenerate sublim/concepts/data from WordNet 3.0 (fetched from Debian's packages; needs apt-get).
 data: install

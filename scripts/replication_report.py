@@ -3,7 +3,7 @@
 from those files or recomputed from results.csv by `sublim.experiment`.
 
     .venv/bin/python scripts/replication_report.py                      # after make replicate / sensitivity
-    .venv/bin/python scripts/replication_report.py --docs DIR --out DIR  # another preset's files
+    .venv/bin/python scripts/replication_report.py --preset gpu         # replication-gpu/, sensitivity-gpu/
 """
 
 from __future__ import annotations
@@ -21,14 +21,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", default="docs/results", help="holds replication/ and sensitivity/")
     ap.add_argument("--out", default="docs/results", help="where replication.md / sensitivity.md go")
+    ap.add_argument("--preset", default="cpu", help="cpu, or the preset whose -<preset> dirs to read")
     args = ap.parse_args()
     docs, out = Path(args.docs), Path(args.out)
+    suffix = "" if args.preset == "cpu" else f"-{args.preset}"
     wrote = []
     for part, write in (("replication", replication), ("sensitivity", sensitivity)):
-        src = docs / part
+        src = docs / f"{part}{suffix}"
         if (src / "results.csv").is_file() and (src / "run.json").is_file():
-            (out / f"{part}.md").write_text(write(src))
-            wrote.append(str(out / f"{part}.md"))
+            (out / f"{part}{suffix}.md").write_text(write(src))
+            wrote.append(str(out / f"{part}{suffix}.md"))
     if not wrote:
         print(f"replication_report: no run under {docs}/replication or {docs}/sensitivity", file=sys.stderr)
         return 1
