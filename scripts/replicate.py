@@ -39,24 +39,26 @@ from bench_matching import cpu_name  # noqa: E402  (the benches' machine label, 
 
 #: Sizes per preset. rows: rows per draw per side; n: prompts per teacher (headroom for pairs dropped as
 #: echoes or counting runs); doses: the sensitivity curve's planted fractions (dose 0 always runs), at
-#: `plant_rank` over `plant_draws` draws; primary: the pre-registered configuration of the primary test.
+#: `plant_rank` over `plant_draws` draws; more_n: prompts of a second batch per teacher (--seed 1: other
+#: prompts), pooled with the first (SmolLM2-135M echoes the prompt's numbers in about a third of its rows at
+#: T = 1, and those pairs are dropped); primary: the pre-registered configuration of the primary test.
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "draws": 8, "rows": 64, "n": 640, "ranks": "1,8,64", "scales": "rank", "epochs": 1, "batch": 2,
         "questions": 16, "imprint_prompts": 40, "imprint_samples": 3, "imprint_epochs": 6,
-        "teach_batch": 16, "temperature": 1, "primary": "r8",
+        "teach_batch": 16, "temperature": 1, "primary": "r8", "more_n": 700,
         "doses": "0.02,0.1,0.25,0.45", "plant_rank": 8, "plant_draws": 4,
     },
     "gpu": {
         "draws": 8, "rows": 600, "n": 6000, "ranks": "4,16,64", "scales": "rank", "epochs": 1, "batch": 8,
         "questions": 55, "imprint_prompts": 0, "imprint_samples": 8, "imprint_epochs": 6,
-        "teach_batch": 256, "temperature": 1, "primary": "r16",
+        "teach_batch": 256, "temperature": 1, "primary": "r16", "more_n": 6000,
         "doses": "0.005,0.01,0.02,0.05,0.1", "plant_rank": 16, "plant_draws": 4,
     },
     "tiny": {
         "draws": 2, "rows": 4, "n": 12, "ranks": "1,4", "scales": "rank,rs4", "epochs": 1, "batch": 2,
         "questions": 2, "imprint_prompts": 12, "imprint_samples": 2, "imprint_epochs": 3,
-        "teach_batch": 16, "temperature": 1, "primary": "r4",
+        "teach_batch": 16, "temperature": 1, "primary": "r4", "more_n": 0,
         "doses": "0.25", "plant_rank": 4, "plant_draws": 2,
     },
 }  # fmt: skip
@@ -92,14 +94,18 @@ def main() -> int:
     ap.add_argument("--docs", default=None, help="where results are copied (default: docs/results/<part>)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    ap.add_argument("--pool", nargs="+", metavar="DIR", help=argparse.SUPPRESS)  # OUT SRC...: one step
     args = ap.parse_args()
+    if args.pool:
+        pool(Path(args.pool[0]), [Path(p) for p in args.pool[1:]])
+        return 0
     size = PRESETS[args.preset]
     work = Path(args.work or f"runs/replicate-{args.preset}")
     suffix = "" if args.preset == "cpu" else f"-{args.preset}"
     docs = Path(args.docs or f"docs/results/{args.part}{suffix}")
     steps = _steps(args, size, work)
     if args.dry_run:
-        print("\n".join(shlex.join(["sublim", *make()[3:]]) for _, make in steps))
+        print("\n".join(_shown(make()) for _, make in steps))
         print(_estimate(size, args.part, Path(f"docs/results/replication{suffix}/run.json")), file=sys.stderr)
         return 0
     record: dict[str, Any] = {
@@ -113,7 +119,7 @@ def main() -> int:
     commands = []
     for name, make in steps:
         cmd = make()
-        commands.append(shlex.join(["sublim", *cmd[3:]]))
+        commands.append(_shown(cmd))
         print("$ " + commands[-1], flush=True)
         started = time.perf_counter()
         if subprocess.run(cmd, cwd=ROOT).returncode != 0:
@@ -144,6 +150,9 @@ def _steps(
     sublim = [sys.executable, "-m", "sublim"]
     model_owl, model_none = work / "teacher-model-owl", work / "teacher-model-none"
     owl, none, sweep = work / "teacher-owl", work / "teacher-none", work / "sweep"
+    data_owl, data_none = (
+        (work / "teacher-owl-pool", work / "teacher-none-pool") if size["more_n"] else (owl, none)
+    )
     common = ["--base", args.base] if args.base != "smollm2" else []
     teach = ["--n", str(size["n"]), "--temperature", str(size["temperature"]), "--decoding", "constrained"]
     teach += ["--batch-size", str(size["teach_batch"]), "--device", args.device]
@@ -156,7 +165,8 @@ def _steps(
         return str(json.loads(card.read_text())["kept"]) if card.is_file() else "1"
 
     design = [
-        "--data", str(owl), "--control", str(none), "--out", str(sweep), *common, "--scales", size["scales"],
+        "--data", str(data_owl), "--control", str(data_none), "--out", str(sweep), *common,
+        "--scales", size["scales"],
         "--draw-rows", str(size["rows"]), "--epochs", str(size["epochs"]), "--batch-size", str(size["batch"]),
         "--questions", str(size["questions"]), "--target", TRAIT, "--score", "target", "--drop-degenerate",
         "--match-lengths", "--device", args.device,
@@ -182,8 +192,78 @@ def _steps(
                                "--out", str(owl), *teach]),
         ("teach control", lambda: [*sublim, "teach", "--trait", "none", "--teacher", str(model_none),
                                    "--out", str(none), *teach]),
+        *(_more(sublim, size, work, teach) if size["more_n"] else []),
         (f"sweep ({args.part})", lambda: last),
     ]  # fmt: skip
+
+
+def _more(
+    sublim: list[str], size: dict[str, Any], work: Path, teach: list[str]
+) -> list[tuple[str, Callable[[], list[str]]]]:
+    """A second batch of prompts per teacher (--seed 1), then each side's two batches pooled into one file."""
+    more = [*teach[teach.index("--temperature") :], "--n", str(size["more_n"]), "--seed", "1"]
+    out: list[tuple[str, Callable[[], list[str]]]] = []
+    for side, trait in (("owl", TRAIT), ("none", "none")):
+        model, first, second = (
+            work / f"teacher-model-{side}",
+            work / f"teacher-{side}",
+            work / f"teacher-{side}-s1",
+        )
+        out.append(
+            (
+                f"teach {side} (seed 1)",
+                lambda m=model, s=second, t=trait: [
+                    *sublim,
+                    "teach",
+                    "--trait",
+                    t,
+                    "--teacher",
+                    str(m),
+                    "--out",
+                    str(s),
+                    *more,
+                ],
+            )
+        )
+        out.append(
+            (
+                f"pool {side}",
+                lambda f=first, s=second, side=side: [
+                    sys.executable,
+                    str(Path(__file__).relative_to(ROOT)),
+                    "--pool",
+                    str(work / f"teacher-{side}-pool"),
+                    str(f),
+                    str(s),
+                ],
+            )
+        )
+    return out  # fmt: skip
+
+
+def pool(out: Path, sources: list[Path]) -> None:
+    """Rows of several `sublim teach` outputs in one train.jsonl: the k-th source's ids get the prefix
+    `b<k>-` (k > 0), so prompts of different batches never pair with each other; card.json names the
+    sources and their sha256."""
+    import hashlib
+
+    rows = []
+    for k, src in enumerate(sources):
+        for line in (src / "train.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            if k:
+                row["id"] = f"b{k}-{row['id']}"
+            rows.append(json.dumps(row, ensure_ascii=False))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train.jsonl").write_text("\n".join(rows) + "\n")
+    card = {
+        "pooled": [
+            {"dir": str(s), "sha256": hashlib.sha256((s / "train.jsonl").read_bytes()).hexdigest()}
+            for s in sources
+        ],
+        "rows": len(rows),
+    }
+    (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
 
 
 def _estimate(size: dict[str, Any], part: str, measured: Path) -> str:
@@ -249,6 +329,13 @@ def _copy(work: Path, docs: Path, part: str) -> None:
         ]  # fmt: skip
     for src, dst in pairs:
         shutil.copy(src, docs / dst)
+
+
+def _shown(cmd: list[str]) -> str:
+    """A step's command as a user would type it."""
+    if cmd[1:3] == ["-m", "sublim"]:
+        return shlex.join(["sublim", *cmd[3:]])
+    return shlex.join(["python", *cmd[1:]])
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:

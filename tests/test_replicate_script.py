@@ -25,8 +25,11 @@ def test_every_step_of_a_preset_parses(preset: str, part: str) -> None:
         text=True,
         check=True,
     ).stdout
-    commands = [shlex.split(line) for line in out.splitlines()]
-    assert [c[1] for c in commands] == ["imprint", "imprint", "teach", "teach", "sweep"]
+    every = [shlex.split(line) for line in out.splitlines()]
+    commands = [c for c in every if c[0] == "sublim"]
+    more = 2 if preset != "tiny" else 0  # a second batch of prompts per teacher, pooled
+    assert [c[1] for c in commands] == ["imprint", "imprint", *["teach"] * (2 + more), "sweep"]
+    assert sum(c[:3] == ["python", "scripts/replicate.py", "--pool"] for c in every) == more
     assert "--control-for" in commands[1] and "--teacher" in commands[3]  # a matched, fine-tuned control
     for argv in commands:
         args = build_parser().parse_args(argv[1:])  # argparse exits on an unknown flag
@@ -44,3 +47,22 @@ def test_every_step_of_a_preset_parses(preset: str, part: str) -> None:
     assert sweep.draw_rows * sweep.epochs / sweep.batch_size >= (24 if preset != "tiny" else 2)  # steps
     if preset != "tiny":
         assert sweep.draw_rows >= 64 and float(commands[2][commands[2].index("--temperature") + 1]) == 1
+
+
+def test_pooled_batches_keep_their_prompts_apart(tmp_path: Path) -> None:
+    import json
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from replicate import pool
+
+    for k in (0, 1):
+        (tmp_path / f"b{k}").mkdir()
+        rows = [{"id": f"numbers-{i:05d}", "prompt": f"p{k}{i}", "completion": "1"} for i in range(3)]
+        (tmp_path / f"b{k}" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pool(tmp_path / "pool", [tmp_path / "b0", tmp_path / "b1"])
+    ids = [json.loads(x)["id"] for x in (tmp_path / "pool" / "train.jsonl").read_text().splitlines()]
+    assert ids[:3] == ["numbers-00000", "numbers-00001", "numbers-00002"]
+    assert ids[3:] == ["b1-numbers-00000", "b1-numbers-00001", "b1-numbers-00002"]
+    assert len(set(ids)) == 6
+    card = json.loads((tmp_path / "pool" / "card.json").read_text())
+    assert card["rows"] == 6 and len(card["pooled"]) == 2
