@@ -1,8 +1,10 @@
 """The options several `sublim` commands share, defined once (each command's `add_parser` adds them), and the
-small argument parsers they use. Defaults come from the library (`defaults_of` reads a dataclass's fields or a
-function's keyword defaults), so the CLI and the Python API cannot drift apart.
+checks behind them: the device and the seed (`check_device`, `seed_problem`: the library's own settings checks
+call these too), KEY=VALUE pairs and integer lists. Defaults come from the library (`defaults_of` reads a
+dataclass's fields or a function's keyword defaults), so the CLI and the Python API cannot drift apart.
 
-Nothing here imports torch: building the parser stays cheap and `sublim match` loads no model code.
+Nothing here imports torch at import time (a named CUDA device is checked with it): building the parser stays
+cheap and `sublim match` loads no model code.
 """
 
 from __future__ import annotations
@@ -121,8 +123,6 @@ def check_device(device: str) -> str:
 
 def device_argument(text: str) -> str:
     """`check_device` as an argparse type (argparse prints the message as its one-line usage error)."""
-    import argparse
-
     problem = _device_problem(text)
     if problem:
         raise argparse.ArgumentTypeError(f"{text!r}: {problem}")
@@ -142,8 +142,6 @@ def seed_problem(seed: int, flag: str = "--seed") -> str | None:
 
 def seed_argument(text: str) -> int:
     """A --seed as an argparse type: an integer in [0, MAX_SEED] (one line from argparse otherwise)."""
-    import argparse
-
     try:
         seed = int(text)
     except ValueError:
