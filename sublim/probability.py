@@ -230,7 +230,7 @@ def whole_words(
     return probs, total, names
 
 
-def render(
+def render_prompt(
     tokenizer: Any,
     question: str,
     answer_prefix: str,
@@ -240,6 +240,18 @@ def render(
     """The context a model scores names after: chat template (its default system prompt when none is given)
     + answer prefix."""
     return chat_prompt(tokenizer, question, system_prompt, chat_template) + answer_prefix
+
+
+def render(*args: Any, **kwargs: Any) -> str:
+    """Deprecated: `render_prompt` (the rendered prompt; `sublim.experiment.render` writes a report)."""
+    import warnings
+
+    warnings.warn(
+        "sublim.probability.render is deprecated: use sublim.probability.render_prompt",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return render_prompt(*args, **kwargs)
 
 
 class ConceptScorer:
@@ -289,7 +301,7 @@ class ConceptScorer:
 
     def render(self, question: str, answer_prefix: str, system_prompt: str | None = None) -> str:
         """The context: chat template (its default system prompt when none is given) + answer prefix."""
-        return render(self.tokenizer, question, answer_prefix, system_prompt, self.chat_template)
+        return render_prompt(self.tokenizer, question, answer_prefix, system_prompt, self.chat_template)
 
     def question(self, question: Question, system_prompt: str | None = None) -> ConceptDistribution:
         """The distribution for one question of a bank under a system prompt (see `sublim.contexts`)."""
@@ -367,7 +379,7 @@ class ServedScorer:
         return ends_word(token) or not token
 
     def render(self, question: str, answer_prefix: str, system_prompt: str | None = None) -> str:
-        return render(self.tokenizer, question, answer_prefix, system_prompt, self.chat_template)
+        return render_prompt(self.tokenizer, question, answer_prefix, system_prompt, self.chat_template)
 
     async def distribution(self, context: str) -> ConceptDistribution:
         ids = list(self.tokenizer(context, add_special_tokens=False)["input_ids"])
