@@ -26,8 +26,9 @@ summary.
 
 from __future__ import annotations
 
+from sublim.models import compute_dtype
 from sublim.training.sweep.config import PROMPTED, SweepConfig, lora_scale, validate
-from sublim.training.sweep.identity import check, compute_dtype, run_ids, sweep_identity
+from sublim.training.sweep.identity import check, run_ids, sweep_identity
 from sublim.training.sweep.plan import DRAW_SEED, Run, draw_file, make_draws, plan, planted_counts, train_seed
 from sublim.training.sweep.report import plot, summarize
 from sublim.training.sweep.results import COLUMNS, read_results, write_results

@@ -32,7 +32,8 @@ class SweepConfig:
         full: also run full fine-tuning (per seed).
         target: concept whose probability is reported.
         category: its category.
-        contexts: eval contexts: "none", "default" or a system prompt string.
+        contexts: eval contexts: "empty" (an empty system message; "none" is its old name), "default" (the
+            chat template's) or a system prompt string.
         questions: how many questions of the bank to score (probability mode, deterministic).
         train: TrainConfig fields shared by every run (epochs, lr, batch_size, ...).
         draws: disjoint data draws per side: the unit of replication. Trait and control rows are paired by
@@ -69,7 +70,7 @@ class SweepConfig:
     full: bool = False
     target: str = "owl"
     category: str = "animal"
-    contexts: list[str] = field(default_factory=lambda: ["none", "default"])
+    contexts: list[str] = field(default_factory=lambda: ["empty", "default"])
     questions: int = 10
     train: dict[str, Any] = field(default_factory=dict)
     draws: int = 1

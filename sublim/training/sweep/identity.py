@@ -12,6 +12,7 @@ from sublim.io import (
     identity_hash,
     package_versions,
 )
+from sublim.models import compute_dtype
 from sublim.training.student import TrainConfig, data_file
 from sublim.training.sweep.config import SweepConfig, lora_scale, validate
 from sublim.training.sweep.plan import Run, _key, _rows_text, make_draws, plan, train_seed
@@ -50,18 +51,6 @@ def _earlier_sweep(cfg: SweepConfig) -> bool:
     except OSError:
         return False
     return not (out / STAMP).exists() and header.startswith("run,dataset,kind,")
-
-
-def compute_dtype(device: str) -> str:
-    """The precision `sublim.models.load_model` and the Trainer use on `device`."""
-    from sublim.models import pick_device
-
-    where = pick_device(device)
-    if where.startswith("cuda"):
-        import torch
-
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-    return "float32"
 
 
 def sweep_identity(cfg: SweepConfig) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -123,5 +124,6 @@ def _by_rank(rows: list[dict[str, str]]) -> dict[int, list[dict[str, str]]]:
 
 
 def _mean(rows: list[dict[str, str]], key: str) -> float:
-    values = [float(r[key]) for r in rows if r[key] not in ("", "nan")]
-    return sum(values) / len(values) if values else float("nan")
+    from sublim.stats import nanmean
+
+    return nanmean(float(r[key]) if r[key] != "" else math.nan for r in rows)
