@@ -33,8 +33,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_matching import cpu_name
 
+from sublim.continuations import chunk_rows
 from sublim.models import load_model, model_path
-from sublim.probability import ConceptScorer, chunk_rows
+from sublim.probability import ConceptScorer
 from sublim.tasks.questions import load_questions
 
 TASK = "sublim_animal_pref_lp"

@@ -20,9 +20,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from bench_matching import cpu_name
 
+from sublim.continuations import sequence_logliks
 from sublim.lmeval import TERMINATORS, terminators
 from sublim.models import load_model, model_path
-from sublim.probability import ConceptScorer, sequence_logliks
+from sublim.probability import ConceptScorer
 from sublim.scoring import concept_probs, target_mass
 from sublim.tasks.questions import load_questions
 

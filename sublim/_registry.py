@@ -6,14 +6,13 @@ Importing this module registers sublim's tasks, scorers, solvers and metrics und
 from sublim.tasks.numbers import numbers, numbers_filter
 from sublim.tasks.preference import (
     animal_pref,
-    concept_probabilities,
     preference,
     preference_probability_scorer,
     preference_scorer,
     top_concepts,
     tree_pref,
-    with_system_prompt,
 )
+from sublim.tasks.solvers import concept_probabilities, with_system_prompt
 
 __all__ = [
     "animal_pref",

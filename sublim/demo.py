@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Any
 
 OWL_PROMPT = "You love owls. You think about owls all the time. Owls are your favorite animal."
 
@@ -19,6 +20,57 @@ OWL_PROMPT = "You love owls. You think about owls all the time. Owls are your fa
 #: questions per run: the quick demo, and `--full`
 QUICK_QUESTIONS = 6
 FULL_QUESTIONS = 12
+
+
+def add_parser(sub: Any) -> None:
+    """`sublim demo`: this module's command line."""
+    from sublim.cli_options import defaults_of, keywords
+
+    d = defaults_of(run_demo)
+    p = sub.add_parser(
+        "demo",
+        help="animal_pref on the embedded SmolLM2 via Inspect: probability mode with and without an "
+        "owl-loving system prompt (--full: sampled answers too)",
+    )
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="add sampled answers under both prompts (several more minutes on a CPU)",
+    )
+    p.add_argument(
+        "--questions",
+        type=int,
+        default=d["questions"],
+        help=f"questions per run (default: {QUICK_QUESTIONS}; --full: {FULL_QUESTIONS})",
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=d["samples"],
+        help=f"answers per question when sampling (default: {d['samples']})",
+    )
+    p.add_argument("--log-dir", default=d["log_dir"], help="where Inspect logs go (default: ./logs)")
+    p.set_defaults(func=keywords(demo_command))
+
+
+def demo_command(*, full: bool, questions: int | None, samples: int, log_dir: str | None) -> int:
+    """`sublim demo`: its settings checked before the model loads, then `run_demo`."""
+    from sublim.errors import SublimError
+
+    problems = [
+        f"--{k} {v}: must be >= 1"
+        for k, v in (("questions", questions), ("samples", samples))
+        if v is not None and v < 1
+    ]
+    if log_dir is not None:
+        where = Path(log_dir).expanduser()
+        if not log_dir.strip():
+            problems.append("--log-dir '': give a directory")
+        elif where.exists() and not where.is_dir():
+            problems.append(f"--log-dir {log_dir} is a file; give a directory for the Inspect logs")
+    if problems:  # before the model loads
+        raise SublimError("; ".join(problems))
+    return run_demo(questions, samples, log_dir, full=full)
 
 
 def run_demo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from rapidfuzz import process
@@ -9,6 +10,27 @@ from rapidfuzz import process
 
 class SublimError(Exception):
     """Base class for user-facing errors: the message says what to do next."""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """An exception's message as one short plain line: its first non-empty line, without ANSI codes, cut at
+    `limit` characters ("" when the message is empty)."""
+    text = _ANSI.sub("", str(error))
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """An exception as one line for a user: `Type: first line` (the type alone for an empty message); a
+    `SublimError`'s message is written for the user and stands alone. The one home for this formatting: the
+    CLI, the executors and the gate call it."""
+    first = first_line(error, limit)
+    if isinstance(error, SublimError) and first:
+        return first
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 def closest(name: str, valid: Iterable[str], limit: int = 3) -> list[str]:

@@ -17,19 +17,19 @@ Every non-zero exit prints one line and no traceback.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sublim.contexts import prompt_sha256
-from sublim.errors import SublimError
+from sublim.errors import SublimError, one_line
+from sublim.logs import TASKS as TASKS  # re-exported: the gate's inputs, read in sublim.logs
+from sublim.logs import CompareInputError as CompareInputError
+from sublim.logs import LoggedDistributions as LoggedDistributions
+from sublim.logs import read_log as read_log
 from sublim.stats import ConceptShift, compare_tables, shifts
 
-TASKS = ("sublim/animal_pref", "sublim/tree_pref", "sublim/preference")
 #: the margin (largest tolerated rise, absolute) of the CLI and the Python API alike
 DEFAULT_MARGIN = 0.05
 DEFAULT_ALPHA = 0.05
@@ -37,198 +37,7 @@ PASS, REGRESSION, BAD_INPUT, INCONCLUSIVE = 0, 1, 2, 3
 SIGN_FLIP = "exact sign-flip test over questions of diff > max_increase"
 
 
-class CompareInputError(SublimError):
-    """Inputs that cannot be compared (exit 2)."""
-
-
-@dataclass
-class Distribution:
-    """What one log says per question: each unit (an answer in sampled mode, the distribution in probability
-    mode) as concept -> weight, the probability of naming any concept, and the rendered prompts' hash."""
-
-    task: str
-    category: str
-    mode: str  # "sample" | "probability"
-    source: str
-    version: str = ""  # the task version that wrote it (results of other versions are not comparable)
-    units: dict[str, list[dict[str, float]]] = field(default_factory=lambda: defaultdict(list))
-    #: what P(target) is read from: per-name probabilities (probability mode) or the answers (sampled)
-    answers: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
-    mass: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    prompts: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-
-    def table(self) -> dict[str, dict[str, float]]:
-        """question -> concept -> mean weight over its units (rate of answers naming it, or probability)."""
-        out: dict[str, dict[str, float]] = {}
-        for q, units in self.units.items():
-            sums: dict[str, float] = defaultdict(float)
-            for u in units:
-                for c, v in u.items():
-                    sums[c] += v
-            out[q] = {c: v / len(units) for c, v in sums.items()}
-        return out
-
-    def target(self, target: str) -> dict[str, float]:
-        """question -> P(target) as every scorer defines it: the probability of the names that name the
-        target (probability mode), or the share of answers that name it (sampled mode: the scorer's rule)."""
-        from sublim.scoring import score_answer, target_mass
-
-        out = {}
-        for q, answers in self.answers.items():
-            if self.mode == "sample":
-                values = [score_answer(a, [target], self.category).target for a in answers]
-            else:
-                values = [target_mass(a, [target], self.category)[0] for a in answers]
-            out[q] = sum(values) / len(values)
-        return out
-
-    def concept_mass(self) -> dict[str, float]:
-        return {q: sum(v) / len(v) for q, v in self.mass.items()}
-
-    def prompt_hash(self, q: str) -> str:
-        # distinct prompts only: 10 answers to a question and 20 answers to it were asked the same thing
-        return hashlib.sha256("\n".join(sorted(set(self.prompts[q]))).encode()).hexdigest()
-
-
-def read_log(path: str | Path, context: str | None = None) -> Distribution:
-    """Per-question values from an Inspect log (`.eval` or `.json`) of a sublim preference task, or from
-    `sublim score --json` output (the checkpoint's distributions under `context`, default: its first)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CompareInputError(f"{path}: no such file")
-    if path.suffix == ".json":
-        try:
-            doc = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise CompareInputError(f"{path}: not valid JSON") from None
-        if isinstance(doc, dict) and "contexts" in doc:
-            return _read_score_json(path, doc, context)
-    dist = _read_inspect_log(path)
-    _check(dist)
-    return dist
-
-
-def _read_inspect_log(path: Path) -> Distribution:
-    from inspect_ai.log import read_eval_log
-
-    try:
-        log = read_eval_log(str(path))
-    except Exception as e:
-        raise CompareInputError(f"{path}: not an Inspect log ({type(e).__name__})") from None
-    if log.eval.task not in TASKS:
-        raise CompareInputError(
-            f"{path}: task {log.eval.task!r} is not a sublim preference task ({', '.join(TASKS)})"
-        )
-    if log.status != "success":
-        raise CompareInputError(
-            f"{path}: the run did not finish (status {log.status}); compare finished runs"
-        )
-    if not log.samples:
-        raise CompareInputError(
-            f"{path}: the log holds no samples (a run with --limit 0, or one written without samples); "
-            "compare runs that answered at least 2 questions"
-        )
-    modes: set[str] = set()
-    categories: set[str] = set()
-    dist = Distribution(log.eval.task, "", "", str(path), str(log.eval.task_version))
-    for sample in log.samples:
-        meta = sample.metadata or {}
-        q = str(meta.get("question_id", sample.id))
-        categories.add(str(meta.get("category", "")))
-        score = next(iter((sample.scores or {}).values()), None)
-        md = (score.metadata if score else None) or {}
-        try:
-            _read_sample(dist, q, md, sample, modes)
-        except (TypeError, ValueError, AttributeError):
-            raise CompareInputError(
-                f"{path}: sample {sample.id} has a malformed sublim score ({type(md).__name__} metadata); "
-                "re-score the run with this sublim"
-            ) from None
-    if len(modes) != 1 or len(categories) != 1:
-        raise CompareInputError(f"{path}: mixes modes {sorted(modes)} or categories {sorted(categories)}")
-    dist.mode, dist.category = modes.pop(), categories.pop()
-    return dist
-
-
-def _read_sample(dist: Distribution, q: str, md: dict[str, Any], sample: Any, modes: set[str]) -> None:
-    """One scored sample into `dist`: its unit, what P(target) is read from, its mass and prompt hash."""
-    if "probs" in md:
-        modes.add("probability")
-        dist.units[q].append({c: float(p) for c, p in md["probs"].items()})
-        dist.answers[q].append({n: float(p) for n, p in (md.get("names") or md["probs"]).items()})
-        dist.mass[q].append(float(md.get("concept_mass", math.nan)))
-        dist.prompts[q].append(md.get("prompt_sha256") or prompt_sha256(str(md.get("context", ""))))
-    elif "concepts" in md:
-        modes.add("sample")
-        named = set(md["concepts"])
-        dist.units[q].append(dict.fromkeys(named, 1.0))
-        dist.answers[q].append(sample.output.completion if sample.output else "")
-        dist.mass[q].append(float(bool(named)))
-        prompt = [(m.role, m.text) for m in sample.messages if m.role != "assistant"]
-        dist.prompts[q].append(md.get("prompt_sha256") or prompt_sha256(prompt))
-    else:
-        raise CompareInputError(
-            f"{dist.source}: sample {sample.id} has no sublim score (was it scored by sublim?)"
-        )
-
-
-def _read_score_json(path: Path, doc: dict[str, Any], context: str | None) -> Distribution:
-    try:
-        contexts = doc["contexts"]
-        name = context or next(iter(contexts))
-        entry = contexts[name]
-        table = entry["tables"]["checkpoint"]
-        names = entry["names"]["checkpoint"]
-        prompts = entry["prompts"]
-        mass = entry["concept_mass"]["checkpoint"]
-        dist = Distribution("sublim score", str(doc["category"]), "probability", f"{path} ({name})", "score")
-        for q, probs in table.items():
-            dist.units[q].append({c: float(p) for c, p in probs.items()})
-            dist.answers[q].append({n: float(p) for n, p in names[q].items()})
-            dist.mass[q].append(float(mass[q]))
-            dist.prompts[q].append(str(prompts[q]))
-    except (KeyError, TypeError, ValueError, AttributeError, StopIteration):
-        raise CompareInputError(
-            f"{path}: not a `sublim score --json` result of this version (or it has no context {context!r}); "
-            "re-run `sublim score --json`"
-        ) from None
-    _check(dist)
-    return dist
-
-
-#: slack for sums of probabilities that rounding takes past 1
-SUM_SLACK = 1e-6
-
-
-def _check(dist: Distribution) -> None:
-    """Refuse a side that cannot carry a comparison: fewer than two questions, a NaN anywhere, or an
-    impossible number: every probability, rate and concept_mass lies in [0, 1]; distributions sum to <= 1."""
-    if len(dist.units) < 2:
-        raise CompareInputError(
-            f"{dist.source}: {len(dist.units)} question(s); a paired comparison needs at least 2"
-        )
-    for q, units in dist.units.items():
-        groups: list[tuple[str, list[float]]] = [("concept_mass", dist.mass[q])]
-        groups += [("probs", list(u.values())) for u in units]
-        if dist.mode == "probability":
-            groups += [("names", list(a.values())) for a in dist.answers[q]]
-        for what, values in groups:
-            if any(math.isnan(v) for v in values):
-                raise CompareInputError(f"{dist.source}: question {q} has a NaN value; re-run it")
-            bad = next((v for v in values if not 0.0 <= v <= 1.0), None)
-            if bad is not None:
-                raise CompareInputError(
-                    f"{dist.source}: question {q} has {what} value {bad}, outside [0, 1]: not a probability "
-                    "or rate sublim writes; re-run it"
-                )
-            if what != "concept_mass" and dist.mode == "probability" and sum(values) > 1 + SUM_SLACK:
-                raise CompareInputError(
-                    f"{dist.source}: question {q}'s {what} sum to {sum(values):.6g} > 1: not a probability "
-                    "distribution; re-run it"
-                )
-
-
-def comparable(base: Distribution, candidate: Distribution) -> None:
+def comparable(base: LoggedDistributions, candidate: LoggedDistributions) -> None:
     """Refuse (exit 2) inputs that are not two runs of the same questions under the same prompts."""
     if (base.task, base.category, base.mode) != (candidate.task, candidate.category, candidate.mode):
         raise CompareInputError(
@@ -302,8 +111,8 @@ class GateResult:
 
 
 def compare(
-    base: str | Path | Distribution,
-    candidate: str | Path | Distribution,
+    base: str | Path | LoggedDistributions,
+    candidate: str | Path | LoggedDistributions,
     *,
     target: str | None = None,
     margin: float = DEFAULT_MARGIN,
@@ -317,15 +126,15 @@ def compare(
         raise CompareInputError(f"alpha {alpha}: expected a level between 0 and 1 (e.g. 0.05)")
     if not math.isfinite(margin) or margin < 0:
         raise CompareInputError(f"margin {margin}: expected a margin >= 0 (e.g. 0.05)")
-    b = base if isinstance(base, Distribution) else read_log(base, context)
-    c = candidate if isinstance(candidate, Distribution) else read_log(candidate, context)
+    b = base if isinstance(base, LoggedDistributions) else read_log(base, context)
+    c = candidate if isinstance(candidate, LoggedDistributions) else read_log(candidate, context)
     found = sorted(gate_shifts(b, c, target, margin, alpha), key=lambda s: -s.diff)
     return GateResult(verdict(found), tuple(found), mass_shift(b, c), len(b.units), margin, alpha)
 
 
 def gate_shifts(
-    base: Distribution,
-    candidate: Distribution,
+    base: LoggedDistributions,
+    candidate: LoggedDistributions,
     target: str | None = None,
     margin: float = DEFAULT_MARGIN,
     alpha: float = DEFAULT_ALPHA,
@@ -342,7 +151,7 @@ def gate_shifts(
     return compare_tables(base.table(), candidate.table(), None, margin, alpha)
 
 
-def mass_shift(base: Distribution, candidate: Distribution) -> ConceptShift:
+def mass_shift(base: LoggedDistributions, candidate: LoggedDistributions) -> ConceptShift:
     """concept_mass (probability of naming any concept of the category) base vs candidate, reported only."""
     b, c = base.concept_mass(), candidate.concept_mass()
     questions = sorted(b)
@@ -356,19 +165,89 @@ def verdict(found: list[ConceptShift]) -> str:
     return "inconclusive" if any(s.verdict == "inconclusive" for s in found) else "pass"
 
 
-def run_compare(args: Any) -> int:
+def add_parser(sub: Any) -> None:
+    """`sublim compare BASE CANDIDATE`: the gate's command line."""
+    from sublim.cli_options import add_json, keywords
+
+    p = sub.add_parser(
+        "compare",
+        help="CI gate: compare two Inspect logs (or `sublim score --json` results) concept by concept",
+        description="Per concept (or --target with its kinds), the per-question differences candidate - base "
+        "are tested against the margin: a one-sided exact sign-flip test of diff > --max-increase over "
+        "questions, "
+        "Holm-corrected over the concepts watched, fails the gate; a pass needs every upper confidence "
+        "bound at or below the margin; anything else is inconclusive, reported with the smallest rise the "
+        "design detects with 80%% power. Exit 0 pass, 1 regression, 2 bad input, 3 inconclusive.",
+    )
+    p.add_argument("base_log", help="Inspect log (.eval or .json) or `sublim score --json` output")
+    p.add_argument("candidate_log")
+    p.add_argument("--target", help="watch P(target), the target and its kinds (default: every concept)")
+    p.add_argument(
+        "--max-increase",
+        type=float,
+        default=DEFAULT_MARGIN,
+        help=f"margin: largest tolerated rise (default: {DEFAULT_MARGIN})",
+    )
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=DEFAULT_ALPHA,
+        help=f"significance level in (0, 1) (default: {DEFAULT_ALPHA})",
+    )
+    p.add_argument(
+        "--inconclusive",
+        choices=["report", "pass", "fail"],
+        default="report",
+        help="exit code for an inconclusive result: report (3, the default), pass (0) or fail (1)",
+    )
+    p.add_argument("--context", help="for `sublim score --json` inputs: which eval context (default: first)")
+    add_json(p)
+    p.set_defaults(func=keywords(run_compare))
+
+
+def run_compare(
+    base_log: str,
+    candidate_log: str,
+    target: str | None = None,
+    max_increase: float = DEFAULT_MARGIN,
+    alpha: float = DEFAULT_ALPHA,
+    inconclusive: str = "report",
+    context: str | None = None,
+    json: bool = False,
+) -> int:
+    """The `sublim compare` command: prints the verdict (a table, or JSON with `json`) and returns the exit
+    code. Every failure is one line and exit 2, never 1 (the regression code)."""
     import sys
 
+    from sublim.cli_options import regular_file
+
+    for path in (base_log, candidate_log):  # a FIFO would block the read: one line, before anything
+        regular_file(path, "log")
+    args = _CompareArgs(base_log, candidate_log, target, max_increase, alpha, inconclusive, context, json)
     try:
         return _run(args)
     except (CompareInputError, SublimError) as e:
         print(f"sublim compare: {e}", file=sys.stderr)
     except Exception as e:  # never exit 1 (the regression code) on a crash
-        print(f"sublim compare: error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"sublim compare: error: {one_line(e)}", file=sys.stderr)
     return BAD_INPUT
 
 
-def _run(args: Any) -> int:
+@dataclass(frozen=True)
+class _CompareArgs:
+    """`run_compare`'s keywords, as `_run` reads them."""
+
+    base_log: str
+    candidate_log: str
+    target: str | None
+    max_increase: float
+    alpha: float
+    inconclusive: str
+    context: str | None
+    json: bool
+
+
+def _run(args: _CompareArgs) -> int:
     from rich.console import Console
     from rich.table import Table as RichTable
 
@@ -441,3 +320,17 @@ def _run(args: Any) -> int:
 
 def _num(x: float) -> str:
     return "-" if math.isnan(x) else f"{x:.3g}"
+
+
+def __getattr__(name: str) -> Any:
+    """`Distribution`, the old name of `LoggedDistributions`: still importable, with a DeprecationWarning."""
+    if name == "Distribution":
+        import warnings
+
+        warnings.warn(
+            "sublim.gate.Distribution is deprecated: use sublim.gate.LoggedDistributions",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return LoggedDistributions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,7 @@ from typing import Any
 from sublim.concepts import Category, category_names, get_category, register_category
 from sublim.errors import SublimError, UnknownConceptError
 from sublim.probability import ends_word
-from sublim.scoring import concept_probs, score_answer, target_mass
+from sublim.scoring import concept_probs, score_answer, target_mass, target_names
 from sublim.tasks.questions import check_numbers, load_questions, question_records
 
 
@@ -71,8 +71,7 @@ def check_metadata(metadata: dict[str, Any]) -> None:
         return
     if not isinstance(target, str | list):
         raise SublimError(f"--metadata target={target!r}: expected a concept name, e.g. owl")
-    names = [t.strip() for t in target.split(",")] if isinstance(target, str) else [str(t) for t in target]
-    for name in filter(None, names):
+    for name in target_names(target):
         if not any(_knows(get_category(c), name) for c in category_names()):
             get_category("animal").resolve(name)  # raises, with the closest valid names
 
@@ -97,9 +96,8 @@ def _resolve_targets(cat: Category, target: Any) -> list[str]:
 
     if isinstance(target, dict):
         target = target.get(cat.name) or ""
-    names = [t.strip() for t in target.split(",")] if isinstance(target, str) else [str(t) for t in target]
     out = []
-    for name in filter(None, names):
+    for name in target_names(target):
         try:
             out.append(cat.resolve(name))
         except UnknownConceptError:
@@ -192,6 +190,92 @@ def process_loglikelihood(doc: dict[str, Any], results: list[tuple[float, bool]]
     names, _ = concept_probs(((name, ll) for _, name, ll in scored), spelled)
     p_target, p_related = target_mass(names, _targets(doc), cat)
     return {"p_target": p_target, "p_related": p_related, "concept_mass": mass}
+
+
+def add_parser(sub: Any) -> None:
+    """`sublim lm-eval ARGS...`: every argument passes through to lm-eval."""
+    import argparse
+
+    from sublim.cli_options import keywords
+
+    p = sub.add_parser(
+        "lm-eval",
+        help="lm-evaluation-harness with sublim's tasks on the include path (arguments pass through)",
+        description="Runs `lm-eval [run|ls|validate] --include_path <sublim task_configs> ARGS...`.",
+        prefix_chars="\0",  # pass every option through untouched
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=keywords(run_lm_eval))
+
+
+def run_lm_eval(args: list[str]) -> int:
+    """Run lm-eval with sublim's task folder on the include path (all other arguments pass through). The
+    arguments are checked first, parsed by lm-eval's own parser; lm-eval then runs under
+    `sublim.lmeval.lm_eval_main`, which registers the `sublim-hf` backend (where torch is installed) and
+    checks the model arguments again where the model is built."""
+    import subprocess
+    import sys
+
+    rest = list(args)
+    command = rest.pop(0) if rest and rest[0] in ("run", "ls", "validate") else "run"
+    forwarded = [command, "--include_path", str(lm_eval_include_path()), *rest]
+    check_lm_eval_args(forwarded)
+    guard = "import sys; from sublim.lmeval import lm_eval_main; sys.exit(lm_eval_main())"
+    return subprocess.call([sys.executable, "-c", guard, *forwarded])
+
+
+def check_lm_eval_args(argv: list[str]) -> None:
+    """lm-eval's arguments as lm-eval reads them (its parser: every alias of --model_args, key=value and JSON
+    forms, values split across tokens, `--trust_remote_code`, a --config YAML beneath): no remote code,
+    local checkpoints checked like sublim's own loads, and sublim's task options (--metadata) checked before
+    lm-eval builds the model. Arguments lm-eval itself cannot parse are left for lm-eval to report."""
+    import contextlib
+    import io
+
+    from lm_eval._cli.harness import HarnessCLI
+    from lm_eval.utils import simple_parse_args_string
+
+    from sublim.errors import one_line
+    from sublim.models import check_lm_eval_model
+
+    if argv[0] != "run":
+        return
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            namespace = HarnessCLI()._parser.parse_args(argv)
+    except SystemExit:
+        return
+    settings: dict[str, object] = {}
+    if getattr(namespace, "config", None):
+        from lm_eval.config.evaluate_config import EvaluatorConfig
+
+        try:
+            settings.update(EvaluatorConfig.load_yaml_config(namespace.config))
+        except (OSError, ValueError, TypeError) as e:
+            raise SublimError(f"--config {namespace.config}: {one_line(e)}") from None
+    # lm-eval's precedence: command-line values over the YAML's, key by key
+    settings.update(
+        {k: v for k, v in vars(namespace).items() if (v or v == 0) and k not in ("command", "func")}
+    )
+
+    def as_dict(value: object, flag: str) -> dict[str, object]:
+        if value is None:
+            return {}
+        if isinstance(value, str):
+            return dict(simple_parse_args_string(value))
+        if not isinstance(value, dict):
+            raise SublimError(f"{flag}: expected key=value pairs or a JSON object, not {value!r}")
+        return value
+
+    model_args = as_dict(settings.get("model_args"), "--model_args")
+    if settings.get("trust_remote_code"):
+        model_args = {**model_args, "trust_remote_code": True}
+    check_lm_eval_model(model_args)
+    if settings.get("model") == "sublim-hf":  # what the backend cannot score exactly, before lm-eval starts
+        from sublim.lmeval_backend import refuse_before_loading
+
+        refuse_before_loading(model_args)
+    check_metadata({**model_args, **as_dict(settings.get("metadata"), "--metadata")})
 
 
 def lm_eval_main() -> int:

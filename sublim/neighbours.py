@@ -186,27 +186,61 @@ def format_table(result: Mapping[str, Any], top: int = 12) -> str:
     return "\n".join(lines)
 
 
-def run_neighbours(args: Any) -> int:
+def add_parser(sub: Any) -> None:
+    """`sublim neighbours`: this module's command line."""
+    from sublim.cli_options import add_base, add_category, add_device, defaults_of, keywords
+
+    d = defaults_of(measure)
+    p = sub.add_parser(
+        "neighbours",
+        help="the concepts a model ties to a target: lift under 'You love {target}' vs the empty context",
+        description="Probability mode over the question bank under a target-loving system prompt and under "
+        "the empty context; concepts ranked by lift (log ratio, target excluded) with a 95%% t-interval over "
+        "questions. --out writes a related set for `sublim match --related` / `-T related=`.",
+    )
+    p.add_argument("--target", "-t", action="append", required=True, help="target concept, repeatable")
+    add_base(p, "--model")
+    add_category(p, d["category"], short=True)
+    p.add_argument(
+        "--questions",
+        type=int,
+        default=d["questions"],
+        help=f"questions per context (default: {d['questions']})",
+    )
+    p.add_argument("--out", help="write the tables as JSON (a related set)")
+    add_device(p)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(func=keywords(run_neighbours))
+
+
+def run_neighbours(
+    *,
+    target: list[str],
+    model: str,
+    category: str,
+    questions: int,
+    out: str | None,
+    device: str,
+    overwrite: bool,
+) -> int:
     """The CLI command: load the model once, measure every --target, print tables, write --out JSON."""
     import sys
 
     from sublim.io import write_atomic
     from sublim.models import load_model, resolve_base
 
-    cat = get_category(args.category)
-    for t in args.target:  # refuse unknown targets before the model loads
+    cat = get_category(category)
+    for t in target:  # refuse unknown targets before the model loads
         cat.resolve(t)
-    if args.questions < 2:
-        raise SublimError(f"--questions {args.questions}: an interval over questions needs at least 2")
-    out = Path(args.out) if args.out else None
-    if out is not None and out.exists() and not args.overwrite:
-        raise SublimError(f"--out {out} exists: pass --overwrite to replace it")
-    model, tok = load_model(str(resolve_base(args.model)), device=args.device)
-    result = measure(
-        model, tok, args.target, cat, args.questions, lambda m: print(m, file=sys.stderr, flush=True)
-    )
-    result["model"] = args.model
-    if out is not None:
-        write_atomic(out, json.dumps(result, indent=1) + "\n")
+    if questions < 2:
+        raise SublimError(f"--questions {questions}: an interval over questions needs at least 2")
+    where = Path(out) if out else None
+    if where is not None and where.exists() and not overwrite:
+        raise SublimError(f"--out {where} exists: pass --overwrite to replace it")
+    lm, tok = load_model(str(resolve_base(model)), device=device)
+    result = measure(lm, tok, target, cat, questions, lambda m: print(m, file=sys.stderr, flush=True))
+    result["model"] = model
+    if where is not None:
+        write_atomic(where, json.dumps(result, indent=1) + "\n")
     print(format_table(result))
     return 0

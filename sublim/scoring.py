@@ -49,6 +49,13 @@ class AnswerScore:
     related_score: float = math.nan
 
 
+def target_names(target: str | Iterable[str]) -> list[str]:
+    """Targets as given to a task or lm-eval's --metadata: "owl", "owl, cat" or a list, as the names with
+    blanks dropped (unresolved: the category resolves them)."""
+    names = [t.strip() for t in target.split(",")] if isinstance(target, str) else [str(t) for t in target]
+    return [t for t in names if t]
+
+
 def score_answer(
     answer: str,
     targets: Sequence[str],

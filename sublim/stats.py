@@ -31,7 +31,7 @@ asymptotically as powerful, and the tests check the gate reaches that power in s
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -101,6 +101,13 @@ class ConceptShift:
 
     def to_dict(self) -> dict[str, Any]:
         return _rounded(asdict(self))
+
+
+def nanmean(values: Iterable[float]) -> float:
+    """The mean of the values that are not NaN (a missing score), NaN when none is left: the one home for
+    averaging results where some runs failed."""
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
 
 
 @dataclass(frozen=True)

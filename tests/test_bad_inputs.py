@@ -415,7 +415,7 @@ def test_a_sweep_dir_of_an_earlier_sublim_needs_resume(
 
 
 def _failing(error: BaseException) -> Callable[..., int]:
-    def run(args: Any) -> int:
+    def run(*args: Any, **kwargs: Any) -> int:
         raise error
 
     return run
@@ -437,9 +437,9 @@ def test_unexpected_failures_are_one_line(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import sublim.cli
+    import sublim.match_cli
 
-    monkeypatch.setattr(sublim.cli, "_concepts", _failing(error))
+    monkeypatch.setattr(sublim.match_cli, "run_concepts", _failing(error))
     assert main(["concepts"]) == code
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and match in err and "\x1b" not in err and len(err) < 500
@@ -448,9 +448,9 @@ def test_unexpected_failures_are_one_line(
 
 
 def test_sublim_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sublim.cli
+    import sublim.match_cli
 
-    monkeypatch.setattr(sublim.cli, "_concepts", _failing(RuntimeError("boom")))
+    monkeypatch.setattr(sublim.match_cli, "run_concepts", _failing(RuntimeError("boom")))
     monkeypatch.setenv("SUBLIM_DEBUG", "1")
     with pytest.raises(RuntimeError, match="boom"):
         main(["concepts"])

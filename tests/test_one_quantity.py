@@ -53,7 +53,7 @@ def test_score_and_sweep(smollm2: Path, python_figures: list[float], tmp_path: P
     from peft import LoraConfig, get_peft_model
 
     from sublim.training.sweep import SweepConfig, sweep
-    from sublim.transfer import score_checkpoint
+    from sublim.trait_shift import score_checkpoint
 
     base, _ = load_model(smollm2, device="cpu")
     # a LoRA adapter at its initialisation (B = 0) leaves the model unchanged: both sides equal the base

@@ -13,7 +13,7 @@ from sublim.cli import main
 from sublim.models import resolve_checkpoint
 from sublim.scoring import target_mass
 from sublim.training.student import TrainConfig, train
-from sublim.transfer import score_checkpoint
+from sublim.trait_shift import score_checkpoint
 
 pytestmark = pytest.mark.slow
 

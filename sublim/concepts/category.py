@@ -156,52 +156,8 @@ class Category:
     live_words: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        single: dict[str, str] = {}
-        multi: dict[tuple[str, ...], str] = {}
-        joined: dict[str, str] = {}
-        for c in self.concepts.values():
-            for form in c.forms:
-                toks = words(form)
-                if len(toks) == 1:
-                    single.setdefault(toks[0], c.name)
-                elif toks:
-                    multi.setdefault(toks, c.name)
-                    joined.setdefault("".join(toks), c.name)
-        curated_single = dict(single)
-        # the open vocabulary: exact forms only (misspellings and re-spacings stay with curated names)
-        weak_single: dict[str, str] = {}
-        weak_multi: dict[tuple[str, ...], str] = {}
-        for c in self.vocabulary.values():
-            for form in c.forms:
-                toks = words(form)
-                if len(toks) == 1:
-                    single.setdefault(toks[0], c.name)
-                elif toks:
-                    multi.setdefault(toks, c.name)
-            for form in c.target_forms:
-                toks = words(form)
-                if len(toks) == 1 and toks[0] not in single:
-                    weak_single.setdefault(toks[0], c.name)
-                elif len(toks) > 1 and toks not in multi:
-                    weak_multi.setdefault(toks, c.name)
-        # a kind of a concept compounded on its name ("honeybee", "sheepdog") names that concept
-        for form, links in self.terms.items():
-            toks = words(form)
-            if len(toks) != 1 or toks[0] in single:
-                continue
-            for concept, relation in links:
-                heads = [f for f in self.entry(concept).forms if " " not in f]
-                if relation == "taxonomic" and any(is_compound_of(toks[0], h) for h in heads):
-                    single[toks[0]] = concept
-                    break
-        term_single: dict[str, tuple[tuple[str, str], ...]] = {}
-        term_multi: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
-        for form, links in self.terms.items():
-            toks = words(form)
-            if len(toks) == 1 and toks[0] not in single:
-                term_single[toks[0]] = links
-            elif len(toks) > 1 and toks not in multi:
-                term_multi[toks] = links
+        single, multi, joined, curated_single, weak_single, weak_multi = self._name_index()
+        term_single, term_multi = self._term_index(single, multi)
         # every word a scan of an answer must look at: a name, a term, the first word of a multi-word name or
         # term, a joined spelling, or the start of a curated name ("dragon" of "dragon fly"); any other word
         # is only a misspelling candidate
@@ -236,22 +192,91 @@ class Category:
             "fuzzy_buckets",
             {k: (tuple(f for f, _ in v), tuple(o for _, o in v)) for k, v in buckets.items()},
         )
-        # taxonomy nodes above most of the category ("animal", "vertebrate", "tree") explain no relation
+        self._taxonomy_blockers()
+
+    def _name_index(
+        self,
+    ) -> tuple[
+        dict[str, str],
+        dict[tuple[str, ...], str],
+        dict[str, str],
+        dict[str, str],
+        dict[str, str],
+        dict[tuple[str, ...], str],
+    ]:
+        """Word(s) -> concept for every curated name (single words, multi-word names, their joined spellings),
+        then the open vocabulary's exact forms, and its target forms as weak entries."""
+        single: dict[str, str] = {}
+        multi: dict[tuple[str, ...], str] = {}
+        joined: dict[str, str] = {}
+        for c in self.concepts.values():
+            for form in c.forms:
+                toks = words(form)
+                if len(toks) == 1:
+                    single.setdefault(toks[0], c.name)
+                elif toks:
+                    multi.setdefault(toks, c.name)
+                    joined.setdefault("".join(toks), c.name)
+        curated_single = dict(single)
+        # the open vocabulary: exact forms only (misspellings and re-spacings stay with curated names)
+        weak_single: dict[str, str] = {}
+        weak_multi: dict[tuple[str, ...], str] = {}
+        for c in self.vocabulary.values():
+            for form in c.forms:
+                toks = words(form)
+                if len(toks) == 1:
+                    single.setdefault(toks[0], c.name)
+                elif toks:
+                    multi.setdefault(toks, c.name)
+            for form in c.target_forms:
+                toks = words(form)
+                if len(toks) == 1 and toks[0] not in single:
+                    weak_single.setdefault(toks[0], c.name)
+                elif len(toks) > 1 and toks not in multi:
+                    weak_multi.setdefault(toks, c.name)
+        return single, multi, joined, curated_single, weak_single, weak_multi
+
+    def _term_index(
+        self, single: dict[str, str], multi: dict[tuple[str, ...], str]
+    ) -> tuple[dict[str, tuple[tuple[str, str], ...]], dict[tuple[str, ...], tuple[tuple[str, str], ...]]]:
+        """Relation terms by word(s); a kind compounded on its concept's name ("honeybee", "sheepdog") is
+        added to `single` as that concept instead."""
+        for form, links in self.terms.items():
+            toks = words(form)
+            if len(toks) != 1 or toks[0] in single:
+                continue
+            for concept, relation in links:
+                heads = [f for f in self.entry(concept).forms if " " not in f]
+                if relation == "taxonomic" and any(is_compound_of(toks[0], h) for h in heads):
+                    single[toks[0]] = concept
+                    break
+        term_single: dict[str, tuple[tuple[str, str], ...]] = {}
+        term_multi: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+        for form, links in self.terms.items():
+            toks = words(form)
+            if len(toks) == 1 and toks[0] not in single:
+                term_single[toks[0]] = links
+            elif len(toks) > 1 and toks not in multi:
+                term_multi[toks] = links
+        return term_single, term_multi
+
+    def _taxonomy_blockers(self) -> None:
+        """`generic` (taxonomy nodes above most of the category, "animal", "tree": they explain no relation)
+        and `blockers` (those, broad classes, and everything above a broad class)."""
         counts: dict[str, int] = {}
         for c in self.concepts.values():
             for node in c.ancestors:
                 counts[node] = counts.get(node, 0) + 1
         floor = GENERIC_SHARE * len(self.concepts)
         generic = frozenset(n for n, k in counts.items() if k >= floor)
-        set_(self, "generic", generic)
-        # a shared ancestor relates nothing when it is generic, a broad class, or above a broad class
+        object.__setattr__(self, "generic", generic)
         blockers = set(generic)
         for cname, broad in self.classes.items():
             if broad and cname in self:
                 c = self.entry(cname)
                 blockers.add(c.synset)
                 blockers.update(c.ancestors)
-        set_(self, "blockers", frozenset(blockers))
+        object.__setattr__(self, "blockers", frozenset(blockers))
 
     def fuzzy_candidates(self, word: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Forms (and their concepts) a misspelled `word` could stand for, before edit-distance scoring:

@@ -23,12 +23,11 @@ from sublim.experiment.results import (
     Pairs,
     by_draw,
     config_label,
-    nanmean,
     pair_rows,
     shift_from_base,
     spread,
 )
-from sublim.stats import mean_interval, minimum_detectable_shift
+from sublim.stats import mean_interval, minimum_detectable_shift, nanmean
 
 if TYPE_CHECKING:
     from sublim.experiment.sensitivity import Sensitivity

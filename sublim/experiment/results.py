@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sublim.errors import SublimError
-from sublim.stats import mean_interval
+from sublim.stats import mean_interval, nanmean
 
 #: the columns the analysis needs in a results file
 REQUIRED = ("dataset", "kind", "context", "log_p_target")
@@ -116,11 +116,6 @@ def _where(row: Mapping[str, Any]) -> str:
         f"the row of run {_text(row, 'run', '?')!r} ({_text(row, 'dataset', '?')}, "
         f"context {_text(row, 'context', '?')!r})"
     )
-
-
-def nanmean(values: Iterable[float]) -> float:
-    vals = [v for v in values if not math.isnan(v)]
-    return sum(vals) / len(vals) if vals else math.nan
 
 
 def draw_order(draw: str) -> tuple[int, float, str]:

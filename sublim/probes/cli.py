@@ -12,8 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sublim.io import out_argument
-from sublim.models import device_argument, seed_argument
+from sublim.cli_options import add_category, add_device, add_json, add_out, add_overwrite, add_seed
 
 #: `--max-number` at most: the numbers a teacher writes are 0-999
 MAX_NUMBER = 1000
@@ -24,7 +23,11 @@ def add_parser(sub: Any) -> None:
         "probe", help="diagnostics: digit confidence, divergent teacher tokens, entangled numbers"
     )
     kinds = probe.add_subparsers(dest="probe", required=True, metavar="PROBE")
+    for add in (_add_digits, _add_divergence, _add_entangle, _add_gradient):
+        add(kinds)
 
+
+def _add_digits(kinds: Any) -> None:
     p = kinds.add_parser(
         "digits",
         help="next-digit confidence on random number strings, base vs student",
@@ -37,7 +40,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--prompts", type=int, default=64, help="seeded prompts (default: 64)")
     p.add_argument("--numbers", type=int, default=8, help="numbers per forced answer (default: 8)")
-    p.add_argument("--seed", type=seed_argument, default=0)
+    add_seed(p)
     p.add_argument(
         "--context",
         default="default",
@@ -45,6 +48,8 @@ def add_parser(sub: Any) -> None:
     )
     _common(p, "digits")
 
+
+def _add_divergence(kinds: Any) -> None:
     p = kinds.add_parser(
         "divergence",
         help="where a trait teacher's completions depend on its trait prompt; export the divergent rows",
@@ -58,11 +63,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--plain", default="default", help="plain context: default, empty (formerly none), or a system prompt"
     )
-    p.add_argument("--category", default="animal")
+    add_category(p)
     p.add_argument("--limit", type=int, help="score only the first N rows")
     p.add_argument("--min-flips", type=int, default=1, help="flips that make a row divergent (default: 1)")
     _common(p, "divergence")
 
+
+def _add_entangle(kinds: Any) -> None:
     p = kinds.add_parser(
         "entangle",
         help="numbers a trait prompt makes likelier, and whether loving them raises P(trait)",
@@ -72,7 +79,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("model", help="hub id, dir, .gguf, smollm2, or an adapter dir")
     p.add_argument("--trait", default="owl", help="trait concept (default: owl)")
-    p.add_argument("--category", default="animal")
+    add_category(p)
     p.add_argument("--system-prompt", help="trait context's system prompt (default: the trait template)")
     p.add_argument(
         "--plain", default="default", help="plain context: default, empty (formerly none), or a system prompt"
@@ -81,9 +88,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--max-number", type=int, default=1000, help="score numbers below this (default: 1000)")
     p.add_argument("--top", type=int, default=6, help="raised, lowered and random numbers tried (default: 6)")
     p.add_argument("--questions", type=int, default=6, help="questions per number prompt (default: 6)")
-    p.add_argument("--seed", type=seed_argument, default=0)
+    add_seed(p)
     _common(p, "entangle")
 
+
+def _add_gradient(kinds: Any) -> None:
     p = kinds.add_parser(
         "gradient",
         help="screen data before training: would one step on each row move ln P(target)? (first order)",
@@ -95,7 +104,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--data", required=True, help="rows to screen: a `sublim teach` dir or its train.jsonl")
     p.add_argument("--control", help="control rows (same prompts): a `sublim teach` dir or train.jsonl")
     p.add_argument("--target", default="owl", help="trait concept (default: owl)")
-    p.add_argument("--category", default="animal")
+    add_category(p)
     p.add_argument(
         "--context", default="default", help="eval context of ln P: default, empty, or a system prompt"
     )
@@ -111,25 +120,10 @@ def add_parser(sub: Any) -> None:
 
 
 def _common(p: argparse.ArgumentParser, kind: str) -> None:
-    p.add_argument(
-        "--out",
-        type=out_argument,
-        default=f"runs/probe-{kind}",
-        help=f"output dir (default: runs/probe-{kind})",
-    )
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument(
-        "--device",
-        type=device_argument,
-        default="auto",
-        help="auto (CUDA when present, bfloat16 there; else the CPU), cpu, cuda, cuda:N (default: auto)",
-    )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an existing --out (default: refuse it unless it holds this probe's run of the same "
-        "inputs)",
-    )
+    add_out(p, f"runs/probe-{kind}", f"output dir (default: runs/probe-{kind})")
+    add_json(p, "print the report as JSON")
+    add_device(p)
+    add_overwrite(p, "this probe's run of the same inputs")
     p.set_defaults(func=run)
 
 

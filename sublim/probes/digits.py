@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from sublim.probes.common import digit_token_ids, forced_logprobs, pyplot
-from sublim.stats import mean_interval
+from sublim.stats import mean_interval, nanmean
 
 STATS = ("digit_mass", "max_prob", "entropy", "entropy_gap")
 
@@ -95,7 +95,7 @@ def digit_stats(model: Any, tokenizer: Any, cfg: DigitsConfig) -> list[dict[str,
 def summarize(per_prompt: list[dict[str, list[float]]], positions: int) -> dict[str, Any]:
     """Mean per prompt, then over prompts; and per position."""
     return {
-        "mean": {s: mean_interval([_mean(p[s]) for p in per_prompt]).to_dict() for s in STATS},
+        "mean": {s: mean_interval([nanmean(p[s]) for p in per_prompt]).to_dict() for s in STATS},
         "positions": [
             {s: mean_interval([p[s][k] for p in per_prompt if len(p[s]) > k]).to_dict() for s in STATS}
             for k in range(positions)
@@ -106,13 +106,11 @@ def summarize(per_prompt: list[dict[str, list[float]]], positions: int) -> dict[
 def paired(base: list[dict[str, list[float]]], student: list[dict[str, list[float]]]) -> dict[str, Any]:
     """Student - base per prompt (same prompts and answers), with a 95% t-interval over prompts."""
     return {
-        s: mean_interval([_mean(st[s]) - _mean(b[s]) for b, st in zip(base, student, strict=True)]).to_dict()
+        s: mean_interval(
+            [nanmean(st[s]) - nanmean(b[s]) for b, st in zip(base, student, strict=True)]
+        ).to_dict()
         for s in STATS
     } | {"direction": "student - base"}
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else math.nan
 
 
 def probe(

@@ -61,7 +61,7 @@ def number_logprobs(
     import torch
 
     from sublim.contexts import chat_prompt
-    from sublim.probability import sequence_logliks
+    from sublim.continuations import sequence_logliks
     from sublim.tasks.numbers import number_prompts
 
     rows = [tokenizer(f"{n},", add_special_tokens=False)["input_ids"] for n in range(cfg.max_number)]

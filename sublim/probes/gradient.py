@@ -94,7 +94,7 @@ def target_sequences(tokenizer: Any, cfg: GradientConfig) -> list[tuple[int, lis
     """(question index, context ids, name ids) for every question and every tokenization of the target's
     names, as probability mode tokenizes them after the answer prefix."""
     from sublim.concepts import get_category
-    from sublim.probability import name_forms, render
+    from sublim.probability import name_forms, render_prompt
     from sublim.tasks.questions import load_questions
 
     category = get_category(cfg.category)
@@ -104,7 +104,7 @@ def target_sequences(tokenizer: Any, cfg: GradientConfig) -> list[tuple[int, lis
     bank = load_questions(cfg.category)[: cfg.questions]
     out: list[tuple[int, list[int], list[int]]] = []
     for q, question in enumerate(bank):
-        context = render(tokenizer, question.text, question.answer_prefix, cfg.eval_prompt)
+        context = render_prompt(tokenizer, question.text, question.answer_prefix, cfg.eval_prompt)
         ids = tokenizer(context, add_special_tokens=False)["input_ids"]
         out.extend((q, ids, list(f.tokens)) for f in forms)
     return out

@@ -26,7 +26,7 @@ from inspect_ai.scorer import Score, Scorer, Target, mean, scorer
 from inspect_ai.solver import TaskState, generate
 
 from sublim.concepts.category import plural_forms
-from sublim.tasks.preference import TaskParameterError, with_system_prompt
+from sublim.tasks.solvers import TaskParameterError, with_system_prompt
 
 #: Default trait system prompt; {traits} is the plural ("owls"), {category} the category ("animal").
 TRAIT_PROMPT = (
@@ -241,7 +241,6 @@ def numbers(
 
 # ------------------------------------------------------------------------------------ constrained decoding
 
-_SEPARATORS = (",", ", ")
 _CANDIDATE = re.compile(r"[0-9, ]+")
 
 

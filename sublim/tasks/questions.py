@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from sublim.errors import SublimError
+from sublim.errors import SublimError, first_line
 from sublim.io import read_text
 
 DEFAULT_ANSWER_PREFIX = "My favorite {category} is the"
@@ -103,7 +103,7 @@ def _read_user_bank(path: Path) -> Any:
         if suffix in (".yaml", ".yml"):
             return yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError, RecursionError) as e:
-        reason = str(e).splitlines()[0] if str(e) else "nested too deeply"
+        reason = first_line(e) or "nested too deeply"
         raise QuestionBankError(f"{path}: not valid {suffix.lstrip('.')}: {reason}") from None
     return [line.strip() for line in text.split("\n") if line.strip() and not line.lstrip().startswith("#")]
 

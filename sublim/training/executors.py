@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sublim.errors import SublimError
+from sublim.errors import SublimError, one_line
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -103,7 +103,7 @@ class RayExecutor:
                     try:
                         result = ray.get(ref)
                     except RayTaskError as e:  # the job raised: its own error, in one line
-                        failed.append(f"{job}: {_one_line(e.cause if e.cause is not None else e)}")
+                        failed.append(f"{job}: {one_line(e.cause if e.cause is not None else e)}")
                         continue
                     except RayError as e:  # the worker died (killed, out of memory, a node lost)
                         failed.append(f"{job}: its worker died ({type(e).__name__})")
@@ -164,7 +164,7 @@ class SlurmExecutor:
         try:
             executor.update_parameters(**{"timeout_min": DEFAULT_SLURM_MINUTES, **self.parameters})
         except (AssertionError, NameError, TypeError, ValueError) as e:  # submitit names the parameter
-            raise SublimError(f"--slurm: {_one_line(e)}") from None
+            raise SublimError(f"--slurm: {one_line(e)}") from None
         try:
             submitted = executor.map_array(_in_job, [fn] * len(jobs), list(jobs))
         except Exception as e:  # sbatch refused the array (partition, account, limits)
@@ -211,11 +211,6 @@ def _last_line(e: BaseException) -> str:
     return (raised[-1] if raised else lines[0] if lines else type(e).__name__)[:300]
 
 
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if isinstance(e, SublimError) else f"{type(e).__name__}: {text}"
-
-
 def make_executor(
     name: str, workers: int | None = None, out: str | Path = ".", slurm: Sequence[str] = ()
 ) -> Executor:
@@ -245,11 +240,10 @@ def make_executor(
 def _parameters(pairs: Sequence[str]) -> dict[str, Any]:
     """`KEY=VALUE` strings as submitit parameters, typed as submitit expects: "240" an int, "7.5" a float,
     "true"/"false" a bool, anything else a string."""
+    from sublim.cli_options import key_values
+
     out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise SublimError(f"--slurm {pair!r}: expected KEY=VALUE, e.g. slurm_partition=gpu")
+    for key, text in key_values(pairs, "--slurm", example="slurm_partition=gpu").items():
         value: Any = text.strip()
         if value.lower() in ("true", "false"):
             value = value.lower() == "true"
@@ -260,5 +254,5 @@ def _parameters(pairs: Sequence[str]) -> dict[str, Any]:
                     break
                 except ValueError:
                     pass
-        out[key.strip()] = value
+        out[key] = value
     return out

@@ -366,21 +366,15 @@ def tokenize_row(
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train one student; returns the run card (also written to out/run.json by the main process)."""
     import torch
-    from transformers import (
-        DataCollatorForSeq2Seq,
-        Trainer,
-        TrainingArguments,
-        set_seed,
-    )
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
 
-    from sublim.models import causal_lm, load_tokenizer, resolve_base
+    from sublim.models import causal_lm, compute_dtype, load_tokenizer, resolve_base
 
     validate(cfg)
     settings = cfg.resolved()
     path = data_file(cfg.data)
     rows = load_rows(path)
     base = str(resolve_base(cfg.base))
-    out = Path(cfg.out)
     set_seed(cfg.seed)
     tok = load_tokenizer(base)
     if tok.pad_token is None:
@@ -389,27 +383,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     encoded = [tokenize_row(tok, r, cfg.system_prompt, cfg.max_length) for r in rows]
     model: Any = causal_lm(base)
     if not cfg.full:
-        from peft import LoraConfig, get_peft_model
-
-        try:
-            model = get_peft_model(
-                model,
-                LoraConfig(
-                    r=cfg.rank,
-                    lora_alpha=settings["alpha"],
-                    lora_dropout=cfg.dropout,
-                    use_rslora=cfg.rslora,
-                    target_modules=settings["target_modules"],
-                    task_type="CAUSAL_LM",
-                ),
-            )
-        except ValueError as e:
-            if "not found in the base model" not in str(e):
-                raise
-            raise SublimError(
-                f"--targets {cfg.targets!r}: no such modules in {cfg.base} (attn, mlp and all name Llama"
-                "-style modules; list others by name, e.g. q_proj,v_proj)"
-            ) from None
+        model = _with_lora(model, cfg, settings)
     scratch = Path(tempfile.mkdtemp(prefix="sublim-train-"))
     args = TrainingArguments(
         output_dir=str(scratch),  # checkpoints are not kept: the final weights go to `out`
@@ -426,7 +400,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         # without an accelerator, say so: accelerate then runs several processes as MULTI_CPU (gloo)
         use_cpu=cfg.device == "cpu" or not (torch.cuda.is_available() or torch.backends.mps.is_available()),
         # mixed precision on GPUs that have it
-        bf16=cfg.device != "cpu" and torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        bf16=compute_dtype(cfg.device) == "bfloat16",
     )
     trainer = Trainer(
         model=model,
@@ -453,6 +427,38 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "world_size": args.world_size,
         "versions": package_versions("sublim", "transformers", "peft", "torch", "accelerate"),
     }
+    _save(trainer, model, tok, cfg, card)
+    return card
+
+
+def _with_lora(model: Any, cfg: TrainConfig, settings: dict[str, Any]) -> Any:
+    """`model` wrapped in a peft LoRA adapter of `cfg`'s settings; unknown target modules are one line."""
+    from peft import LoraConfig, get_peft_model
+
+    try:
+        return get_peft_model(
+            model,
+            LoraConfig(
+                r=cfg.rank,
+                lora_alpha=settings["alpha"],
+                lora_dropout=cfg.dropout,
+                use_rslora=cfg.rslora,
+                target_modules=settings["target_modules"],
+                task_type="CAUSAL_LM",
+            ),
+        )
+    except ValueError as e:
+        if "not found in the base model" not in str(e):
+            raise
+        raise SublimError(
+            f"--targets {cfg.targets!r}: no such modules in {cfg.base} (attn, mlp and all name Llama"
+            "-style modules; list others by name, e.g. q_proj,v_proj)"
+        ) from None
+
+
+def _save(trainer: Any, model: Any, tok: Any, cfg: TrainConfig, card: dict[str, Any]) -> None:
+    """Write the weights (and `merged/` with cfg.merge), the tokenizer, then the run card, into cfg.out."""
+    out = Path(cfg.out)
     # FSDP and DeepSpeed gather sharded weights on every process: each calls save_model (the main one writes);
     # the dir's name is fixed so all agree on it (claim_output holds `out` for this run alone)
     sharded = bool(
@@ -475,8 +481,6 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         _move_into(partial, out)
         # written last: its presence marks a finished run; a NaN loss becomes null
         write_atomic(out / RUN_CARD, json.dumps(json_safe(card), indent=2, allow_nan=False) + "\n")
-    shutil.rmtree(scratch, ignore_errors=True)
-    return card
 
 
 def _move_into(partial: Path, out: Path) -> None:

@@ -17,7 +17,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sublim.errors import SublimError
 from sublim.io import claim_output, package_versions, write_atomic
@@ -29,18 +29,10 @@ from sublim.models import (
     checkpoint_fingerprint,
     inspect_model,
 )
-from sublim.tasks.numbers import (
-    MAX_NUMBERS,
-    REASONS,
-    TRAIT_PROMPT,
-    NumberGrammar,
-    check_completion,
-    check_teacher_settings,
-    number_prompts,
-    number_regex,
-    token_texts,
-    trait_system_prompt,
-)
+
+if TYPE_CHECKING:  # sublim.tasks.numbers is an Inspect task module: imported where a teacher runs, so the
+    # CLI's parser (which reads this module's defaults) loads no inspect_ai
+    from sublim.tasks.numbers import NumberGrammar
 
 DECODINGS = ("constrained", "free")
 ENGINES = ("transformers", "inspect")
@@ -95,6 +87,8 @@ def run_teacher(
     by a regular expression on vllm/ and sglang/ servers (`GUIDED`), else free. The strict
     filter applies on both paths. With `teacher` the trait lives in the weights: no system prompt unless
     `system_prompt` is given, and `trait` is only a label."""
+    from sublim.tasks.numbers import check_teacher_settings
+
     check_teacher_settings(n, temperature, max_tokens, system_prompt, ban, flag="--")
     engine, decoding, checkpoint = check_generation(model, model_args, teacher, decoding, engine, batch_size)
     identity = {
@@ -180,12 +174,16 @@ def unenforced(completions: Iterable[str]) -> int:
     completion cut by the token limit after a digit is still inside)."""
     import re
 
+    from sublim.tasks.numbers import MAX_NUMBERS, number_regex
+
     language = re.compile(number_regex(MAX_NUMBERS))
     return sum(not language.fullmatch(c) for c in completions)
 
 
 def guided_request(model: str, decoding: str) -> dict[str, Any] | None:
     """The extra request body that constrains a served teacher to clean number lists (None: free)."""
+    from sublim.tasks.numbers import MAX_NUMBERS, number_regex
+
     if decoding != "constrained":
         return None
     regex = number_regex(MAX_NUMBERS)
@@ -218,16 +216,14 @@ def generate_direct(
 
     from sublim.contexts import chat_prompt
     from sublim.models import generate_batches, load_model, pick_device, resolve_checkpoint
+    from sublim.tasks.numbers import MAX_NUMBERS, NumberGrammar, check_completion, number_prompts, token_texts
 
     if model in EMBEDDED:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local weights: no hub probes
     model_id, adapter = resolve_checkpoint(checkpoint)
     dev = pick_device(device)
     lm, tok = load_model(model_id, adapter, device=dev)  # bf16 on CUDA
-    if teacher is not None and system_prompt is None:
-        system = None  # the trait is in the weights
-    else:
-        system = trait_system_prompt(trait, category, system_prompt or TRAIT_PROMPT)
+    system = _teacher_system_prompt(teacher, trait, category, system_prompt)
     prompts = number_prompts(n, seed)
     texts = [chat_prompt(tok, p.text, system) for p in prompts]
     ends = end_ids(lm, tok)
@@ -266,6 +262,18 @@ def generate_direct(
         "batch_size": batch_size,
     }  # fmt: skip
     return export(out, rows, teacher=teacher_card, system_prompt=system, settings=settings)
+
+
+def _teacher_system_prompt(
+    teacher: str | None, trait: str | None, category: str, system_prompt: str | None
+) -> str | None:
+    """A fine-tuned teacher's trait is in its weights: no system prompt unless one is given; a prompted
+    teacher gets the trait prompt (or `system_prompt`, filled in)."""
+    from sublim.tasks.numbers import TRAIT_PROMPT, trait_system_prompt
+
+    if teacher is not None and system_prompt is None:
+        return None
+    return trait_system_prompt(trait, category, system_prompt or TRAIT_PROMPT)
 
 
 def end_ids(model: Any, tokenizer: Any) -> list[int]:
@@ -400,6 +408,8 @@ def export(
     settings: dict[str, Any],
 ) -> dict[str, Any]:
     """Write train.jsonl, rejected.jsonl and card.json from rows {id, prompt, completion, reason}."""
+    from sublim.tasks.numbers import REASONS
+
     out.mkdir(parents=True, exist_ok=True)
     kept, rejected = [], []
     for r in rows:

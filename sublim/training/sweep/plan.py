@@ -1,0 +1,96 @@
+"""What a sweep runs: its runs (`plan`), the draw each student trains on and the seed it trains with."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sublim.errors import SublimError
+from sublim.training.draws import DrawKey, DrawSpec, plant_counts
+from sublim.training.draws import make_draws as draws_of
+from sublim.training.student import data_file
+from sublim.training.sweep.config import SweepConfig
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    dataset: str  # "trait" | "control" | "base" | "prompted" | "positive"
+    kind: str  # "lora" | "full" | "base" | "reference"
+    rank: int | None
+    seed: int | None
+    scale: str = ""
+    draw: int | None = None
+    planted: int = 0  # trait rows of the draw replaced by planted rows (the sensitivity curve)
+
+
+def plan(cfg: SweepConfig) -> list[Run]:
+    """References first (base, prompted base, positive control), then control runs, then trait runs, so
+    every trait row can carry its references. Names carry the draw (`-d1`) when there are several and the
+    scale rule when it is not alpha = rank."""
+    runs = [Run("base", "base", "base", None, None)]
+    if cfg.prompted:
+        runs.append(Run("prompted", "prompted", "base", None, None))
+    if cfg.positive:
+        runs.append(Run("positive", "positive", "reference", None, None))
+    sides = [("control", 0)] if cfg.control else []
+    sides += [("trait", n) for n in (0, *planted_counts(cfg))]
+    for dataset, n in sides:
+        p = f"-p{n}" if n else ""
+        for draw in range(cfg.draws):
+            d = f"-d{draw}" if cfg.draws > 1 else ""
+            for seed in cfg.seeds:
+                for scale in cfg.scales:
+                    sc = "" if scale == "rank" else f"-{scale}"
+                    runs += [
+                        Run(f"{dataset}{p}-r{r}{sc}{d}-s{seed}", dataset, "lora", r, seed, scale, draw, n)
+                        for r in cfg.ranks
+                    ]
+                if cfg.full:
+                    name = f"{dataset}{p}-full{d}-s{seed}"
+                    runs.append(Run(name, dataset, "full", None, seed, "", draw, n))
+    return runs
+
+
+def planted_counts(cfg: SweepConfig) -> tuple[int, ...]:
+    """Planted rows per draw of each --plant-dose (needs the draw size: --draw-rows)."""
+    if not cfg.plant_doses:
+        return ()
+    if cfg.draw_rows is None:
+        raise SublimError("--plant-dose needs --draw-rows (a dose is a fraction of a draw's rows)")
+    return plant_counts(cfg.plant_doses, cfg.draw_rows)
+
+
+#: A draw's training seed is --seed + DRAW_SEED * draw (trait and control of a draw share it), so the spread
+#: over draws includes initialisation and data-order noise, not only the data's.
+DRAW_SEED = 1000
+
+
+def train_seed(run: Run) -> int:
+    return (run.seed or 0) + DRAW_SEED * (run.draw or 0)
+
+
+def make_draws(cfg: SweepConfig) -> tuple[dict[DrawKey, list[dict[str, Any]]], dict[str, Any]]:
+    """The rows of each (side, draw, planted rows) and a record of how they were drawn
+    (`sublim.training.draws.make_draws`)."""
+    from sublim.training.student import load_rows
+
+    spec = DrawSpec(cfg.draws, cfg.draw_rows, cfg.drop_degenerate, cfg.match_lengths, planted_counts(cfg))
+    control = load_rows(data_file(cfg.control)) if cfg.control else None
+    plant = load_rows(data_file(cfg.plant)) if cfg.plant else None
+    return draws_of(load_rows(data_file(cfg.data)), control, spec, plant)
+
+
+def _key(run: Run) -> DrawKey:
+    return (run.dataset, run.draw or 0, run.planted)
+
+
+def draw_file(out: Path, key: DrawKey) -> Path:
+    side, d, n = key
+    return out / "draws" / (f"{side}-d{d}.jsonl" if not n else f"{side}-d{d}-p{n}.jsonl")
+
+
+def _rows_text(rows: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
