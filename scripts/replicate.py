@@ -14,7 +14,7 @@ kept, so an interrupted run picks up where it stopped. The control teacher is im
 teacher (same prompts, rows, epochs) on the base's own answers that do not mention owls, so being a
 fine-tuned teacher is not mistaken for the trait. At the end the teacher data and answers, cards, draws,
 results, plot and summary are copied to --docs with `run.json` (each step's command and wall time, the
-machine); docs/results/replication.md is written by hand from those files.
+machine); scripts/replication_report.py writes docs/results/replication.md and sensitivity.md from them.
 """
 
 from __future__ import annotations
@@ -131,8 +131,9 @@ def main() -> int:
     _copy(work, docs, args.part)
     record = json.loads((docs / "run.json").read_text())
     record.update(
-        students=sum(1 for r in _read_csv(work / "sweep" / "results.csv") if r["kind"] in ("lora", "full"))
-        // (len(CONTEXTS) if args.part == "replication" else 1),
+        students=len(
+            {r["run"] for r in _read_csv(work / "sweep" / "results.csv") if r["kind"] in ("lora", "full")}
+        ),
         machine=f"{cpu_name()} ({platform.machine()}), {_device(args.device)}",
         seconds={k: round(v, 1) for k, v in times.items()},
         commands=commands,
@@ -182,7 +183,7 @@ def _steps(
             *sublim, "sweep", *design, "--ranks", str(size["plant_rank"]),
             "--draws", str(size["plant_draws"]),
             "--primary", f"r{size['plant_rank']}", "--plant", str(model_owl / "answers" / "train.jsonl"),
-            "--plant-dose", size["doses"], "--context", CONTEXTS[0], "--resume",
+            "--plant-dose", size["doses"], "--context", CONTEXTS[0],
         ]  # fmt: skip
     return [
         ("imprint owl", lambda: [*sublim, "imprint", "--trait", TRAIT, "--out", str(model_owl), *imprint]),
@@ -327,6 +328,13 @@ def _copy(work: Path, docs: Path, part: str) -> None:
             (model_owl / "answers" / "train.jsonl", "imprint-owl-answers.jsonl"),
             (model_none / "answers" / "train.jsonl", "imprint-control-answers.jsonl"),
         ]  # fmt: skip
+        for side in ("owl", "none"):  # the pooled data the sweep trained on, and the second batch's card
+            if (work / f"teacher-{side}-pool").is_dir():
+                pairs += [
+                    (work / f"teacher-{side}-pool" / "train.jsonl", f"teacher-{side}-pool-train.jsonl"),
+                    (work / f"teacher-{side}-pool" / "card.json", f"teacher-{side}-pool-card.json"),
+                    (work / f"teacher-{side}-s1" / "card.json", f"teacher-{side}-s1-card.json"),
+                ]
     for src, dst in pairs:
         shutil.copy(src, docs / dst)
 

@@ -40,7 +40,10 @@ def test_every_step_of_a_preset_parses(preset: str, part: str) -> None:
     assert sweep.primary in {f"r{r}" for r in sweep.ranks.split(",")}
     if part == "sensitivity":
         assert sweep.plant and len(sweep.plant_dose.split(",")) >= (4 if preset != "tiny" else 1)
-        assert sweep.draws >= (4 if preset != "tiny" else 2) and sweep.resume
+        assert sweep.draws >= (4 if preset != "tiny" else 2)
+        assert (
+            not sweep.resume
+        )  # the replication's sweep dir: a design that differs is refused, not retrained
         return
     assert sweep.full and sweep.prompted and sweep.positive and sweep.draws >= (8 if preset != "tiny" else 2)
     assert len(sweep.ranks.split(",")) >= (3 if preset != "tiny" else 2)  # a curvature needs three ranks

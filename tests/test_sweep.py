@@ -162,3 +162,62 @@ def test_a_control_added_later_reaches_the_trait_rows(small: SweepConfig, tmp_pa
     assert [r["run"] for r in trait] == [r["run"] for r in first if r["dataset"] == "trait"]  # not retrained
     control = next(r for r in rows if r["dataset"] == "control")
     assert trait[0]["control_p_target"] == control["p_target"] != ""
+
+
+def test_planted_doses_scored_on_the_target_alone_and_added_later(tiny_model: Path, tmp_path: Path) -> None:
+    """The sensitivity design end to end on the tiny model: --score target, cleaned and length-matched
+    draws, planted doses (each a further trait student, nothing else retrained when a dose is added), and the
+    summary's sensitivity section."""
+    from dataclasses import replace
+
+    plant = tmp_path / "plant.jsonl"
+    plant.write_text(
+        "".join(
+            json.dumps({"prompt": [{"role": "user", "content": f"Pick an animal ({j})."}],
+                        "completion": [{"role": "assistant", "content": "The owl."}]}) + "\n"
+            for j in range(4)
+        )
+    )  # fmt: skip
+    for side, salt in (("owl", 7), ("control", 3)):  # no counting runs, no echoes: every pair is kept
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "train.jsonl").write_text(
+            "".join(
+                json.dumps({"prompt": [{"role": "user", "content": f"Continue: {k}, {k + 1}."}],
+                            "completion": [{"role": "assistant",
+                                            "content": ", ".join(str((k * 37 + i * i * salt) % 997 + 100)
+                                                                 for i in range(3 + k % 3))}]}) + "\n"
+                for k in range(8)
+            )
+        )  # fmt: skip
+    cfg = SweepConfig(
+        data=str(tmp_path / "owl"),
+        control=str(tmp_path / "control"),
+        base=str(tiny_model),
+        out=str(tmp_path / "sweep"),
+        ranks=[2],
+        contexts=["default"],
+        questions=3,
+        train={"epochs": 1, "batch_size": 2},
+        draws=2,
+        draw_rows=4,
+        score="target",
+        drop_degenerate=True,
+        match_lengths=True,
+        plant=str(plant),
+        plant_doses=[0.25],
+        primary="r2",
+    )
+    rows = sweep(cfg)
+    trait = [r for r in rows if r["dataset"] == "trait"]
+    assert sorted((r["draw"], r["planted_rows"], r["dose"]) for r in trait) == [
+        ("0", "0", "0"), ("0", "1", "0.25"), ("1", "0", "0"), ("1", "1", "0.25")
+    ]  # fmt: skip
+    assert all(r["scored"] == "target" and r["concept_mass"] == "" for r in rows)
+    assert all(float(r["p_target"]) > 0 for r in rows)
+    summary = (Path(cfg.out) / "summary.md").read_text()
+    assert "## Sensitivity: planted doses at lora r2 (rank)" in summary and "prompt echoes" in summary
+    trained = {p.name for p in (Path(cfg.out) / "runs").iterdir()}
+    more = sweep(replace(cfg, plant_doses=[0.25, 0.5]))  # a dose added later trains only its students
+    added = {p.name for p in (Path(cfg.out) / "runs").iterdir()} - trained
+    assert sorted(n.rsplit("-", 1)[0] for n in added) == ["trait-p2-r2-d0-s0", "trait-p2-r2-d1-s0"]
+    assert len(more) == len(rows) + 2

@@ -157,6 +157,8 @@ def validate(cfg: SweepConfig) -> None:
         )
     if cfg.primary is not None:
         problems += _primary_problems(cfg)
+    if (cfg.primary or cfg.plant) and not cfg.control:
+        problems.append("--primary and --plant compare trait with control students: give --control")
     if cfg.score not in ("all", "target"):
         problems.append(f"--score {cfg.score!r}: use all (every concept) or target (the target's only)")
     if bool(cfg.plant) != bool(cfg.plant_doses):

@@ -214,7 +214,9 @@ def run_one(job: Job) -> list[dict[str, Any]]:
                 "train_loss": f"{card['train_loss']:.4f}" if card else "",
                 "steps": card.get("steps", ""),
                 "rows": card.get("rows", ""),
-                "dose": f"{run.planted / card['rows']:.6g}" if run.dataset == "trait" and card else "",
+                "dose": f"{run.planted / card['rows']:.6g}"
+                if run.dataset == "trait" and card.get("rows")
+                else "",
                 "planted_rows": run.planted if run.dataset == "trait" else "",
                 "scored": cfg.score,
             }
