@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sublim.experiment import analyze, read_results, render
+from sublim.experiment import analyze, read_results, render, render_sensitivity
 
 
 def main() -> int:
@@ -59,7 +59,8 @@ def _design(run: dict[str, Any], draws: dict[str, Any], part: str) -> list[str]:
         f"| outcome | {pre['outcome']} |",
         f"| data draws | {draws['draws']} disjoint draws x {draws['rows_per_draw']} rows per side |",
         f"| optimizer steps per student | {steps} (batch {size['batch']}, {size['epochs']} epoch(s)) |",
-        f"| teachers | T = {size['temperature']}, constrained decoding, {size['n']} prompts each |",
+        f"| teachers | T = {size['temperature']}, constrained decoding, {size['n'] + size.get('more_n', 0)} "
+        "prompts each |",
         f"| questions per context | {size['questions']} |",
     ]
     if part == "replication":
@@ -119,7 +120,16 @@ def replication(src: Path) -> str:
 
 def sensitivity(src: Path) -> str:
     run, draws, rows = _load(src)
-    result = analyze(rows, primary=run["preregistration"]["primary_config"])
+    size = run["sizes"]
+    # results.csv is the replication's sweep dir's: keep this part's design (its rank, draws and context)
+    mine = [
+        r for r in rows
+        if r["dataset"] not in ("trait", "control")
+        or (r["kind"] == "lora" and r["rank"] == str(size["plant_rank"]) and r["scale"] in ("", "rank")
+            and int(r["draw"] or 0) < size["plant_draws"])
+    ]  # fmt: skip
+    mine = [r for r in mine if r["context"] == run["preregistration"]["context"]]
+    result = analyze(mine, primary=run["preregistration"]["primary_config"])
     curve = result.sensitivity
     if curve is None:
         raise SystemExit(f"replication_report: {src}/results.csv holds no planted doses")
@@ -150,7 +160,7 @@ def sensitivity(src: Path) -> str:
             else f" Logistic fit: {curve.fit_note}."
         ),
         "",
-        render(result),
+        render_sensitivity(curve),
     ]
     return "\n".join(lines) + "\n"
 

@@ -227,3 +227,15 @@ def test_planted_rows_replace_trait_rows_nested_over_doses() -> None:
         plant_counts([0.1, 0.12], 8)
     with pytest.raises(SublimError, match="--plant file 3"):
         draws_of(trait, control, DrawSpec(4, 8, plant_counts=(4,)), plant[:3])
+
+
+def test_length_matching_cuts_both_rows_at_the_same_number() -> None:
+    from sublim.training.draws import DrawSpec
+    from sublim.training.draws import make_draws as draws_of
+
+    p = "Continue: 500, 600, 700."
+    trait = [_row(i, p, f"[{100 + i}, {200 + i}, {300 + i}].") for i in range(4)]
+    control = [_row(i, p, f"[{400 + i}, {800 + i}].") for i in range(4)]
+    draws, _ = draws_of(trait, control, DrawSpec(1, 4, match_lengths=True))
+    texts = [r["completion"][0]["content"] for side in ("trait", "control") for r in draws[(side, 0, 0)]]
+    assert texts[0] == "[100, 200" and texts[4] == "[400, 800"  # no side keeps the "]." the other lost

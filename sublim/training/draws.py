@@ -75,13 +75,16 @@ def degeneracy(row: dict[str, Any]) -> str | None:
 
 
 def cut_to(row: dict[str, Any], k: int) -> dict[str, Any]:
-    """The row with its completion's text cut right after its k-th number."""
+    """The row with its completion's text cut right after its k-th number (both rows of a pair are cut, so
+    neither keeps trailing text the other lost)."""
     messages = row["completion"]
     text = _content(messages)
     found = list(NUMBER.finditer(text))
-    if len(found) <= k:
+    if len(found) < k or text[: found[k - 1].end()] == text:
         return row
     cut = text[: found[k - 1].end()]
+    if isinstance(messages, str):
+        return {**row, "completion": cut}
     return {**row, "completion": [{**messages[-1], "content": cut}]}
 
 
