@@ -622,6 +622,9 @@ def test_sublim_analyze_prints_the_analysis_of_a_results_file(
     assert report["primary"]["p"] > 0.1 and report["secondaries"][1]["verdict"] == NOT_TESTED
     assert main(["analyze", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["primary"]["p"] < 0.05  # the planted rise at rank 4
+    (tmp_path / "primary.json").write_text('{"primary": "r16"}')  # what the sweep was given
+    assert main(["analyze", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["primary_config"] == "lora r16 (rank)"
 
 
 @pytest.mark.parametrize(("label", "message"), [("r9", "no configuration 'lora r9 (rank)'"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from sublim.errors import SublimError
@@ -38,9 +39,23 @@ def run(args: argparse.Namespace) -> int:
     if args.primary is not None:
         parse_primary(args.primary)  # a label that names no configuration: one line, before reading
     rows = read_results(args.results)
-    result = analyze(rows, primary=args.primary, context=args.context, alpha=args.alpha)
+    primary = args.primary or _sweep_primary(Path(args.results))
+    result = analyze(rows, primary=primary, context=args.context, alpha=args.alpha)
     if args.json:
         print(json.dumps(json_safe(dataclasses.asdict(result)), allow_nan=False))
     else:
         print(render(result))
     return 0
+
+
+def _sweep_primary(results: Path) -> str | None:
+    """The primary configuration the sweep that wrote `results` was given (its dir's primary.json)."""
+    from sublim.training.sweep.run import PRIMARY_FILE
+
+    for where in (results, results.parent):
+        try:
+            primary = json.loads((where / PRIMARY_FILE).read_text()).get("primary")
+        except (OSError, ValueError, AttributeError):
+            continue
+        return str(primary) if primary else None
+    return None
