@@ -14,13 +14,13 @@ significant".
 (a) interaction: per draw, Δ(primary LoRA config) - Δ(full fine-tuning), one-sided greater, paired t-test
     over draws: "transfer vanishes under full fine-tuning" stated as a difference that can be shown (an
     equivalence test of full fine-tuning alone would also "pass" for configs that transfer nothing).
-(b) curvature: WLS (statsmodels) of each rank's mean Δ on x = log2(rank) and x², weights 1 / (variance of
-    that rank's mean over draws). Weighted because the spread of Δ differed by about 55x across ranks in
-    the first CPU replication (v1, SD 0.0013 at r1, 0.073 at r64): an unweighted fit lets the noisiest rank
-    decide and its pooled residual variance misstates the curvature's standard error. The variances are known up to
-    sampling, so the fit's scale is 1 (raised to the weighted residual mean square when more than 3 ranks
-    show lack of fit beyond them, never lowered: with estimated weights a scale of 1 alone rejected 7% of
-    null curves in simulation) and the one-sided test of a negative x² coefficient uses a t reference with
+(b) curvature: WLS (statsmodels) of each rank's mean Δ on x = log2(rank) and x², weights 1 / (variance of that
+    rank's mean over draws). Weighted because the spread of Δ differed by about 55x across ranks in the first
+    CPU replication (v1, SD 0.0013 at r1, 0.073 at r64): an unweighted fit lets the noisiest rank decide and
+    its pooled residual variance misstates the curvature's standard error. The variances are known up to
+    sampling, so the fit's scale is 1 (raised to the weighted residual mean square when more than 3 ranks show
+    lack of fit beyond them, never lowered: with estimated weights a scale of 1 alone rejected 7% of null
+    curves in simulation) and the one-sided test of a negative x² coefficient uses a t reference with
     Welch-Satterthwaite degrees of freedom from each rank's draws.
 (c) context dependence: per draw, Δ(primary config, primary context) - Δ(same config, the other contexts'
     mean), two-sided paired t-test over draws.
