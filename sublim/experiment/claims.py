@@ -121,7 +121,7 @@ def interaction_test(
     lora: Mapping[str, float], full: Mapping[str, float] | None, label: str, alpha: float, power: float
 ) -> Claim:
     """(a) per draw, Δ(primary LoRA config) - Δ(full fine-tuning); one-sided greater."""
-    claim = f"transfer vanishes under full fine-tuning: Δ at {label} exceeds Δ under full fine-tuning"
+    claim = f"transfer is larger under {label} than under full fine-tuning (claim b: it fades with full FT)"
     if full is None:
         return untestable("interaction", claim, "the primary configuration is not LoRA")
     if not full:
