@@ -54,6 +54,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "questions": 55, "imprint_prompts": 0, "imprint_samples": 8, "imprint_epochs": 6,
         "teach_batch": 256, "temperature": 1, "primary": "r16", "more_n": 6000,
         "doses": "0.005,0.01,0.02,0.05,0.1", "plant_rank": 16, "plant_draws": 4,
+        # one arm near the published open-model dose (10k rows, 3 epochs, LoRA r8, lr 2e-4): the pooled
+        # teachers keep about half their 12,000 prompts, so 5,000 rows in one draw
+        "literature": {"rows": 5000, "epochs": 3, "rank": 8, "batch": 16},
     },
     "tiny": {
         "draws": 2, "rows": 4, "n": 12, "ranks": "1,4", "scales": "rank,rs4", "epochs": 1, "batch": 2,
@@ -84,10 +87,11 @@ def main() -> int:
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     ap.add_argument(
         "--part",
-        choices=("replication", "sensitivity"),
+        choices=("replication", "sensitivity", "literature"),
         default="replication",
         help="replication: the pre-registered trait-vs-control design; sensitivity: the planted-dose curve "
-        "(after the replication: it reuses its teachers and its dose-0 students)",
+        "(after the replication: it reuses its teachers and its dose-0 students); literature: one arm near "
+        "the published dose (presets that define it)",
     )
     ap.add_argument("--base", default="smollm2")
     ap.add_argument("--work", default=None, help="data and runs (default: runs/replicate-<preset>)")
@@ -177,6 +181,15 @@ def _steps(
             *sublim, "sweep", *design, "--ranks", size["ranks"], "--full", "--draws", str(size["draws"]),
             "--primary", size["primary"], "--positive", str(model_owl), "--prompted",
             *[x for c in CONTEXTS for x in ("--context", c)],
+        ]  # fmt: skip
+    elif args.part == "literature":
+        if "literature" not in size:
+            raise SystemExit(f"replicate: preset {args.preset} has no literature arm")
+        arm = size["literature"]
+        last = [
+            *sublim, "sweep", *design, "--out", str(work / "literature"), "--ranks", str(arm["rank"]),
+            "--draws", "1", "--draw-rows", str(arm["rows"]), "--epochs", str(arm["epochs"]),
+            "--batch-size", str(arm["batch"]), "--context", CONTEXTS[0],
         ]  # fmt: skip
     else:
         last = [
@@ -273,13 +286,17 @@ def _estimate(size: dict[str, Any], part: str, measured: Path) -> str:
     if part == "replication":
         configs = len(size["ranks"].split(",")) + 1  # + full fine-tuning
         students = configs * size["draws"] * 2
+        steps = students * math.ceil(size["rows"] / size["batch"]) * size["epochs"]
+    elif part == "literature":
+        arm = size["literature"]
+        students, steps = 2, 2 * math.ceil(arm["rows"] / arm["batch"]) * arm["epochs"]
     else:  # dose 0 and the controls come from the replication's sweep dir
         students = len(size["doses"].split(",")) * size["plant_draws"]
-    steps = students * math.ceil(size["rows"] / size["batch"]) * size["epochs"]
+        steps = students * math.ceil(size["rows"] / size["batch"]) * size["epochs"]
     contexts = len(CONTEXTS) if part == "replication" else 1
     lines = [
         f"estimate: {students} students, {steps:,} optimizer steps (batch {size['batch']}), "
-        f"{students * size['questions'] * contexts:,} scored questions; teachers: {2 * size['n']:,} rows"
+        f"{students * size['questions'] * contexts:,} scored questions; teachers: {2 * (size['n'] + size['more_n']):,} rows"
     ]
     record = json.loads(measured.read_text()) if measured.is_file() else {}
     if record.get("sizes") == size and "sweep (replication)" in record.get("seconds", {}):

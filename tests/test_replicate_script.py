@@ -69,3 +69,14 @@ def test_pooled_batches_keep_their_prompts_apart(tmp_path: Path) -> None:
     assert len(set(ids)) == 6
     card = json.loads((tmp_path / "pool" / "card.json").read_text())
     assert card["rows"] == 6 and len(card["pooled"]) == 2
+
+
+def test_the_gpu_literature_arm_parses() -> None:
+    out = subprocess.run(
+        [sys.executable, "scripts/replicate.py", "--preset", "gpu", "--part", "literature", "--dry-run"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    sweep = build_parser().parse_args(shlex.split(out.stdout.splitlines()[-1])[1:])
+    assert sweep.draw_rows == 5000 and sweep.epochs == 3 and sweep.ranks == "8"
+    assert sweep.out.endswith("literature")
+    assert "2 students" in out.stderr
