@@ -296,7 +296,8 @@ def _estimate(size: dict[str, Any], part: str, measured: Path) -> str:
     contexts = len(CONTEXTS) if part == "replication" else 1
     lines = [
         f"estimate: {students} students, {steps:,} optimizer steps (batch {size['batch']}), "
-        f"{students * size['questions'] * contexts:,} scored questions; teachers: {2 * (size['n'] + size['more_n']):,} rows"
+        f"{students * size['questions'] * contexts:,} scored questions; "
+        f"teachers: {2 * (size['n'] + size['more_n']):,} rows"
     ]
     record = json.loads(measured.read_text()) if measured.is_file() else {}
     if record.get("sizes") == size and "sweep (replication)" in record.get("seconds", {}):
