@@ -795,7 +795,7 @@ def test_a_sweep_refuses_rows_it_would_drop_when_pairing(
     bad.mkdir()
     _rows_file(bad, "train.jsonl", [_chat(), _chat(answer="5, 6"), _chat(user="7")])
     argv = ["sweep", "--data", "{W}/bad-data", "--base", "{W}/model", "--out", "{W}/o"]
-    refused(capsys, work, argv, "1 of 3 rows repeat an earlier row's prompt")
+    refused(capsys, work, argv, "1 of 3 rows repeat an earlier row's id (or, for rows without an id")
 
 
 def test_teacher_rows_read_through_a_bom_and_line_separators_inside_strings(work: Path) -> None:

@@ -822,3 +822,11 @@ def test_doses_at_several_configurations_follow_the_primary_in_analyze() -> None
     curve = analyze(rows, primary="r8").sensitivity
     assert curve is not None and curve.config == "lora r8 (rank)"
     assert analyze(rows, primary="r2").sensitivity.config == "lora r2 (rank)"  # type: ignore[union-attr]
+
+
+def test_v1_margin_flag_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sublim.cli import main
+
+    assert main(["analyze", str(tmp_path / "results.csv"), "--margin", "0.1"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "--margin belonged to v1" in err and len(err.splitlines()) == 1

@@ -25,6 +25,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--alpha", type=float, default=0.05, help="family-wise level (default: 0.05)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--margin", type=float, default=None, help=argparse.SUPPRESS)  # v1's TOST margin
     p.set_defaults(func=run)
 
 
@@ -34,6 +35,11 @@ def run(args: argparse.Namespace) -> int:
     from sublim.experiment import analyze, parse_primary, read_results, render
     from sublim.io import json_safe
 
+    if args.margin is not None:
+        raise SublimError(
+            "--margin belonged to v1's equivalence test, which the interaction test replaced (issue #23): "
+            "drop it"
+        )
     if not (0 < args.alpha < 1):
         raise SublimError(f"--alpha {args.alpha} must lie in (0, 1)")
     if args.primary is not None:

@@ -94,8 +94,8 @@ def _keyed(rows: list[dict[str, Any]], flag: str) -> dict[str, dict[str, Any]]:
         keyed.setdefault(pair_key(r), r)
     if len(keyed) < len(rows):  # rows without ids pair by prompt: a repeat would be dropped unsaid
         raise SublimError(
-            f"{flag}: {len(rows) - len(keyed)} of {len(rows)} rows repeat an earlier row's prompt "
-            "and have no id; the sweep pairs rows by id (else by prompt): give each row an id"
+            f"{flag}: {len(rows) - len(keyed)} of {len(rows)} rows repeat an earlier row's id (or, for rows "
+            "without an id, its prompt); the sweep pairs rows by id, else by prompt: give each row its own id"
         )
     return keyed
 
