@@ -83,8 +83,15 @@ def _design(run: dict[str, Any], draws: dict[str, Any], part: str) -> list[str]:
         f"matching: {sides}.",
         "",
         "Wall time: "
-        + ", ".join(f"{name} {s / 60:.1f} min" for name, s in seconds.items())
-        + f" (total {sum(seconds.values()) / 60:.1f} min).",
+        + ", ".join(f"{name} {s / 60:.1f} min" for name, s in seconds.items() if s >= 30)
+        + f" (total {sum(seconds.values()) / 60:.1f} min)."
+        + (
+            " Teacher steps, run before and resumed: "
+            + ", ".join(f"{name} {s / 60:.1f} min" for name, s in run["teacher_seconds"].items())
+            + f" (total {sum(run['teacher_seconds'].values()) / 60:.1f} min; {run['teacher_seconds_note']})."
+            if "teacher_seconds" in run
+            else ""
+        ),
         "",
     ]
     return lines
@@ -109,7 +116,14 @@ def replication(src: Path) -> str:
         f"Δ ln P(owl) = {first.estimate:+.4f}, 95% CI [{first.ci_low:+.4f}, {first.ci_high:+.4f}] over data "
         f"draws, one-sided p = {first.p:.3g}: {first.verdict}. The smallest shift this configuration could "
         f"detect with 80% power is {first.mde:.4f} in ln P(owl) (a factor of {_factor(first.mde)} on "
-        "P(owl)). Secondary claims: "
+        "P(owl))."
+        + (
+            " Its whole interval lies below zero: the trait students moved away from owls relative to the "
+            "controls, the opposite of the pre-registered direction (an observation, not a tested claim)."
+            if first.ci_high < 0
+            else ""
+        )
+        + " Secondary claims: "
         + "; ".join(f"{c.name} {c.verdict} (estimate {_f(c.estimate)})" for c in result.secondaries)
         + ".",
         "",
