@@ -50,7 +50,8 @@ def _design(run: dict[str, Any], draws: dict[str, Any], part: str) -> list[str]:
     seconds = run.get("seconds", {})
     lines = [
         f"Machine: {run.get('machine', 'not recorded')}. Pre-registered at {run['preregistered_at']} "
-        "(run.json, committed before any student trained); commands and per-step wall times in run.json.",
+        "(run.json, written before any student trained; the preset it records was committed in "
+        "scripts/replicate.py before the run); commands and per-step wall times in run.json.",
         "",
         "| setting | value |",
         "|---|---|",
