@@ -9,6 +9,10 @@ from typing import Any
 
 from sublim.errors import SublimError
 
+#: A sweep's pre-registered primary configuration (written by `sublim sweep --primary` into its dir), read by
+#: `sublim analyze <dir>` when --primary is not given.
+PRIMARY_FILE = "primary.json"
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
@@ -56,8 +60,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _sweep_primary(results: Path) -> str | None:
     """The primary configuration the sweep that wrote `results` was given (its dir's primary.json)."""
-    from sublim.training.sweep.run import PRIMARY_FILE
-
     for where in (results, results.parent):
         try:
             primary = json.loads((where / PRIMARY_FILE).read_text()).get("primary")

@@ -82,6 +82,8 @@ def _sweep(
             write_atomic(files[key], _rows_text(drawn))
     write_atomic(out / "draws" / "draws.json", json.dumps(record, indent=2) + "\n")
     if cfg.primary:  # `sublim analyze <out>` tests the same primary configuration as summary.md
+        from sublim.experiment.cli import PRIMARY_FILE
+
         write_atomic(out / PRIMARY_FILE, json.dumps({"primary": cfg.primary}) + "\n")
     ids = run_ids(cfg, shared)
     todo = [(r, m) for r in dict.fromkeys(plan(cfg)) if (m := _missing(rows, ids[r], _contexts(cfg, r)))]
@@ -142,9 +144,6 @@ class Job:
     def __str__(self) -> str:
         return self.run.name
 
-
-#: The sweep's pre-registered primary configuration, read by `sublim analyze <out>` without --primary.
-PRIMARY_FILE = "primary.json"
 
 #: Test-only hook (tests/test_executors.py): the run of this name kills its own process as if it died
 #: mid-training, leaving half-written weights and no run.json.
