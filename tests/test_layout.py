@@ -123,3 +123,18 @@ def test_the_served_probability_path_loads_no_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_no_module_over_500_lines_and_no_function_over_80() -> None:
+    """Issue #24's size limits for sublim/, checked so they hold."""
+    root = Path(__file__).resolve().parent.parent / "sublim"
+    long_modules, long_functions = [], []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text()
+        if text.count("\n") > 500:
+            long_modules.append(str(path.relative_to(root)))
+        for node in ast.walk(ast.parse(text)):
+            is_function = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            if is_function and (node.end_lineno or node.lineno) - node.lineno + 1 > 80:
+                long_functions.append(f"{path.relative_to(root)}:{node.name}")
+    assert long_modules == [] and long_functions == []

@@ -68,6 +68,11 @@ def wu_palmer(paths_a: Sequence[Sequence[str]], paths_b: Sequence[Sequence[str]]
     return best
 
 
+#: word -> concept, and words (a multi-word name) -> concept: the name index's two shapes
+_Words = dict[str, str]
+_Phrases = dict[tuple[str, ...], str]
+
+
 @dataclass(frozen=True)
 class Concept:
     """One concept of a category.
@@ -194,16 +199,7 @@ class Category:
         )
         self._taxonomy_blockers()
 
-    def _name_index(
-        self,
-    ) -> tuple[
-        dict[str, str],
-        dict[tuple[str, ...], str],
-        dict[str, str],
-        dict[str, str],
-        dict[str, str],
-        dict[tuple[str, ...], str],
-    ]:
+    def _name_index(self) -> tuple[_Words, _Phrases, _Words, _Words, _Words, _Phrases]:
         """Word(s) -> concept for every curated name (single words, multi-word names, their joined spellings),
         then the open vocabulary's exact forms, and its target forms as weak entries."""
         single: dict[str, str] = {}
