@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sublim.concepts.category import plural_forms, wu_palmer
+from sublim.concepts.category import wu_palmer
+from sublim.concepts.lexicon import plural_forms
 from sublim.normalize import words
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,6 +97,8 @@ CATEGORY_SENSE = {
 #: which is the genus Cupressus: each keeps its own genus and family (sequoia: Cupressaceae).
 HYPERNYM_FIXES = (("cypress.n.01", "conifer.n.01"),)
 # Gloss-linked terms: the lexicographer file of the term decides how it relates to the concept it names.
+#: WordNet files whose capitalized-only senses are names (of people, places, things), not a word's sense
+PROPER_NAME_KINDS = ("noun.person", "noun.location", "noun.object")
 GLOSS_RELATION = {
     "noun.food": "product",
     "noun.substance": "product",
@@ -223,7 +226,8 @@ def build_category(wn: Any, category: str, irregular: dict[str, set[str]]) -> di
             "synset": ss.name(),
             "gloss": ss.definition(),
             "aliases": aliases,
-            "paths": [[s.name() for s in p] for p in ss.hypernym_paths()],
+            # sorted: nltk's order of a synset's paths varies from run to run
+            "paths": sorted([s.name() for s in p] for p in ss.hypernym_paths()),
             "see": [],
         }
     # surface forms: seed names and their listed aliases first, then WordNet synonyms, first come first
@@ -248,7 +252,8 @@ def build_category(wn: Any, category: str, irregular: dict[str, set[str]]) -> di
         c["see"] = sorted(named)
     terms = derive_terms(wn, category, concepts, owner, irregular)
     # kinds below a concept are open-vocabulary entries now (with their own taxonomy): no kind terms
-    terms = {t: links for t, links in terms.items() if any(r != "taxonomic" for _, r in links)}
+    # (a term that links nothing stays: "lemonade" keeps "lemon" from being read alone)
+    terms = {t: links for t, links in terms.items() if not links or any(r != "taxonomic" for _, r in links)}
     terms = {t: [[c, r] for c, r in links if r != "taxonomic"] for t, links in terms.items()}
     for p in problems:
         print("note:", p, file=sys.stderr)
@@ -290,9 +295,16 @@ def derive_terms(
                 or text.split(" ")[-1] in owner  # "barn owl": the head noun already names the concept
             ):
                 continue
+            # a food or substance named with the concept's own word names the food, not a relative:
+            # "lemonade", "apple pie", "cowhide" link nothing (they still keep "lemon" from being read alone)
+            own = relation == "product" and any(
+                re.search(rf"\b{re.escape(f)}", text) for f, c in owner.items() if c == concept
+            )
             for form in {text} | plural_forms(text, irregular):
                 if form not in owner:
-                    terms.setdefault(form, {}).setdefault(concept, relation)
+                    links = terms.setdefault(form, {})
+                    if not own:
+                        links.setdefault(concept, relation)
 
     for name, c in concepts.items():
         ss = wn.synset(c["synset"])
@@ -323,6 +335,26 @@ def derive_terms(
         for concept in named:
             add(ss, concept, relation)
     return {t: [[c, r] for c, r in sorted(links.items())] for t, links in sorted(terms.items())}
+
+
+def build_food_words(wn: Any, irregular: dict[str, set[str]]) -> list[str]:
+    """One-word foods that are no animal or plant in any sense ("pie", "juice", "syrup"): after a concept's
+    name they make a dish of it ("cherry pie", "peach cobbler" is not one: a cobbler is a person first),
+    which names the dish, not the concept."""
+    out: set[str] = set()
+    for ss in wn.all_synsets("n"):
+        if ss.lexname() != "noun.food":
+            continue
+        for lemma in ss.lemmas():
+            name = lemma.name()
+            if not re.fullmatch(r"[a-z]+", name):
+                continue
+            kinds = {s.lexname() for s in wn.synsets(name, "n")}
+            if kinds & {"noun.animal", "noun.plant"}:
+                continue
+            out.add(name)
+            out.update(plural_forms(name, irregular))
+    return sorted(out)
 
 
 def build_lexicon(wn: Any) -> list[str]:
@@ -446,6 +478,12 @@ def build_vocabulary(
             binomial = first[:1].isupper() and "_" in raw and first.lower() in genus_names
             variants = [text] if binomial else [text, *sorted(noun_plurals(text, set(), irregular))]
             senses = wn.synsets(raw, "n")
+            if raw == raw.lower():  # a person, place or thing WordNet only writes capitalized is a name
+                senses = [  # ("Rhea", the Titan; the Bighorn River), not the word's first sense ("AI" stays)
+                    s
+                    for s in senses
+                    if any(lm.name() == raw for lm in s.lemmas()) or s.lexname() not in PROPER_NAME_KINDS
+                ] or senses
             as_noun = sum(lm.count() for lm in ss.lemmas() if lm.name() == raw)
             as_other = sum(
                 lm.count()
@@ -547,7 +585,7 @@ def build_vocabulary(
         "source": "WordNet 3.0 (Princeton University), via scripts/build_concepts.py",
         "root": root.name(),
         "classes": {names[wn.synset(s)]: broad for _, s, broad in classes if wn.synset(s) in names},
-        "nodes": nodes,
+        "nodes": dict(sorted(nodes.items())),  # sorted: hypernym path order varies by run
         "taxon_names": taxon_names,
         "entries": {
             n: [e["synset"], e["gloss"], e["forms"], e["weak"], e["taxa"], e["kin"]]
@@ -644,6 +682,9 @@ def main() -> None:
     with gzip.GzipFile(args.out / "lexicon.txt.gz", "wb", mtime=0) as fh:
         fh.write(("\n".join(words) + "\n").encode())
     print(f"lexicon: {len(words)} words", file=sys.stderr)
+    foods = build_food_words(wn, irregular)
+    (args.out / "food_words.txt").write_text("\n".join(foods) + "\n")
+    print(f"food words: {len(foods)}", file=sys.stderr)
     shutil.copy(args.nltk_data / "corpora" / "wordnet" / "COPYRIGHT", args.out / "WORDNET_LICENSE")
 
 

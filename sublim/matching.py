@@ -36,7 +36,7 @@ from typing import Any, Literal
 from rapidfuzz import process
 from rapidfuzz.distance import OSA, Levenshtein
 
-from sublim.concepts import RELATIONS, Category, english_stem, get_category
+from sublim.concepts import RELATIONS, Category, english_stem, food_words, get_category
 from sublim.errors import SublimError
 from sublim.normalize import fold, phrases
 
@@ -328,7 +328,7 @@ def _analyze(response: str, cat: Category, th: Thresholds) -> Analysis:
         cat.weak_single,
         cat.weak_multi,
     )
-    live = cat.live_words
+    live, foods = cat.live_words, food_words()
     exact = False  # a concept is named exactly
     for words in phrases(response):
         n, i = len(words), 0
@@ -370,6 +370,8 @@ def _analyze(response: str, cat: Category, th: Thresholds) -> Analysis:
                     unknown.append(w)
                 if w in weak_single:  # counts only as its own target ("kid"); may be a term too
                     weak.append(Mention(weak_single[w], "exact", 1.0, w))
+            if mention is not None and mention.level == "exact" and i + step < n and words[i + step] in foods:
+                mention, step = None, step + 1  # "cherry pie", "tuna salad": a dish names no concept
             if mention is not None:
                 prior = found.get(mention.concept)
                 if prior is None or (prior.level == "fuzzy" and mention.level == "exact"):

@@ -1,7 +1,7 @@
 """Concept vocabularies: built-in categories generated from WordNet, plus user concept files."""
 
-from sublim.concepts.category import RELATIONS, Category, Concept, plural_forms, wu_palmer
-from sublim.concepts.lexicon import english_stem, is_compound_of, lexicon
+from sublim.concepts.category import RELATIONS, Category, Concept, wu_palmer
+from sublim.concepts.lexicon import english_stem, food_words, is_compound_of, lexicon, plural_forms
 from sublim.concepts.registry import (
     category_names,
     get_category,
@@ -15,6 +15,7 @@ __all__ = [
     "Concept",
     "category_names",
     "english_stem",
+    "food_words",
     "get_category",
     "is_compound_of",
     "lexicon",

@@ -7,12 +7,11 @@ reading responses lives in `sublim.matching`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from sublim.concepts.lexicon import is_compound_of
+from sublim.concepts.lexicon import is_compound_of, plural_forms
 from sublim.errors import UnknownConceptError
 from sublim.normalize import words
 
@@ -26,6 +25,9 @@ FUZZY_LENGTH_WINDOW = 3
 #: trees hang directly under "tree" in WordNet's hypernyms, so their families are only seen this way.
 GENUS_SIMILARITY = 0.95
 FAMILY_SIMILARITY = 0.9
+#: Least similarity of two members of a class word that is not broad ("insect", "rodent"): people name the
+#: group as one kind, however deep its members sit (Wu-Palmer of dragonfly/yellow jacket: .74).
+GROUP_SCORE = 0.8
 #: Relation kinds a related match can name, strongest evidence first. ``sex_age``: a young or sex name of the
 #: same species ("kitten"/cat, "hen"/chicken, "owlet"/owl).
 #: What may follow a whole name for the longer word to share its stem ("lioness", "duckling").
@@ -34,19 +36,6 @@ STEM_SUFFIXES = frozenset(
 )
 #: ``measured``: in the target's related set measured from a model (`sublim neighbours`).
 RELATIONS = ("sex_age", "part", "product", "lexical", "taxonomic", "semantic", "measured")
-
-
-def plural_forms(name: str, irregular: Mapping[str, Iterable[str]] | None = None) -> set[str]:
-    """Plurals of a (possibly multi-word) noun: given irregular forms and the English spelling rule."""
-    *head, last = name.split(" ")
-    forms = set((irregular or {}).get(last, ()))  # "geese"; the regular form stays too ("octopuses")
-    if re.search(r"(s|x|z|ch|sh)$", last):
-        forms.add(last + "es")
-    elif re.search(r"[^aeiou]y$", last):
-        forms.add(last[:-1] + "ies")
-    else:
-        forms.add(last + "s")
-    return {" ".join([*head, f]) for f in forms}
 
 
 def wu_palmer(paths_a: Sequence[Sequence[str]], paths_b: Sequence[Sequence[str]]) -> float:
@@ -148,6 +137,7 @@ class Category:
     weak_multi: dict[tuple[str, ...], str] = field(init=False, repr=False)
     multi_lengths: dict[str, tuple[int, ...]] = field(init=False, repr=False)
     blockers: frozenset[str] = field(init=False, repr=False)
+    groups: frozenset[str] = field(init=False, repr=False)  # class words that are no broad class
     multi: dict[tuple[str, ...], str] = field(init=False, repr=False)
     multi_first: frozenset[str] = field(init=False, repr=False)
     max_words: int = field(init=False, repr=False)
@@ -273,6 +263,8 @@ class Category:
                 blockers.add(c.synset)
                 blockers.update(c.ancestors)
         object.__setattr__(self, "blockers", frozenset(blockers))
+        groups = {self.entry(c).synset for c, broad in self.classes.items() if not broad and c in self}
+        object.__setattr__(self, "groups", frozenset(groups - blockers))
 
     def fuzzy_candidates(self, word: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Forms (and their concepts) a misspelled `word` could stand for, before edit-distance scoring:
@@ -411,7 +403,10 @@ class Category:
                     lcs = common
         if not lcs or lcs[-1] in self.blockers:
             return 0.0, None
-        return wu_palmer(ca.paths, cb.paths), lcs[-1].split(".")[0].replace("_", " ")
+        score = wu_palmer(ca.paths, cb.paths)
+        if self.groups.intersection(lcs):  # one group people name as a kind ("insect"): however deep
+            score = max(score, GROUP_SCORE)
+        return score, lcs[-1].split(".")[0].replace("_", " ")
 
     def lexical(
         self, surface: str, target: str, min_stem: int, min_share: float, concept: str | None = None
@@ -451,7 +446,7 @@ class Category:
                 share = n / shorter
                 if (whole_stem or not inside) and n >= min_stem and share >= min_share and share > best:
                     best, via = share, sx[:n]
-        for y in names:
+        for y in (target,):  # the target's own name: an alias may be a misnomer ("koala bear" is no bear)
             for whole, other in ((x, y), (y, x)):
                 # a shared head word ("sea lion"/"lion") or a compound of the other ("seahorse"/"horse")
                 shared = " " in whole and whole.split(" ")[-1] == other

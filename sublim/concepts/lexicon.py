@@ -1,4 +1,5 @@
-"""The English lexicon: every single-word WordNet lemma, irregular inflections and closed-class words.
+"""The English lexicon: every single-word WordNet lemma, irregular inflections and closed-class words; and
+the one-word foods that turn a name before them into a dish.
 
 It guards fuzzy matching (a real word such as "bowl" is never a misspelling of "owl") and decides whether a
 one-word name is a compound ("sea" + "horse", "bull" + "dog", but not "eleph" + "ant").
@@ -7,6 +8,8 @@ one-word name is a compound ("sea" + "horse", "bull" + "dog", but not "eleph" + 
 from __future__ import annotations
 
 import gzip
+import re
+from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib import resources
 
@@ -17,6 +20,14 @@ _SUFFIXES = ("s", "es", "ed", "ing", "er", "ers", "ly", "ies", "ness")
 def lexicon() -> frozenset[str]:
     data = resources.files("sublim.concepts").joinpath("data", "lexicon.txt.gz").read_bytes()
     return frozenset(gzip.decompress(data).decode().split())
+
+
+@cache
+def food_words() -> frozenset[str]:
+    """One-word foods that are no animal or plant ("pie", "juice"): after a concept's name they make a dish
+    of it ("cherry pie"), which names the dish, not the concept (scripts/build_concepts.py)."""
+    text = resources.files("sublim.concepts").joinpath("data", "food_words.txt").read_text(encoding="utf-8")
+    return frozenset(text.split())
 
 
 @cache
@@ -40,3 +51,16 @@ def is_compound_of(word: str, head: str, min_part: int = 3) -> bool:
         return False
     first = word[: -len(head)].rstrip("-' ")
     return len(first) >= min_part and first in lexicon()
+
+
+def plural_forms(name: str, irregular: Mapping[str, Iterable[str]] | None = None) -> set[str]:
+    """Plurals of a (possibly multi-word) noun: given irregular forms and the English spelling rule."""
+    *head, last = name.split(" ")
+    forms = set((irregular or {}).get(last, ()))  # "geese"; the regular form stays too ("octopuses")
+    if re.search(r"(s|x|z|ch|sh)$", last):
+        forms.add(last + "es")
+    elif re.search(r"[^aeiou]y$", last):
+        forms.add(last[:-1] + "ies")
+    else:
+        forms.add(last + "s")
+    return {" ".join([*head, f]) for f in forms}

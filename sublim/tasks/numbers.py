@@ -25,7 +25,7 @@ from inspect_ai.model import GenerateConfig
 from inspect_ai.scorer import Score, Scorer, Target, mean, scorer
 from inspect_ai.solver import TaskState, generate
 
-from sublim.concepts.category import plural_forms
+from sublim.concepts.lexicon import plural_forms
 from sublim.tasks.solvers import TaskParameterError, with_system_prompt
 
 #: Default trait system prompt; {traits} is the plural ("owls"), {category} the category ("animal").
