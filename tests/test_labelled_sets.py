@@ -35,22 +35,27 @@ def test_heldout_accuracy() -> None:
 
 
 PAIRS = _rows("related_pairs.tsv")  # dev set of the related rule: splits dev and dev2 (round 1's held-out)
-FRESH = _rows("related_heldout.tsv")  # held out: labelled before round 2's rules, scored once
+ROUND2 = _rows("related_heldout.tsv")  # round 2's held-out set, scored once then; dev since round 3
+HELDOUT = _rows("related_heldout3.tsv")  # held out: labelled before round 3's rules were scored, scored once
+DEV = PAIRS + ROUND2
 #: Dev pairs no rule here gets right, kept as labelled (never relabelled to fit): otter/beaver share only
-#: "placental"; panda/tiger share "carnivore", the group relating dog/cat in real answers labelled related.
-DEV_CONFLICTS = {("otter", "beaver"), ("panda", "tiger")}
+#: "placental"; panda/tiger share "carnivore", the group relating dog/cat in real answers labelled related;
+#: WordNet files the peccary beside the swine only under "even-toed ungulate" (broad: it related giraffe/pig)
+#: and reads "harrier" as a hound before the hawk.
+DEV_CONFLICTS = {("otter", "beaver"), ("panda", "tiger"), ("peccary", "pig"), ("harrier", "hawk")}
 
 
 def test_sibling_pairs_are_many_and_cover_both_labels() -> None:
     """Issue 22: >= 150 related sibling pairs and >= 150 same-class pairs that are none, in the dev set and
-    in the held-out set, whose targets are not the dev set's."""
-    for rows in (PAIRS, FRESH):
+    in each held-out set, whose sibling targets are not the dev set's."""
+    for rows in (PAIRS, ROUND2, HELDOUT):
         assert sum(r["level"] == "related" for r in rows) >= 150
         assert sum(r["level"] == "none" for r in rows) >= 150
-    siblings = {r["target"] for r in FRESH if r["kind"] == "sibling"}
-    assert not {r["target"] for r in PAIRS} & siblings
-    traps = [r for r in FRESH if r["kind"] == "trap"]
-    assert len(traps) >= 30 and all(r["target"] in r["response"].lower() for r in traps)
+    for held, before in ((ROUND2, PAIRS), (HELDOUT, DEV)):
+        siblings = {r["target"] for r in held if r["kind"] == "sibling"}
+        assert not {r["target"] for r in before} & siblings
+        traps = [r for r in held if r["kind"] == "trap"]
+        assert len(traps) >= 30 and all(r["target"] in r["response"].lower() for r in traps)
 
 
 @pytest.mark.parametrize(
@@ -59,20 +64,21 @@ def test_sibling_pairs_are_many_and_cover_both_labels() -> None:
         pytest.param(r, marks=pytest.mark.xfail(strict=True, reason="dev conflict"))
         if (r["response"], r["target"]) in DEV_CONFLICTS
         else r
-        for r in PAIRS
+        for r in DEV
     ],
-    ids=[f"{r['response']}->{r['target']}" for r in PAIRS],
+    ids=[f"{r['response']}->{r['target']}" for r in DEV],
 )
 def test_sibling_pair_dev_case(row: dict[str, str]) -> None:
     assert match(row["response"], row["target"], row["category"]).level == row["level"]
 
 
 def test_sibling_pairs_heldout_floor() -> None:
-    """The held-out set, scored once (docs/results/matching-related.md): recall 296/307, specificity 401/409,
-    every hit right, 1 of 33 substring traps not none (lemonade/lemon: a product). The floor keeps them."""
-    got = {id(r): match(r["response"], r["target"], r["category"]).level for r in FRESH}
-    related = [got[id(r)] == "related" for r in FRESH if r["level"] == "related"]
-    none = [got[id(r)] != "related" for r in FRESH if r["level"] == "none"]
-    hits = [(got[id(r)] in ("exact", "fuzzy")) == (r["level"] in ("exact", "fuzzy")) for r in FRESH]
-    traps = [got[id(r)] != "none" for r in FRESH if r["kind"] == "trap"]
-    assert sum(related) >= 296 and sum(none) >= 401 and all(hits) and sum(traps) <= 1
+    """Round 3's held-out set, scored once (docs/results/matching-related.md): recall 311/311, specificity
+    410/412, hits 761/762, 1 of 77 substring traps not none (seahorse/horse: a shared word, which
+    match_dev.tsv labels related). The floor keeps them."""
+    got = {id(r): match(r["response"], r["target"], r["category"]).level for r in HELDOUT}
+    related = [got[id(r)] == "related" for r in HELDOUT if r["level"] == "related"]
+    none = [got[id(r)] != "related" for r in HELDOUT if r["level"] == "none"]
+    hits = [(got[id(r)] in ("exact", "fuzzy")) == (r["level"] in ("exact", "fuzzy")) for r in HELDOUT]
+    traps = [got[id(r)] != "none" for r in HELDOUT if r["kind"] == "trap"]
+    assert sum(related) >= 311 and sum(none) >= 410 and sum(hits) >= 761 and sum(traps) <= 1
