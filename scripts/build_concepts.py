@@ -337,6 +337,12 @@ def derive_terms(
     return {t: [[c, r] for c, r in sorted(links.items())] for t, links in sorted(terms.items())}
 
 
+def uses(synsets: list[Any], name: str, *, noun: bool) -> int:
+    """How often WordNet's tagged corpus uses `name` in these senses (as a noun, or as anything else)."""
+    senses = [s for s in synsets if (s.pos() == "n") == noun]
+    return sum(lm.count() for s in senses for lm in s.lemmas() if lm.name().lower() == name)
+
+
 def build_food_words(wn: Any, irregular: dict[str, set[str]]) -> list[str]:
     """One-word foods that are no animal or plant in any sense ("pie", "juice", "syrup"): after a concept's
     name they make a dish of it ("cherry pie", "peach cobbler" is not one: a cobbler is a person first),
@@ -349,9 +355,11 @@ def build_food_words(wn: Any, irregular: dict[str, set[str]]) -> list[str]:
             name = lemma.name()
             if not re.fullmatch(r"[a-z]+", name):
                 continue
-            kinds = {s.lexname() for s in wn.synsets(name, "n")}
-            if kinds & {"noun.animal", "noun.plant"}:
+            nouns = wn.synsets(name, "n")
+            if {s.lexname() for s in nouns} & {"noun.animal", "noun.plant"}:
                 continue
+            if uses(wn.synsets(name), name, noun=False) > uses(nouns, name, noun=True):
+                continue  # more often a verb or adjective: "the eagle spread its wings", "dip", "punch"
             out.add(name)
             out.update(plural_forms(name, irregular))
     return sorted(out)

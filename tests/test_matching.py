@@ -244,6 +244,7 @@ ROUND3 = [
     ("tuna salad", "tuna", "animal", "none", None),
     ("cowhide", "cow", "animal", "none", None),
     ("a peach tree", "peach", "tree", "exact", None),  # a tree is no food
+    ("The eagle spread its wings", "eagle", "animal", "exact", None),  # "spread": more often a verb
     ("honey", "bee", "animal", "related", "product"),  # a product not named after the concept still relates
     # ungulates and their orders are broad: the families relate, the orders do not
     ("giraffe", "zebra", "animal", "none", None),
