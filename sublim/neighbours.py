@@ -226,7 +226,7 @@ def run_neighbours(
     """The CLI command: load the model once, measure every --target, print tables, write --out JSON."""
     import sys
 
-    from sublim.io import write_atomic
+    from sublim.io import output_file_problem, write_atomic
     from sublim.models import load_model, resolve_base
 
     cat = get_category(category)
@@ -234,9 +234,10 @@ def run_neighbours(
         cat.resolve(t)
     if questions < 2:
         raise SublimError(f"--questions {questions}: an interval over questions needs at least 2")
-    where = Path(out) if out else None
-    if where is not None and where.exists() and not overwrite:
-        raise SublimError(f"--out {where} exists: pass --overwrite to replace it")
+    where = Path(out).expanduser() if out else None
+    problem = output_file_problem(where, overwrite=overwrite) if where is not None else None
+    if problem:
+        raise SublimError(f"--out {out} {problem}")
     lm, tok = load_model(str(resolve_base(model)), device=device)
     result = measure(lm, tok, target, cat, questions, lambda m: print(m, file=sys.stderr, flush=True))
     result["model"] = model

@@ -127,3 +127,29 @@ def test_measure_on_a_tiny_model_gives_one_table_per_target(tiny_model: Path) ->
         assert set(table["related"]) <= set(concepts)
     with pytest.raises(SublimError, match="curated concepts only"):
         measure(model, tok, ["english oak"], "tree", questions=2)
+
+
+@pytest.mark.parametrize(
+    ("out", "why"),
+    [
+        ("{tmp}", "is a directory"),
+        ("{tmp}/no/such/dir/n.json", "which is no folder"),
+        ("{tmp}/taken.json", "exists: pass --overwrite"),
+    ],
+)
+def test_a_bad_out_is_refused_before_the_model_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], out: str, why: str
+) -> None:
+    from sublim import models
+    from sublim.cli import main
+
+    (tmp_path / "taken.json").write_text("{}")
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model loaded before --out was checked")
+
+    monkeypatch.setattr(models, "load_model", no_model)
+    code = main(["neighbours", "--target", "owl", "--model", "smollm2", "--out", out.format(tmp=tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and why in err and err.count("\n") == 1
+    assert (tmp_path / "taken.json").read_text() == "{}"

@@ -133,6 +133,24 @@ def file_problem(path: str | Path) -> str | None:
     return "is not a regular file"
 
 
+def output_file_problem(path: str | Path, *, overwrite: bool = False) -> str | None:
+    """Why `path` cannot take a new output file, in words (None when it can): it exists (without
+    `overwrite`) or is no regular file, or its folder is missing or not writable. Checked before a model
+    loads, so a typo costs no model time."""
+    where = Path(path).expanduser()
+    if where.exists() or where.is_symlink():
+        problem = file_problem(where)
+        if problem:
+            return problem
+        return None if overwrite else "exists: pass --overwrite to replace it"
+    folder = where.parent
+    if not folder.is_dir():
+        return f"is in {str(folder)!r}, which is no folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"is in {str(folder)!r}, which is not writable"
+    return None
+
+
 def read_text(path: Path, what: str = "file") -> str:
     """A text file sublim reads (teacher data, question banks): UTF-8, a leading byte-order mark dropped (a
     spreadsheet's "UTF-8" export writes one). A missing file or a byte that is not UTF-8 is one SublimError
