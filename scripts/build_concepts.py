@@ -97,8 +97,6 @@ CATEGORY_SENSE = {
 #: which is the genus Cupressus: each keeps its own genus and family (sequoia: Cupressaceae).
 HYPERNYM_FIXES = (("cypress.n.01", "conifer.n.01"),)
 # Gloss-linked terms: the lexicographer file of the term decides how it relates to the concept it names.
-#: WordNet files whose capitalized-only senses are names (of people, places, things), not a word's sense
-PROPER_NAME_KINDS = ("noun.person", "noun.location", "noun.object")
 GLOSS_RELATION = {
     "noun.food": "product",
     "noun.substance": "product",
@@ -257,12 +255,19 @@ def build_category(wn: Any, category: str, irregular: dict[str, set[str]]) -> di
     terms = {t: [[c, r] for c, r in links if r != "taxonomic"] for t, links in terms.items()}
     for p in problems:
         print("note:", p, file=sys.stderr)
+    # concepts that are also a food ("tuna", "cherry", "walnut"): before a food word they make a dish
+    edible = [
+        name
+        for name, c in concepts.items()
+        if any(s.lexname() == "noun.food" for f in c["forms"] for s in wn.synsets(f.replace(" ", "_"), "n"))
+    ]
     return {
         "category": category,
         "source": "WordNet 3.0 (Princeton University), via scripts/build_concepts.py",
         "license": "WordNet 3.0 license: see WORDNET_LICENSE beside this file",
         "concepts": concepts,
         "terms": terms,
+        "edible": edible,
     }
 
 
@@ -295,8 +300,8 @@ def derive_terms(
                 or text.split(" ")[-1] in owner  # "barn owl": the head noun already names the concept
             ):
                 continue
-            # a food or substance named with the concept's own word names the food, not a relative:
-            # "lemonade", "apple pie", "cowhide" link nothing (they still keep "lemon" from being read alone)
+            # a food or substance named with the concept's own word names it, not a relative: "lemonade",
+            # "apple pie", "cowhide" link nothing (they still keep "lemon" from being read alone)
             own = relation == "product" and any(
                 re.search(rf"\b{re.escape(f)}", text) for f, c in owner.items() if c == concept
             )
@@ -344,9 +349,9 @@ def uses(synsets: list[Any], name: str, *, noun: bool) -> int:
 
 
 def build_food_words(wn: Any, irregular: dict[str, set[str]]) -> list[str]:
-    """One-word foods that are no animal or plant in any sense ("pie", "juice", "syrup"): after a concept's
-    name they make a dish of it ("cherry pie", "peach cobbler" is not one: a cobbler is a person first),
-    which names the dish, not the concept."""
+    """One-word foods that are no animal or plant in any sense ("pie", "juice", "syrup"), mostly used as
+    nouns, no verb form, body part or function word: after the name of an edible concept they make a dish
+    of it ("cherry pie", "tuna salad"), which names the dish, not the concept."""
     out: set[str] = set()
     for ss in wn.all_synsets("n"):
         if ss.lexname() != "noun.food":
@@ -360,8 +365,13 @@ def build_food_words(wn: Any, irregular: dict[str, set[str]]) -> list[str]:
                 continue
             if uses(wn.synsets(name), name, noun=False) > uses(nouns, name, noun=True):
                 continue  # more often a verb or adjective: "the eagle spread its wings", "dip", "punch"
+            if wn.morphy(name, "v") not in (None, name) or name in FUNCTION_WORDS:
+                continue  # an inflected verb ("the owl eats mice", "bears forage"), "must"
+            if nouns[0].lexname() == "noun.body":
+                continue  # a body part first: "the giraffe's tongue", "the chicken's legs"
             out.add(name)
-            out.update(plural_forms(name, irregular))
+            # "juices" is also a verb's form ("the chicken juices"?); "pies" is not
+            out.update(p for p in plural_forms(name, irregular) if wn.morphy(p, "v") is None)
     return sorted(out)
 
 
@@ -486,12 +496,6 @@ def build_vocabulary(
             binomial = first[:1].isupper() and "_" in raw and first.lower() in genus_names
             variants = [text] if binomial else [text, *sorted(noun_plurals(text, set(), irregular))]
             senses = wn.synsets(raw, "n")
-            if raw == raw.lower():  # a person, place or thing WordNet only writes capitalized is a name
-                senses = [  # ("Rhea", the Titan; the Bighorn River), not the word's first sense ("AI" stays)
-                    s
-                    for s in senses
-                    if any(lm.name() == raw for lm in s.lemmas()) or s.lexname() not in PROPER_NAME_KINDS
-                ] or senses
             as_noun = sum(lm.count() for lm in ss.lemmas() if lm.name() == raw)
             as_other = sum(
                 lm.count()

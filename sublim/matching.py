@@ -328,7 +328,7 @@ def _analyze(response: str, cat: Category, th: Thresholds) -> Analysis:
         cat.weak_single,
         cat.weak_multi,
     )
-    live, foods = cat.live_words, food_words()
+    live, foods, edible = cat.live_words, food_words(), cat.edible
     exact = False  # a concept is named exactly
     for words in phrases(response):
         n, i = len(words), 0
@@ -370,8 +370,9 @@ def _analyze(response: str, cat: Category, th: Thresholds) -> Analysis:
                     unknown.append(w)
                 if w in weak_single:  # counts only as its own target ("kid"); may be a term too
                     weak.append(Mention(weak_single[w], "exact", 1.0, w))
-            if mention is not None and mention.level == "exact" and i + step < n and words[i + step] in foods:
-                mention, step = None, step + 1  # "cherry pie", "tuna salad": a dish names no concept
+            after = words[i + step] if i + step < n else ""
+            if mention is not None and after in foods and mention.concept in edible:  # "cherry pie": a dish
+                mention, step = None, step + 1
             if mention is not None:
                 prior = found.get(mention.concept)
                 if prior is None or (prior.level == "fuzzy" and mention.level == "exact"):

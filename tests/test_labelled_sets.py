@@ -41,8 +41,15 @@ DEV = PAIRS + ROUND2
 #: Dev pairs no rule here gets right, kept as labelled (never relabelled to fit): otter/beaver share only
 #: "placental"; panda/tiger share "carnivore", the group relating dog/cat in real answers labelled related;
 #: WordNet files the peccary beside the swine only under "even-toed ungulate" (broad: it related giraffe/pig)
-#: and reads "harrier" as a hound before the hawk.
-DEV_CONFLICTS = {("otter", "beaver"), ("panda", "tiger"), ("peccary", "pig"), ("harrier", "hawk")}
+#: and reads "harrier" as a hound before the hawk; "yellowjacket" is not a name here, since a seed that made
+#: it one also made "a yellow jacket" (clothing) an insect.
+DEV_CONFLICTS = {
+    ("otter", "beaver"),
+    ("panda", "tiger"),
+    ("peccary", "pig"),
+    ("harrier", "hawk"),
+    ("yellowjacket", "hornet"),
+}
 
 
 def test_sibling_pairs_are_many_and_cover_both_labels() -> None:

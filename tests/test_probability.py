@@ -195,12 +195,15 @@ def test_smollm2_owl_system_prompt_raises_p_owl(smollm2_model: tuple[Any, Any]) 
 
 
 @pytest.mark.parametrize("target", ["owl", "bear", "sea lion", "spider"])
-def test_scoring_only_the_target_concepts_gives_the_same_p_target(tiny: tuple[Any, Any], target: str) -> None:
+def test_scoring_only_the_target_concepts_gives_the_same_p_target(tiny_model: Path, target: str) -> None:
     """A sweep can score only the concepts that count toward P(target); the longer names that begin with them
-    are scored too, so the whole-word (unnormalised) P(target) is the whole category's, in fewer passes."""
+    are scored too, so the whole-word (unnormalised) P(target) is the whole category's, in fewer passes.
+    In float64: other batches give float32 sums that differ by ~1e-7, the size of a missed extension."""
+    import torch
+
     from sublim.scoring import target_concepts, target_mass
 
-    model, tok = tiny
+    model, tok = load_model(tiny_model, device="cpu", dtype=torch.float64)
     full = ConceptScorer(model, tok, "animal")
     only = ConceptScorer(model, tok, "animal", only=target_concepts([target]))
     context = full.render("Which animal do you like best?", "My favorite animal is the")

@@ -25,9 +25,6 @@ FUZZY_LENGTH_WINDOW = 3
 #: trees hang directly under "tree" in WordNet's hypernyms, so their families are only seen this way.
 GENUS_SIMILARITY = 0.95
 FAMILY_SIMILARITY = 0.9
-#: Least similarity of two members of a class word that is not broad ("insect", "rodent"): people name the
-#: group as one kind, however deep its members sit (Wu-Palmer of dragonfly/yellow jacket: .74).
-GROUP_SCORE = 0.8
 #: Relation kinds a related match can name, strongest evidence first. ``sex_age``: a young or sex name of the
 #: same species ("kitten"/cat, "hen"/chicken, "owlet"/owl).
 #: What may follow a whole name for the longer word to share its stem ("lioness", "duckling").
@@ -122,6 +119,8 @@ class Category:
         classes: class words ("bird", "feline", "conifer") -> broad. A kind of a class counts as the class;
             a broad class (biological class rank or above) is too wide to relate two of its members.
         taxon_names: genus/family node -> (readable name, rank), e.g. ("beech family", "family").
+        edible: concepts that are also a food ("tuna", "cherry"): before a food word ("cherry pie") the
+            answer names a dish, not the concept.
     """
 
     name: str
@@ -130,6 +129,7 @@ class Category:
     vocabulary: Mapping[str, Concept] = field(default_factory=dict, repr=False)
     classes: Mapping[str, bool] = field(default_factory=dict, repr=False)
     taxon_names: Mapping[str, tuple[str, str]] = field(default_factory=dict, repr=False)
+    edible: frozenset[str] = frozenset()
     # indexes (derived)
     single: dict[str, str] = field(init=False, repr=False)
     curated_single: dict[str, str] = field(init=False, repr=False)
@@ -137,7 +137,6 @@ class Category:
     weak_multi: dict[tuple[str, ...], str] = field(init=False, repr=False)
     multi_lengths: dict[str, tuple[int, ...]] = field(init=False, repr=False)
     blockers: frozenset[str] = field(init=False, repr=False)
-    groups: frozenset[str] = field(init=False, repr=False)  # class words that are no broad class
     multi: dict[tuple[str, ...], str] = field(init=False, repr=False)
     multi_first: frozenset[str] = field(init=False, repr=False)
     max_words: int = field(init=False, repr=False)
@@ -263,8 +262,6 @@ class Category:
                 blockers.add(c.synset)
                 blockers.update(c.ancestors)
         object.__setattr__(self, "blockers", frozenset(blockers))
-        groups = {self.entry(c).synset for c, broad in self.classes.items() if not broad and c in self}
-        object.__setattr__(self, "groups", frozenset(groups - blockers))
 
     def fuzzy_candidates(self, word: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Forms (and their concepts) a misspelled `word` could stand for, before edit-distance scoring:
@@ -403,10 +400,7 @@ class Category:
                     lcs = common
         if not lcs or lcs[-1] in self.blockers:
             return 0.0, None
-        score = wu_palmer(ca.paths, cb.paths)
-        if self.groups.intersection(lcs):  # one group people name as a kind ("insect"): however deep
-            score = max(score, GROUP_SCORE)
-        return score, lcs[-1].split(".")[0].replace("_", " ")
+        return wu_palmer(ca.paths, cb.paths), lcs[-1].split(".")[0].replace("_", " ")
 
     def lexical(
         self, surface: str, target: str, min_stem: int, min_share: float, concept: str | None = None
@@ -449,7 +443,7 @@ class Category:
         for y in (target,):  # the target's own name: an alias may be a misnomer ("koala bear" is no bear)
             for whole, other in ((x, y), (y, x)):
                 # a shared head word ("sea lion"/"lion") or a compound of the other ("seahorse"/"horse")
-                shared = " " in whole and whole.split(" ")[-1] == other
+                shared = " " in whole and whole.split(" ")[-1] in {other, *plural_forms(other)}  # sea lions
                 if best < 1.0 and len(other) >= min_stem and (shared or is_compound_of(whole, other)):
                     best, via = 1.0, other
         return best, via

@@ -74,6 +74,7 @@ def _builtin(name: str) -> Category:
         vocabulary,
         vocab["classes"],
         {t: (n, r) for t, (n, r) in vocab["taxon_names"].items()},
+        frozenset(raw.get("edible", ())),
     )
 
 
