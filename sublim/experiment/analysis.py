@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sublim.errors import SublimError
+from sublim.errors import ConfigError, FieldProblem, SublimError
 from sublim.experiment.claims import Claim, procedure
 from sublim.experiment.results import (
     ConfigKey,
@@ -124,8 +124,10 @@ def parse_primary(label: str) -> Wanted:
         return ("lora", int(m.group(1)), m.group(2))
     if re.fullmatch(r"[a-z][\w-]*", text) and text != "lora":
         return (text, None, None)
-    raise SublimError(
-        f"--primary {label!r} is not a configuration label; write e.g. 'lora r8 (rank)', 'r8' or 'full'"
+    raise ConfigError(
+        FieldProblem(
+            "primary", "not a configuration label; write e.g. 'lora r8 (rank)', 'r8' or 'full'", repr(label)
+        )
     )
 
 

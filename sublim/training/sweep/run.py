@@ -17,8 +17,9 @@ from sublim.io import (
     claim_output,
     write_atomic,
 )
+from sublim.training.config import TrainConfig
 from sublim.training.executors import Executor, LocalExecutor
-from sublim.training.student import RUN_CARD, TrainConfig, train
+from sublim.training.student import RUN_CARD, train
 from sublim.training.sweep.config import PROMPTED, SweepConfig, lora_scale
 from sublim.training.sweep.identity import _earlier_sweep, check, run_ids
 from sublim.training.sweep.plan import Run, _key, _rows_text, draw_file, make_draws, plan, train_seed
