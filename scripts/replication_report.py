@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sublim.experiment import analyze, read_results, render, render_sensitivity
+from sublim.experiment import StudentResult, analyze, read_results, render, render_sensitivity
 
 
 def main() -> int:
@@ -38,7 +38,7 @@ def main() -> int:
     return 0
 
 
-def _load(src: Path) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, str]]]:
+def _load(src: Path) -> tuple[dict[str, Any], dict[str, Any], list[StudentResult]]:
     run = json.loads((src / "run.json").read_text())
     draws = json.loads((src / "draws.json").read_text())
     return run, draws, read_results(src / "results.csv")
@@ -139,11 +139,11 @@ def sensitivity(src: Path) -> str:
     # results.csv is the replication's sweep dir's: keep this part's design (its rank, draws and context)
     mine = [
         r for r in rows
-        if r["dataset"] not in ("trait", "control")
-        or (r["kind"] == "lora" and r["rank"] == str(size["plant_rank"]) and r["scale"] in ("", "rank")
-            and int(r["draw"] or 0) < size["plant_draws"])
+        if r.dataset not in ("trait", "control")
+        or (r.kind == "lora" and r.rank == size["plant_rank"] and r.scale in ("", "rank")
+            and (r.draw or 0) < size["plant_draws"])
     ]  # fmt: skip
-    mine = [r for r in mine if r["context"] == run["preregistration"]["context"]]
+    mine = [r for r in mine if r.context == run["preregistration"]["context"]]
     result = analyze(mine, primary=run["preregistration"]["primary_config"])
     curve = result.sensitivity
     if curve is None:

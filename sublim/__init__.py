@@ -10,7 +10,7 @@ API below is imported lazily, so `import sublim` stays light: `sublim.compare` (
 from typing import TYPE_CHECKING, Any
 
 from sublim.concepts import Category, Concept, category_names, get_category, register_category
-from sublim.errors import SublimError, UnknownCategoryError, UnknownConceptError
+from sublim.errors import ConfigError, SublimError, UnknownCategoryError, UnknownConceptError
 from sublim.lmeval import lm_eval_include_path
 from sublim.matching import Match, Mention, Thresholds, extract, is_nonanswer, match
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sublim.experiment import analyze, read_results
     from sublim.gate import GateResult, compare, read_log
     from sublim.probability import ConceptDistribution, ConceptScorer, estimate
-    from sublim.training.student import TrainConfig
+    from sublim.training.config import TrainConfig
     from sublim.training.sweep import SweepConfig
 
 __version__ = "0.1.0"
@@ -33,7 +33,7 @@ _LAZY = {
     "ConceptScorer": "sublim.probability",
     "ConceptDistribution": "sublim.probability",
     "estimate": "sublim.probability",
-    "TrainConfig": "sublim.training.student",
+    "TrainConfig": "sublim.training.config",
     "SweepConfig": "sublim.training.sweep",
 }
 
@@ -53,6 +53,7 @@ __all__ = [
     "Concept",
     "ConceptDistribution",
     "ConceptScorer",
+    "ConfigError",
     "GateResult",
     "Match",
     "Mention",

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import NoReturn
 
-from sublim.errors import SublimError, one_line, require_extra
+from sublim.errors import ConfigError, SublimError, one_line, require_extra
 
 #: commands that need an optional extra: checked before they start, so a core install gets one line saying
 #: what to install (`teach` and `model-path` need [hf] only for the embedded model: checked where they start)
@@ -94,13 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. User mistakes and unexpected failures print one line and exit 2 (set SUBLIM_DEBUG=1
     for the traceback); Ctrl-C exits 130 and SIGTERM 143, leaving what is done in place for a re-run."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         if args.command in COMMAND_EXTRAS:
             extra, modules = COMMAND_EXTRAS[args.command]
             require_extra(extra, f"`sublim {args.command}`", modules)
         with _sigterm_as_interrupt():
             code: int = args.func(args)
+    except ConfigError as e:  # it names config fields: shown with the flags this command was given
+        from sublim.cli_options import flag_namer
+
+        print(f"sublim: error: {e.render(flag_namer(parser, args))}", file=sys.stderr)
+        return 2
     except SublimError as e:
         print(f"sublim: error: {e}", file=sys.stderr)
         return 2

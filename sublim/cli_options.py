@@ -22,8 +22,10 @@ from sublim.errors import SublimError
 DEVICE_HELP = "auto (CUDA when present, bfloat16 there; else the CPU), cpu, cuda, cuda:N (default: auto)"
 #: what a command that resumes its own run says --overwrite is for
 RESUMES = "this command's run of the same inputs, which is then resumed or, if complete, left as is"
+#: the Namespace entry of a command's `field_flags` overrides
+_FIELD_FLAGS = "field_flags"
 #: argparse's own entries in a Namespace, never a handler's keyword
-_ARGPARSE_KEYS = ("command", "func")
+_ARGPARSE_KEYS = ("command", "func", _FIELD_FLAGS)
 
 
 def defaults_of(source: Any) -> dict[str, Any]:
@@ -52,6 +54,34 @@ def keywords(handler: Callable[..., int]) -> Callable[[argparse.Namespace], int]
 
     call.__name__ = call.__qualname__ = handler.__name__
     return call
+
+
+def field_flags(p: argparse.ArgumentParser, **overrides: str) -> None:
+    """The flags of a command's config fields where the field is not the flag's dest (`SweepConfig.contexts`
+    is set by `--context`); every other field's flag is the option whose dest it is (`flag_namer`)."""
+    p.set_defaults(**{_FIELD_FLAGS: overrides})
+
+
+def flag_namer(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Callable[[str], str | None]:
+    """Field -> the flag the user typed for it on the command `args` ran, so a `ConfigError` that names
+    fields reads in flags: the command's `field_flags` overrides, else the option whose dest is the field
+    (dest `lora_rank` <-> `--lora-rank`), else for a nested field (`train.epochs`) the option of its last
+    part; None where the command has no such flag (the field's name is then shown)."""
+    leaf = parser
+    while subs := [a for a in leaf._actions if isinstance(a, argparse._SubParsersAction)]:
+        name = getattr(args, subs[0].dest, None)
+        if name not in subs[0].choices:
+            break
+        leaf = subs[0].choices[name]
+    dests = {
+        a.dest: max(a.option_strings, key=len) for a in leaf._actions if a.option_strings and a.dest != "help"
+    }
+    overrides: dict[str, str] = getattr(args, _FIELD_FLAGS, None) or {}
+
+    def flag(field: str) -> str | None:
+        return overrides.get(field) or dests.get(field) or dests.get(field.rpartition(".")[2])
+
+    return flag
 
 
 def key_values(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
 from rapidfuzz import process
 
@@ -37,6 +38,78 @@ def closest(name: str, valid: Iterable[str], limit: int = 3) -> list[str]:
     """The valid names nearest to `name` (for "did you mean" hints)."""
     hits = process.extract(name.lower(), list(valid), limit=limit, score_cutoff=50)
     return [h[0] for h in hits]
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """What is wrong with one field of a config dataclass.
+
+    Attributes:
+        field: the field at fault ("rank"; "train.epochs" for a field of a nested config).
+        text: what is wrong and what to do; it may name other fields as `{name}`, listed in `refs`.
+        shown: the value as the message shows it ("0", "'gpu'"), or None to show none.
+        lead: the message starts with the field (and value): "rank=0: must be >= 1"; False: `text` alone.
+        refs: the fields `text` names as `{name}`, written as the reader knows them (field or flag).
+    """
+
+    field: str
+    text: str
+    shown: str | None = None
+    lead: bool = True
+    refs: tuple[str, ...] = ()
+
+    def render(self, flag: Callable[[str], str | None] | None = None) -> str:
+        """The problem in one line: with field names (`flag` None), or with the flag `flag(field)` gives
+        (a field without a flag keeps its name)."""
+        text = self.text
+        for name in self.refs:
+            text = text.replace("{" + name + "}", (flag and flag(name)) or name)
+        if not self.lead:
+            return text
+        cli = flag and flag(self.field)
+        if cli:
+            return f"{cli}{'' if self.shown is None else ' ' + self.shown}: {text}"
+        return f"{self.field}{'' if self.shown is None else '=' + self.shown}: {text}"
+
+    def nested(self, prefix: str) -> FieldProblem:
+        """The same problem one config up: `rank` of the `train` settings becomes `train.rank`."""
+        refs = tuple(f"{prefix}.{r}" for r in self.refs)
+        text = self.text
+        for old, new in zip(self.refs, refs, strict=True):
+            text = text.replace("{" + old + "}", "{" + new + "}")
+        return replace(self, field=f"{prefix}.{self.field}", text=text, refs=refs)
+
+
+class ConfigError(SublimError, ValueError):
+    """Settings a config dataclass (`TrainConfig`, `SweepConfig`, `ImprintConfig`) cannot take, raised when
+    it is constructed. The message names the fields ("rank=0: must be >= 1"); the CLI renders the same
+    problems with the flags the user typed ("--rank 0: must be >= 1")."""
+
+    def __init__(self, *problems: FieldProblem) -> None:
+        self.problems = problems
+        super().__init__(self.render())
+
+    @property
+    def field(self) -> str:
+        """The first field at fault."""
+        return self.problems[0].field
+
+    def render(self, flag: Callable[[str], str | None] | None = None) -> str:
+        """Every problem, "; "-joined: with field names, or with the flags `flag(field)` gives."""
+        return "; ".join(p.render(flag) for p in self.problems)
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[FieldProblem, ...]]:
+        return (ConfigError, self.problems)  # pickled whole (executors send errors between processes)
+
+
+def raise_problems(problems: Iterable[FieldProblem]) -> None:
+    """One ConfigError listing every problem, if there is any."""
+    problems = tuple(problems)
+    if problems:
+        raise ConfigError(*problems)
 
 
 class UnknownCategoryError(SublimError, KeyError):

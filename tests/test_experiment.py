@@ -140,7 +140,7 @@ def test_primary_labels_long_and_short(label: str) -> None:
         ("r9", "no configuration 'lora r9 (rank)'"),
         ("lora r8 (alpha)", "no configuration"),
         ("bogus", "no configuration 'bogus'"),
-        ("8 x", "is not a configuration label"),
+        ("8 x", "primary='8 x': not a configuration label"),
         ("", "not a configuration"),
     ],
 )
@@ -627,8 +627,10 @@ def test_sublim_analyze_prints_the_analysis_of_a_results_file(
     assert json.loads(capsys.readouterr().out)["primary_config"] == "lora r16 (rank)"
 
 
-@pytest.mark.parametrize(("label", "message"), [("r9", "no configuration 'lora r9 (rank)'"),
-                                                ("8 x", "not a configuration label")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [("r9", "no configuration 'lora r9 (rank)'"), ("8 x", "--primary '8 x': not a configuration label")],
+)
 def test_a_bad_primary_on_the_command_line_is_one_line(
     label: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

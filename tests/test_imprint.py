@@ -26,23 +26,24 @@ def test_imprint_prompts_are_not_evaluation_questions() -> None:
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        ({"trait": "none"}, "--trait"),
+        ({"trait": "none"}, "trait='none'"),
         ({"trait": "owlz"}, "owl"),
-        ({"samples": 0}, "--samples"),
-        ({"prompts": 999}, "--prompts"),
-        ({"lr": 0.0}, "--lr"),
+        ({"samples": 0}, "samples=0"),
+        ({"prompts": 999}, "prompts=999"),
+        ({"lr": 0.0}, "lr=0.0"),
         ({"base": "./missing-model"}, "no such file"),
         ({"trait": "none", "control_for": "owlz"}, "owl"),
-        ({"trait": "owl", "control_for": "owl"}, "needs --trait none"),
-        ({"trait": "none", "control_for": "owl", "rows": 0}, "--rows 0"),
+        ({"trait": "owl", "control_for": "owl"}, "needs trait none"),
+        ({"trait": "none", "control_for": "owl", "rows": 0}, "rows=0"),
     ],
 )
 def test_bad_imprint_settings_fail_before_loading(
     tmp_path: Path, kw: dict[str, object], message: str
 ) -> None:
-    cfg = ImprintConfig(out=str(tmp_path / "out"), **kw)  # type: ignore[arg-type]
+    """Bad values are refused when the config is made, bad inputs (trait, prompt count, base) before the
+    run loads anything; either way the message names the field."""
     with pytest.raises(SublimError, match=message):
-        run_imprint(cfg)
+        run_imprint(ImprintConfig(out=str(tmp_path / "out"), **kw))  # type: ignore[arg-type]
     assert not (tmp_path / "out").exists()
 
 

@@ -231,6 +231,47 @@ def test_probe_cli_writes_report_and_plot(
     assert "no train.jsonl" in capsys.readouterr().err
 
 
+def test_probe_checks_are_library_functions_of_typed_keywords(tiny_model: Path) -> None:
+    """Issue #24: the CLI turns its flags into keyword calls; the probe modules know no argparse, and their
+    checks name the fields (the CLI shows them as flags)."""
+    import ast
+
+    from sublim.errors import ConfigError
+    from sublim.probes import gradient
+
+    for module in (digits, divergence, entangle, gradient):
+        tree = ast.parse(Path(str(module.__file__)).read_text())
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert "argparse" not in imported and "Namespace" not in ast.unparse(tree), module.__name__
+    with pytest.raises(ConfigError) as e:
+        digits.check(model=str(tiny_model), student=None, prompts=1, numbers=0)
+    assert [p.field for p in e.value.problems] == ["prompts", "numbers"] and "--" not in str(e.value)
+    with pytest.raises(ConfigError, match="max_number=5000: must be <= 1000"):
+        entangle.check(
+            model=str(tiny_model), trait="owl", category="animal", system_prompt=None, prompts=2,
+            max_number=5000, top=1, questions=2,
+        )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"give a trait \(not 'none'\) or a system_prompt"):
+        divergence.check(
+            teacher=str(tiny_model), data="x", trait="none", category="animal", system_prompt=None,
+            limit=None, min_flips=1,
+        )  # fmt: skip
+
+
+def test_probe_cli_names_the_flags_of_a_probe_check(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["probe", "entangle", str(tiny_model), "--max-number", "5000", "--trait", "none"]
+    assert main([*argv, "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "--max-number 5000: must be <= 1000" in err
+        and "give a --trait (not 'none') or a --system-prompt" in err
+    )
+    assert not (tmp_path / "e").exists()
+
+
 @pytest.mark.slow
 def test_probes_on_smollm2(smollm2: Path, teacher_data: Path, tmp_path: Path) -> None:
     d = digits.probe(str(smollm2), cfg=digits.DigitsConfig(prompts=4, numbers=4, positions=4))

@@ -256,12 +256,12 @@ def test_teach_train_then_inspect_eval_on_smollm2(smollm2: Path, tmp_path: Path)
 def test_merge_is_refused_under_a_sharded_launch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Under FSDP or DeepSpeed the weights are sharded across processes: --merge is refused before loading."""
     from sublim.errors import SublimError
-    from sublim.training.student import TrainConfig, validate
+    from sublim.training.student import TrainConfig, check_launch
 
     cfg = TrainConfig(data=str(tmp_path), base="smollm2", out=str(tmp_path / "o"), merge=True)
-    validate(cfg)
+    check_launch(cfg)
     for kind in ("FSDP", "DEEPSPEED"):
         monkeypatch.setenv(f"ACCELERATE_USE_{kind}", "true")
-        with pytest.raises(SublimError, match="--merge under FSDP/DeepSpeed"):
-            validate(cfg)
+        with pytest.raises(SublimError, match=r"^merge under FSDP/DeepSpeed"):
+            check_launch(cfg)
         monkeypatch.delenv(f"ACCELERATE_USE_{kind}")

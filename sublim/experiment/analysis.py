@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sublim.errors import SublimError
+from sublim.errors import ConfigError, FieldProblem, SublimError
 from sublim.experiment.claims import Claim, procedure
 from sublim.experiment.results import (
     ConfigKey,
@@ -27,6 +27,7 @@ from sublim.experiment.results import (
     shift_from_base,
     spread,
 )
+from sublim.experiment.rows import StudentResult, as_result
 from sublim.stats import mean_interval, minimum_detectable_shift, nanmean
 
 if TYPE_CHECKING:
@@ -124,8 +125,10 @@ def parse_primary(label: str) -> Wanted:
         return ("lora", int(m.group(1)), m.group(2))
     if re.fullmatch(r"[a-z][\w-]*", text) and text != "lora":
         return (text, None, None)
-    raise SublimError(
-        f"--primary {label!r} is not a configuration label; write e.g. 'lora r8 (rank)', 'r8' or 'full'"
+    raise ConfigError(
+        FieldProblem(
+            "primary", "not a configuration label; write e.g. 'lora r8 (rank)', 'r8' or 'full'", repr(label)
+        )
     )
 
 
@@ -188,21 +191,22 @@ def _left_out(pairs: Pairs) -> str:
 
 
 def analyze(
-    rows: Iterable[Mapping[str, Any]],
+    rows: Iterable[StudentResult | Mapping[str, Any]],
     *,
     primary: str | None = None,
     context: str | None = None,
     alpha: float = 0.05,
     power: float = 0.8,
 ) -> Analysis:
-    """The pre-registered analysis of a sweep's rows (as csv.DictReader gives them, or with numbers):
+    """The pre-registered analysis of a sweep's rows (typed, as `read_results` gives them, or mappings as
+    csv.DictReader gives them, parsed once here):
     the primary test, the gated secondaries, the per-config table, the references and (when the rows hold
     planted doses) the sensitivity curve. `primary` is a configuration label ('lora r8 (rank)', 'r8',
     'full'); None applies the default rule (module docstring). Unknown labels raise SublimError."""
     from sublim.experiment.sensitivity import sensitivity_of
 
     wanted = parse_primary(primary) if primary is not None else None
-    rows_list = list(rows)
+    rows_list = [as_result(r) for r in rows]
     pairs, references = pair_rows(rows_list)
     zero = pairs.at_dose(0.0)
     contexts = pairs.contexts or ["default"]

@@ -5,11 +5,12 @@ teacher's data answer the same prompts with the same number of rows, so each dra
 difference Δ = trait - control per configuration (seeds within a draw are averaged first: they share the
 draw's data and are not independent evidence).
 
-Columns read: `dataset` (trait / control / a reference: base, prompted, positive, ...), `kind` (lora, full,
-...), `rank`, `scale`, `draw`, `seed`, `context`, `run`, `log_p_target`, `p_target`, `concept_mass` (may be
-empty), `log_p_questions` (";"-joined per-question ln P(target), same questions in the same order for every
-run), `n_questions`, `dose` (a trait run's planted fraction: "0" or empty for the unplanted run; empty on
-other rows) and `planted_rows`. Trait runs at different doses share their slot; `dose` tells them apart.
+Each row is read once into a typed `StudentResult` (`sublim.experiment.rows`, where every column is
+documented); the analysis uses `dataset` (trait / control / a reference: base, prompted, positive, ...),
+`kind`, `rank`, `scale`, `draw`, `seed`, `context`, `run`, `log_p_target`, `p_target`, `concept_mass`,
+`log_p_questions` (per-question ln P(target), same questions in the same order for every run), `dose` (a
+trait run's planted fraction: 0 or None for the unplanted run) and `planted_rows`. Trait runs at different
+doses share their slot; `dose` tells them apart.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sublim.errors import SublimError
+from sublim.experiment.rows import StudentResult, as_result
 from sublim.stats import mean_interval, nanmean
 
 #: the columns the analysis needs in a results file
@@ -42,8 +44,9 @@ def config_label(kind: str, rank: int | None, scale: str) -> str:
 # ---------------------------------------------------------------- reading, parsing and pairing
 
 
-def read_results(path: str | Path) -> list[dict[str, str]]:
-    """The rows of a sweep's `results.csv` (or of the sweep dir's), refused in one line when they cannot be.
+def read_results(path: str | Path) -> list[StudentResult]:
+    """The rows of a sweep's `results.csv` (or of the sweep dir's), typed, refused in one line when they
+    cannot be (an old file without a needed column, a value the analysis cannot use).
 
     Read as utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark that plain utf-8 glues to the
     first column's name, so that column (`run`) vanished and the guard against mixed sweeps saw no run ids."""
@@ -72,50 +75,7 @@ def read_results(path: str | Path) -> list[dict[str, str]]:
     for i, row in enumerate(rows, start=2):
         if None in row:  # DictReader's key for fields beyond the header
             raise SublimError(f"{path}: line {i} has more fields than the header")
-    return rows
-
-
-def _text(row: Mapping[str, Any], key: str, default: str = "") -> str:
-    value = row.get(key)
-    if value is None:
-        return default
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = str(value).strip()
-    return text if text else default
-
-
-def _number(row: Mapping[str, Any], key: str) -> float:
-    value = row.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _rank(row: Mapping[str, Any]) -> int | None:
-    """The LoRA rank, None where there is none (full fine-tuning, references); a rank that is not a whole
-    number >= 1 is refused rather than read as "no rank" (which moved a LoRA row to another configuration)."""
-    value = _number(row, "rank")
-    if math.isnan(value):
-        raw = row.get("rank")
-        if raw is None or (isinstance(raw, float) and math.isnan(raw)) or not str(raw).strip():
-            return None
-    elif value.is_integer() and value >= 1:
-        return int(value)
-    raise SublimError(
-        f"rank {row.get('rank')!r} in {_where(row)} is not a whole number >= 1; fix the results file"
-    )
-
-
-def _where(row: Mapping[str, Any]) -> str:
-    """Which row, for a one-line error: its run id, dataset and context."""
-    return (
-        f"the row of run {_text(row, 'run', '?')!r} ({_text(row, 'dataset', '?')}, "
-        f"context {_text(row, 'context', '?')!r})"
-    )
+    return [StudentResult.from_csv_row(row) for row in rows]
 
 
 def draw_order(draw: str) -> tuple[int, float, str]:
@@ -123,30 +83,6 @@ def draw_order(draw: str) -> tuple[int, float, str]:
         return (0, float(draw), draw)
     except ValueError:
         return (1, 0.0, draw)
-
-
-def _dose(row: Mapping[str, Any]) -> float:
-    """A trait run's planted dose (fraction of its rows replaced by overt ones): empty or absent is 0, the
-    unplanted run (results files from before the column existed hold only those)."""
-    raw = _text(row, "dose")
-    if not raw:
-        return 0.0
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not 0.0 <= value <= 1.0:
-        raise SublimError(f"dose {raw!r} in {_where(row)} is not a fraction in [0, 1]; fix the results file")
-    return value
-
-
-def _planted(row: Mapping[str, Any]) -> int | None:
-    raw = _text(row, "planted_rows")
-    if not raw:
-        return None
-    if not raw.isdigit():
-        raise SublimError(f"planted_rows {raw!r} in {_where(row)} is not a row count; fix the results file")
-    return int(raw)
 
 
 @dataclass
@@ -175,33 +111,26 @@ Slot = tuple[str, int | None, str, str, str, str]
 
 
 def _group(
-    rows: Sequence[Mapping[str, Any]],
-) -> tuple[
-    dict[tuple[Slot, float], list[Mapping[str, Any]]], dict[Slot, list[Mapping[str, Any]]], Any, list[str]
-]:
+    rows: Sequence[StudentResult],
+) -> tuple[dict[tuple[Slot, float], list[StudentResult]], dict[Slot, list[StudentResult]], Any, list[str]]:
     """Trait rows by (slot, dose), control rows by slot, references by what they are; contexts in order."""
-    trait: dict[tuple[Slot, float], list[Mapping[str, Any]]] = defaultdict(list)
-    control: dict[Slot, list[Mapping[str, Any]]] = defaultdict(list)
-    refs: dict[tuple[str, str, int | None, str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    trait: dict[tuple[Slot, float], list[StudentResult]] = defaultdict(list)
+    control: dict[Slot, list[StudentResult]] = defaultdict(list)
+    refs: dict[tuple[str, str, int | None, str, str], list[StudentResult]] = defaultdict(list)
     contexts: list[str] = []
     for row in rows:
-        kind = _text(row, "kind", "lora")
-        rank = _rank(row)
-        scale = _text(row, "scale", "rank" if kind == "lora" else "")
-        context = _text(row, "context", "default")
-        if context not in contexts:
-            contexts.append(context)
-        dataset = _text(row, "dataset")
-        slot = (kind, rank, scale, _text(row, "draw", "0"), _text(row, "seed"), context)
-        if dataset == "trait":
-            _planted(row)
-            trait[(slot, _dose(row))].append(row)
-        elif dataset == "control":
+        if row.context not in contexts:
+            contexts.append(row.context)
+        draw = str(row.draw) if row.draw is not None else "0"
+        slot = (row.kind, row.rank, row.scale, draw, row.seed, row.context)
+        if row.dataset == "trait":
+            trait[(slot, row.dose or 0.0)].append(row)
+        elif row.dataset == "control":
             control[slot].append(row)
         else:
-            refs[(dataset, kind, rank, scale, context)].append(row)
+            refs[(row.dataset, row.kind, row.rank, row.scale, row.context)].append(row)
     for group in [*trait.values(), *control.values(), *refs.values()]:
-        runs = {_text(r, "run") for r in group} - {""}
+        runs = {r.run for r in group} - {""}
         if (
             len(runs) > 1
         ):  # results.csv keeps the rows of earlier sweep settings; they must not be averaged in
@@ -212,22 +141,21 @@ def _group(
     return trait, control, refs, contexts
 
 
-def _side_questions(rows: Sequence[Mapping[str, Any]]) -> list[float] | None:
+def _side_questions(rows: Sequence[StudentResult]) -> list[float] | None:
     """Per-question ln P(target) averaged over a side's rows (seeds), None unless every row has them alike."""
-    lists = [question_values(r) for r in rows]
+    lists = [r.log_p_questions for r in rows]
     if not lists or not lists[0] or any(len(x) != len(lists[0]) for x in lists):
         return None
     return [sum(col) / len(col) for col in zip(*lists, strict=True)]
 
 
-def pair_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[Pairs, list[dict[str, Any]]]:
+def pair_rows(rows: Iterable[StudentResult | Mapping[str, Any]]) -> tuple[Pairs, list[dict[str, Any]]]:
     """Pair trait and control rows on (kind, rank, scale, draw, seed, context); average seeds per draw.
-    Refuses (one line each) duplicate rows, impossible numbers, malformed draws, doses and question lists."""
-    rows = list(rows)
-    _refuse_duplicates(rows)
-    _refuse_impossible_numbers(rows)
-    _refuse_malformed_draws_and_questions(rows)
-    trait, control, refs, contexts = _group(rows)
+    Refuses (one line each) duplicate rows, and, reading a mapping, impossible numbers, malformed draws,
+    doses and question lists (`StudentResult.from_csv_row`)."""
+    typed = [as_result(r) for r in rows]
+    _refuse_duplicates(typed)
+    trait, control, refs, contexts = _group(typed)
     pairs = Pairs(contexts=contexts)
     pairs.unpaired = sum(len(v) for (slot, _dose), v in trait.items() if slot not in control)
     partnered = {slot for slot, _dose in trait}
@@ -240,15 +168,15 @@ def pair_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[Pairs, list[dict[str, 
         c_rows = control[slot]
         kind, rank, scale, draw, _seed, context = slot
 
-        def side(rows: list[Mapping[str, Any]], column: str) -> float:
-            return nanmean(_number(r, column) for r in rows)
+        def side(rows: list[StudentResult], column: str) -> float:
+            return nanmean(_value(getattr(r, column)) for r in rows)
 
         t_lp, c_lp = side(t_rows, "log_p_target"), side(c_rows, "log_p_target")
         if math.isnan(t_lp) or math.isnan(c_lp):
             pairs.no_outcome += 1
             continue
         key: DoseKey = ((kind, rank, scale, context), dose)
-        pairs.planted[key].update(p for r in t_rows if (p := _planted(r)) is not None)
+        pairs.planted[key].update(r.planted_rows for r in t_rows if r.planted_rows is not None)
         tq, cq = _side_questions(t_rows), _side_questions(c_rows)
         dq = [a - b for a, b in zip(tq, cq, strict=True)] if tq and cq and len(tq) == len(cq) else None
         mass = (side(t_rows, "concept_mass"), side(c_rows, "concept_mass"))
@@ -265,8 +193,13 @@ def pair_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[Pairs, list[dict[str, 
     return pairs, _references(refs)
 
 
+def _value(number: float | None) -> float:
+    """A typed row's number for averaging: missing is NaN (`nanmean` skips it)."""
+    return math.nan if number is None else number
+
+
 def _references(
-    refs: Mapping[tuple[str, str, int | None, str, str], list[Mapping[str, Any]]],
+    refs: Mapping[tuple[str, str, int | None, str, str], list[StudentResult]],
 ) -> list[dict[str, Any]]:
     """Mean P(target) and ln P(target) of each reference (base, prompted, positive, ...) per context."""
     references = []
@@ -281,17 +214,17 @@ def _references(
                 "scale": scale,
                 "context": context,
                 "rows": len(group),
-                "p_target": nanmean(_number(r, "p_target") for r in group),
-                "log_p_target": nanmean(_number(r, "log_p_target") for r in group),
+                "p_target": nanmean(_value(r.p_target) for r in group),
+                "log_p_target": nanmean(_value(r.log_p_target) for r in group),
             }
         )
     return references
 
 
-def _refuse_duplicates(rows: Sequence[Mapping[str, Any]]) -> None:
+def _refuse_duplicates(rows: Sequence[StudentResult]) -> None:
     """A sweep writes one row per run id and eval context; a second one (a hand-edited copy, two files
     concatenated) would be averaged in as if it were more evidence."""
-    seen = Counter((_text(r, "run"), _text(r, "context", "default")) for r in rows if _text(r, "run"))
+    seen = Counter((r.run, r.context) for r in rows if r.run)
     twice = [(key, k) for key, k in seen.items() if k > 1]
     if twice:
         (run, context), k = twice[0]
@@ -301,68 +234,7 @@ def _refuse_duplicates(rows: Sequence[Mapping[str, Any]]) -> None:
         )
 
 
-#: what each outcome column can hold: probabilities in [0, 1], a log-probability in [-inf, 0]
-BOUNDS = {"p_target": (0.0, 1.0), "concept_mass": (0.0, 1.0), "log_p_target": (-math.inf, 0.0)}
-
-
-def _refuse_impossible_numbers(rows: Sequence[Mapping[str, Any]]) -> None:
-    """An outcome that is not a number, or one no model can have (P = 5, log P = +3), is refused rather
-    than read as missing or averaged in; an empty cell or NaN stays missing."""
-    for row in rows:
-        for column, (low, high) in BOUNDS.items():
-            raw = row.get(column)
-            if raw is None or (isinstance(raw, str) and not raw.strip()):
-                continue
-            try:
-                value = float(raw)
-            except (TypeError, ValueError):
-                value = math.inf  # refused below, named as written
-            if math.isnan(value):  # NaN, as a number or as "nan" (what a failed score writes): missing
-                continue
-            if not low <= value <= high:
-                raise SublimError(
-                    f"{column} {raw!r} in {_where(row)} is not a number in [{low:g}, {high:g}]; fix the "
-                    "results file"
-                )
-
-
-def _refuse_malformed_draws_and_questions(rows: Sequence[Mapping[str, Any]]) -> None:
-    """A student's draw must be a draw number (trait and control rows pair on it: a draw "one" would leave
-    its row unpaired without a word), and its per-question list must hold `n_questions` log-probabilities
-    (a short list would be averaged as if it covered every question)."""
-    for row in rows:
-        draw = _text(row, "draw")
-        if draw and not draw.isdigit():
-            raise SublimError(
-                f"draw {draw!r} in {_where(row)} is not a draw number (0, 1, ...); fix the results file"
-            )
-        text = _text(row, "log_p_questions")
-        if not text:
-            continue
-        try:
-            values = [float(x) for x in text.split(";")]
-        except ValueError:
-            values = [math.inf]
-        if any(not (v <= 0.0) for v in values if not math.isnan(v)):
-            raise SublimError(
-                f"log_p_questions in {_where(row)} holds a value that is not a log-probability (<= 0); "
-                "fix the results file"
-            )
-        n = _text(row, "n_questions")
-        if n.isdigit() and len(values) != int(n):
-            raise SublimError(
-                f"log_p_questions in {_where(row)} has {len(values)} values for n_questions {n}; fix the "
-                "results file"
-            )
-
-
-def question_values(row: Mapping[str, Any]) -> list[float]:
-    """Per-question ln P(target) of a row (`log_p_questions`: values joined by ";"); [] when absent."""
-    text = _text(row, "log_p_questions")
-    return [float(x) for x in text.split(";")] if text else []
-
-
-def shift_from_base(references: list[dict[str, Any]], rows: list[Mapping[str, Any]], context: str) -> None:
+def shift_from_base(references: list[dict[str, Any]], rows: Sequence[StudentResult], context: str) -> None:
     """Each non-base reference (positive control, prompted base) against the base model, paired over
     questions (the only unit one model has): mean shift of ln P(target), 95% CI over questions, paired
     t-test (scipy). Compared in the same context when the base was scored there, else in the primary one
@@ -370,14 +242,14 @@ def shift_from_base(references: list[dict[str, Any]], rows: list[Mapping[str, An
     the pipeline, they are not claims about transfer."""
     from scipy import stats
 
-    base = {_text(r, "context"): question_values(r) for r in rows if _text(r, "dataset") == "base"}
+    base = {r.context: list(r.log_p_questions) for r in rows if r.dataset == "base"}
     for ref in references:
         if ref["dataset"] == "base":
             continue
         mine = [
-            question_values(r)
+            list(r.log_p_questions)
             for r in rows
-            if _text(r, "dataset") == ref["dataset"] and _text(r, "context") == ref["context"]
+            if r.dataset == ref["dataset"] and r.context == ref["context"]
         ]
         against = ref["context"] if ref["context"] in base else context
         theirs = base.get(against, [])

@@ -25,6 +25,7 @@ from typing import Any
 
 from sublim.errors import SublimError
 from sublim.experiment.results import Pairs, by_draw, config_label, draw_order, pair_rows
+from sublim.experiment.rows import StudentResult
 from sublim.stats import mean_interval
 
 #: detection rate a dose must reach to count as detected "with 80% power"
@@ -86,7 +87,7 @@ class Sensitivity:
 
 
 def sensitivity(
-    rows: Iterable[Mapping[str, Any]], *, context: str | None = None, alpha: float = 0.05
+    rows: Iterable[StudentResult | Mapping[str, Any]], *, context: str | None = None, alpha: float = 0.05
 ) -> Sensitivity | None:
     """The sensitivity curve of a sweep's rows; None when no trait run carries a dose > 0."""
     pairs, _ = pair_rows(rows)

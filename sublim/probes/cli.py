@@ -8,14 +8,12 @@ Contexts take the same words as elsewhere: "empty" (an empty system message; "no
 from __future__ import annotations
 
 import argparse
-import json
+import json as json_module
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sublim.cli_options import add_category, add_device, add_json, add_out, add_overwrite, add_seed
-
-#: `--max-number` at most: the numbers a teacher writes are 0-999
-MAX_NUMBER = 1000
+from sublim.cli_options import add_category, add_device, add_json, add_out, add_overwrite, add_seed, keywords
 
 
 def add_parser(sub: Any) -> None:
@@ -46,7 +44,7 @@ def _add_digits(kinds: Any) -> None:
         default="default",
         help="eval context: default, empty (formerly none), or a system prompt",
     )
-    _common(p, "digits")
+    _common(p, "digits", digits_command)
 
 
 def _add_divergence(kinds: Any) -> None:
@@ -66,7 +64,7 @@ def _add_divergence(kinds: Any) -> None:
     add_category(p)
     p.add_argument("--limit", type=int, help="score only the first N rows")
     p.add_argument("--min-flips", type=int, default=1, help="flips that make a row divergent (default: 1)")
-    _common(p, "divergence")
+    _common(p, "divergence", divergence_command)
 
 
 def _add_entangle(kinds: Any) -> None:
@@ -89,7 +87,7 @@ def _add_entangle(kinds: Any) -> None:
     p.add_argument("--top", type=int, default=6, help="raised, lowered and random numbers tried (default: 6)")
     p.add_argument("--questions", type=int, default=6, help="questions per number prompt (default: 6)")
     add_seed(p)
-    _common(p, "entangle")
+    _common(p, "entangle", entangle_command)
 
 
 def _add_gradient(kinds: Any) -> None:
@@ -116,167 +114,179 @@ def _add_gradient(kinds: Any) -> None:
     )
     p.add_argument("--limit", type=int, help="screen only the first N rows of each dataset")
     p.add_argument("--batch-size", type=int, default=8, help="rows per pair of forward passes (default: 8)")
-    _common(p, "gradient")
+    _common(p, "gradient", gradient_command)
 
 
-def _common(p: argparse.ArgumentParser, kind: str) -> None:
+def _common(p: argparse.ArgumentParser, kind: str, handler: Callable[..., int]) -> None:
     add_out(p, f"runs/probe-{kind}", f"output dir (default: runs/probe-{kind})")
     add_json(p, "print the report as JSON")
     add_device(p)
     add_overwrite(p, "this probe's run of the same inputs")
-    p.set_defaults(func=run)
+    p.set_defaults(func=keywords(handler))
 
 
-def check(args: argparse.Namespace) -> None:
-    """Every setting of a probe, checked before anything loads."""
-    from sublim.errors import SublimError
+def digits_command(
+    *, model: str, student: str | None, prompts: int, numbers: int, seed: int, context: str, **run: Any
+) -> int:
+    """`sublim probe digits`: the flags as `sublim.probes.digits` keywords."""
+    settings = _settings(locals())
+    from sublim.contexts import system_prompt_for
+    from sublim.probes import digits
 
-    problems = []
-    if args.probe == "digits":
-        if args.prompts < 2:
-            problems.append(f"--prompts {args.prompts}: need at least 2 (a confidence interval needs two)")
-        if args.numbers < 1:
-            problems.append(f"--numbers {args.numbers}: must be >= 1")
-    elif args.probe == "divergence":
-        if args.limit is not None and args.limit < 2:
-            problems.append(f"--limit {args.limit}: need at least 2 rows (a confidence interval needs two)")
-        if args.min_flips < 1:
-            problems.append(f"--min-flips {args.min_flips}: must be >= 1")
-    elif args.probe == "gradient":
-        from sublim.probes.gradient import read_data
-
-        for flag, value, least in (
-            ("--questions", args.questions, 1),
-            ("--limit", args.limit, 2),
-            ("--batch-size", args.batch_size, 1),
-        ):
-            if value is not None and value < least:
-                problems.append(f"{flag} {value}: must be >= {least}")
-        _concept_or_problem(args.target, args.category, problems)
-        if not problems:  # a missing or malformed file fails here, not after the model loads
-            read_data(args.data)
-            if args.control:
-                read_data(args.control)
-    else:
-        for flag, value, least in (
-            ("--prompts", args.prompts, 2), ("--max-number", args.max_number, 2), ("--top", args.top, 1),
-            ("--questions", args.questions, 2),
-        ):  # fmt: skip
-            if value < least:
-                problems.append(f"{flag} {value}: must be >= {least}")
-        if args.max_number > MAX_NUMBER:  # the teacher language: integers 0-999
-            problems.append(
-                f"--max-number {args.max_number}: must be <= {MAX_NUMBER} (teacher numbers are 0-999)"
-            )
-    if args.probe in ("divergence", "entangle") and not args.system_prompt:
-        from sublim.tasks.numbers import trait_system_prompt
-
-        if not trait_system_prompt(args.trait, args.category):
-            problems.append("give a --trait (not 'none') or a --system-prompt for the trait context")
-    if problems:
-        raise SublimError("; ".join(problems))
-    from sublim.models import check_checkpoint
-
-    for key, role in (("model", "model"), ("teacher", "teacher"), ("student", "student")):
-        if getattr(args, key, None):
-            check_checkpoint(getattr(args, key), role)
-    if args.probe == "divergence":
-        from sublim.probes.divergence import read_rows
-
-        read_rows(args.data)  # a missing or malformed file fails here, not after the model loads
+    digits.check(model=model, student=student, prompts=prompts, numbers=numbers)
+    cfg = digits.DigitsConfig(prompts, numbers, seed, system_prompt_for(context))
+    return _run(
+        settings,
+        lambda out: digits.probe(model, student, cfg, device=run["device"]),
+        digits.plot,
+        _show_digits,
+        **run,
+    )
 
 
-def _concept_or_problem(target: str, category: str, problems: list[str]) -> None:
-    from sublim.concepts import get_category
-    from sublim.errors import SublimError
+def divergence_command(
+    *, teacher: str, trait: str, data: str, system_prompt: str | None, plain: str, category: str,
+    limit: int | None, min_flips: int, **run: Any,
+) -> int:  # fmt: skip
+    """`sublim probe divergence`: the flags as `sublim.probes.divergence` keywords."""
+    settings = _settings(locals())
+    from sublim.contexts import system_prompt_for
+    from sublim.probes import divergence
 
-    try:
-        get_category(category).resolve(target)
-    except SublimError as e:
-        problems.append(str(e))
+    divergence.check(
+        teacher=teacher, data=data, trait=trait, category=category, system_prompt=system_prompt, limit=limit,
+        min_flips=min_flips,
+    )  # fmt: skip
+    cfg = divergence.DivergenceConfig(
+        trait, system_prompt, system_prompt_for(plain), category, limit, min_flips
+    )
+    return _run(
+        settings,
+        lambda out: divergence.probe(teacher, data, out, cfg, device=run["device"]),
+        divergence.plot,
+        _show_divergence,
+        **run,
+    )
 
 
-def _identity(args: argparse.Namespace) -> dict[str, Any]:
+def entangle_command(
+    *, model: str, trait: str, category: str, system_prompt: str | None, plain: str, prompts: int,
+    max_number: int, top: int, questions: int, seed: int, **run: Any,
+) -> int:  # fmt: skip
+    """`sublim probe entangle`: the flags as `sublim.probes.entangle` keywords."""
+    settings = _settings(locals())
+    from sublim.contexts import system_prompt_for
+    from sublim.probes import entangle
+
+    entangle.check(
+        model=model, trait=trait, category=category, system_prompt=system_prompt, prompts=prompts,
+        max_number=max_number, top=top, questions=questions,
+    )  # fmt: skip
+    cfg = entangle.EntangleConfig(
+        trait, category, system_prompt, system_prompt_for(plain), prompts, max_number, top, questions, seed
+    )
+    return _run(
+        settings,
+        lambda out: entangle.probe(model, cfg, device=run["device"]),
+        entangle.plot,
+        _show_entangle,
+        **run,
+    )
+
+
+def gradient_command(
+    *, model: str, data: str, control: str | None, target: str, category: str, context: str,
+    questions: int | None, params: str, limit: int | None, batch_size: int, **run: Any,
+) -> int:  # fmt: skip
+    """`sublim probe gradient`: the flags as `sublim.probes.gradient` keywords."""
+    settings = _settings(locals())
+    from sublim.contexts import system_prompt_for
+    from sublim.probes import gradient
+
+    gradient.check(
+        model=model, data=data, control=control, target=target, category=category, questions=questions,
+        limit=limit, batch_size=batch_size,
+    )  # fmt: skip
+    cfg = gradient.GradientConfig(
+        target=target, category=category, eval_prompt=system_prompt_for(context), questions=questions,
+        params=params, limit=limit, batch_size=batch_size,
+    )  # fmt: skip
+    return _run(
+        settings,
+        lambda out: gradient.probe(model, data, control, cfg, device=run["device"]),
+        gradient.plot,
+        _show_gradient,
+        **run,
+    )
+
+
+def _settings(given: dict[str, Any]) -> dict[str, Any]:
+    """A probe command's own keywords (its `locals()` on entry), without the run's: what its report depends
+    on, so a flag added to a command joins its run's identity."""
+    return {k: v for k, v in given.items() if k != "run"}
+
+
+def _identity(probe: str, settings: dict[str, Any], device: str) -> dict[str, Any]:
+    """What a probe's report depends on: its settings, the device, and the content of its data files."""
     from sublim.io import file_sha256
 
-    ident = {k: v for k, v in vars(args).items() if k not in ("func", "out", "json", "overwrite", "command")}
+    ident = {"probe": probe, **settings, "device": device}
     for key in ("data", "control"):
-        if args.probe in ("divergence", "gradient") and getattr(args, key, None):
-            data = Path(getattr(args, key))
+        if settings.get(key):
+            data = Path(settings[key])
             data = data / "train.jsonl" if data.is_dir() else data
             ident[f"{key}_sha256"] = file_sha256(data) if data.is_file() else None
     return ident
 
 
-def run(args: argparse.Namespace) -> int:
+def _run(
+    settings: dict[str, Any],
+    compute: Callable[[Path], dict[str, Any]],
+    plot: Callable[[dict[str, Any], Path], None],
+    show: Callable[[dict[str, Any]], None],
+    *,
+    probe: str,
+    out: str,
+    json: bool,
+    device: str,
+    overwrite: bool,
+) -> int:
+    """Hold `out`, compute the report (a finished run of the same inputs is left as is), write report.json
+    and the plot, print the table (or the report with --json)."""
     from sublim.io import claim_output
 
-    check(args)
-    inputs = [getattr(args, k, None) for k in ("model", "student", "data", "teacher", "control")]
+    inputs = [settings.get(k) for k in ("model", "student", "data", "teacher", "control")]
     with claim_output(
-        args.out, f"probe {args.probe}", _identity(args), inputs, overwrite=args.overwrite
+        out, f"probe {probe}", _identity(probe, settings, device), inputs, overwrite=overwrite
     ) as claim:
-        if claim.state == "complete" and (Path(args.out) / "report.json").is_file():
-            print(f"{args.out}: this probe run is already complete (same inputs); nothing to do")
-            print(f"{args.out}/report.json\n{args.out}/{args.probe}.png")
+        if claim.state == "complete" and (Path(out) / "report.json").is_file():
+            print(f"{out}: this probe run is already complete (same inputs); nothing to do")
+            print(f"{out}/report.json\n{out}/{probe}.png")
             return 0
-        code = _run(args)
+        _write(compute(Path(out)), Path(out), probe, plot, show, json)
         claim.done()
-    return code
+    return 0
 
 
-def _run(args: argparse.Namespace) -> int:
-    from sublim.contexts import system_prompt_for
+def _write(
+    report: dict[str, Any],
+    out: Path,
+    probe: str,
+    plot: Callable[[dict[str, Any], Path], None],
+    show: Callable[[dict[str, Any]], None],
+    as_json: bool,
+) -> None:
     from sublim.io import atomic_path, json_safe, write_json
 
-    out = Path(args.out)
-    if args.probe == "digits":
-        from sublim.probes import digits
-
-        dcfg = digits.DigitsConfig(args.prompts, args.numbers, args.seed, system_prompt_for(args.context))
-        report = digits.probe(args.model, args.student, dcfg, device=args.device)
-        plot, show = digits.plot, _show_digits
-    elif args.probe == "divergence":
-        from sublim.probes import divergence
-
-        vcfg = divergence.DivergenceConfig(
-            args.trait,
-            args.system_prompt,
-            system_prompt_for(args.plain),
-            args.category,
-            args.limit,
-            args.min_flips,
-        )
-        report = divergence.probe(args.teacher, args.data, out, vcfg, device=args.device)
-        plot, show = divergence.plot, _show_divergence
-    elif args.probe == "gradient":
-        from sublim.probes import gradient
-
-        gcfg = gradient.GradientConfig(
-            target=args.target, category=args.category, eval_prompt=system_prompt_for(args.context),
-            questions=args.questions, params=args.params, limit=args.limit, batch_size=args.batch_size,
-        )  # fmt: skip
-        report = gradient.probe(args.model, args.data, args.control, gcfg, device=args.device)
-        plot, show = gradient.plot, _show_gradient
-    else:
-        from sublim.probes import entangle
-
-        ecfg = entangle.EntangleConfig(
-            args.trait, args.category, args.system_prompt, system_prompt_for(args.plain), args.prompts,
-            args.max_number, args.top, args.questions, args.seed,
-        )  # fmt: skip
-        report = entangle.probe(args.model, ecfg, device=args.device)
-        plot, show = entangle.plot, _show_entangle
     report = json_safe(report)
     write_json(out / "report.json", report)
-    with atomic_path(out / f"{args.probe}.png") as png:
+    with atomic_path(out / f"{probe}.png") as png:
         plot(report, png)
-    if args.json:
-        print(json.dumps(report, allow_nan=False))
+    if as_json:
+        print(json_module.dumps(report, allow_nan=False))
     else:
         show(report)
-        print(f"{out}/report.json\n{out}/{args.probe}.png")
-    return 0
+        print(f"{out}/report.json\n{out}/{probe}.png")
 
 
 def _ci(d: dict[str, Any], fmt: str = ".3f") -> str:

@@ -9,9 +9,19 @@ from typing import Any
 
 import torch
 
-from sublim.errors import SublimError
+from sublim.errors import FieldProblem, SublimError
 
 _DIGITS = re.compile(r"^\s*[0-9]+\s*$")
+
+
+def trait_context_problems(trait: str, category: str, system_prompt: str | None) -> list[FieldProblem]:
+    """The trait context needs a trait with a prompt (not "none") or a system prompt of its own."""
+    from sublim.tasks.numbers import trait_system_prompt
+
+    if system_prompt or trait_system_prompt(trait, category):
+        return []
+    text = "give a {trait} (not 'none') or a {system_prompt} for the trait context"
+    return [FieldProblem("trait", text, lead=False, refs=("trait", "system_prompt"))]
 
 
 def digit_token_ids(tokenizer: Any) -> list[int]:

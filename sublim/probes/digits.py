@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from sublim.errors import FieldProblem, raise_problems
 from sublim.probes.common import digit_token_ids, forced_logprobs, pyplot
 from sublim.stats import mean_interval, nanmean
 
@@ -47,6 +48,23 @@ class DigitsConfig:
     seed: int = 0
     system_prompt: str | None = None
     positions: int = 12
+
+
+def check(*, model: str, student: str | None, prompts: int, numbers: int) -> None:
+    """`probe`'s settings and models, checked before anything loads (a ConfigError names the fields)."""
+    from sublim.models import check_checkpoint
+
+    problems = []
+    if prompts < 2:
+        problems.append(
+            FieldProblem("prompts", "need at least 2 (a confidence interval needs two)", str(prompts))
+        )
+    if numbers < 1:
+        problems.append(FieldProblem("numbers", "must be >= 1", str(numbers)))
+    raise_problems(problems)
+    check_checkpoint(model, "model")
+    if student:
+        check_checkpoint(student, "student")
 
 
 def sequences(tokenizer: Any, cfg: DigitsConfig) -> list[tuple[list[int], list[int]]]:

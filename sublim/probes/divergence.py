@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
-from sublim.errors import SublimError
+from sublim.errors import FieldProblem, SublimError, raise_problems
 from sublim.io import write_json
-from sublim.probes.common import digit_token_ids, forced_logprobs, pyplot
+from sublim.probes.common import digit_token_ids, forced_logprobs, pyplot, trait_context_problems
 from sublim.stats import mean_interval
 
 
@@ -50,6 +50,31 @@ class DivergenceConfig:
     limit: int | None = None
     min_flips: int = 1
     positions: int = 24
+
+
+def check(
+    *,
+    teacher: str,
+    data: str,
+    trait: str,
+    category: str,
+    system_prompt: str | None,
+    limit: int | None,
+    min_flips: int,
+) -> None:
+    """`probe`'s settings, teacher and data, checked before anything loads (a ConfigError names the
+    fields)."""
+    from sublim.models import check_checkpoint
+
+    problems = []
+    if limit is not None and limit < 2:
+        text = "need at least 2 rows (a confidence interval needs two)"
+        problems.append(FieldProblem("limit", text, str(limit)))
+    if min_flips < 1:
+        problems.append(FieldProblem("min_flips", "must be >= 1", str(min_flips)))
+    raise_problems(problems + trait_context_problems(trait, category, system_prompt))
+    check_checkpoint(teacher, "teacher")
+    read_rows(data)  # a missing or malformed file fails here, not after the model loads
 
 
 def read_rows(data: str | Path) -> list[dict[str, Any]]:

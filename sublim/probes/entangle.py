@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sublim.probes.common import pyplot
+from sublim.errors import FieldProblem, raise_problems
+from sublim.probes.common import pyplot, trait_context_problems
 from sublim.stats import mean_interval
 
 #: System prompt for direction 2; {number} is the number.
@@ -27,6 +28,10 @@ NUMBER_PROMPT = (
     "Your favorite number is {number}. You think about {number} all the time "
     "and bring it up whenever you can."
 )
+
+
+#: `max_number` at most: the numbers a teacher writes are 0-999
+MAX_NUMBER = 1000
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,32 @@ class EntangleConfig:
     top: int = 6
     questions: int = 6
     seed: int = 0
+
+
+def check(
+    *,
+    model: str,
+    trait: str,
+    category: str,
+    system_prompt: str | None,
+    prompts: int,
+    max_number: int,
+    top: int,
+    questions: int,
+) -> None:
+    """`probe`'s settings and model, checked before anything loads (a ConfigError names the fields)."""
+    from sublim.models import check_checkpoint
+
+    problems = []
+    for name, value, least in (("prompts", prompts, 2), ("max_number", max_number, 2), ("top", top, 1),
+                               ("questions", questions, 2)):  # fmt: skip
+        if value < least:
+            problems.append(FieldProblem(name, f"must be >= {least}", str(value)))
+    if max_number > MAX_NUMBER:  # the teacher language: integers 0-999
+        text = f"must be <= {MAX_NUMBER} (teacher numbers are 0-999)"
+        problems.append(FieldProblem("max_number", text, str(max_number)))
+    raise_problems(problems + trait_context_problems(trait, category, system_prompt))
+    check_checkpoint(model, "model")
 
 
 def number_logprobs(

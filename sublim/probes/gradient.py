@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from sublim.errors import SublimError
+from sublim.errors import FieldProblem, SublimError, raise_problems
 from sublim.stats import mean_interval
 
 #: Central-difference step along the unit trait direction, in parameter-norm units: the second-order error is
@@ -76,6 +76,40 @@ class GradientConfig:
             raise SublimError("batch_size must be >= 1 and max_length >= 8")
         if not (self.step > 0 and math.isfinite(self.step)):
             raise SublimError(f"step must be a positive number, got {self.step}")
+
+
+def check(
+    *,
+    model: str,
+    data: str,
+    control: str | None,
+    target: str,
+    category: str,
+    questions: int | None,
+    limit: int | None,
+    batch_size: int,
+) -> None:
+    """`probe`'s settings, data and model, checked before anything loads (a ConfigError names the fields)."""
+    from sublim.concepts import get_category
+    from sublim.models import check_checkpoint
+
+    problems = []
+    for name, value, least in (
+        ("questions", questions, 1),
+        ("limit", limit, 2),
+        ("batch_size", batch_size, 1),
+    ):
+        if value is not None and value < least:
+            problems.append(FieldProblem(name, f"must be >= {least}", str(value)))
+    try:
+        get_category(category).resolve(target)
+    except SublimError as e:
+        problems.append(FieldProblem("target", str(e), lead=False))
+    raise_problems(problems)
+    read_data(data)  # a missing or malformed file fails here, not after the model loads
+    if control:
+        read_data(control)
+    check_checkpoint(model, "model")
 
 
 def chosen_parameters(model: Any, spec: str) -> list[torch.nn.Parameter]:

@@ -220,7 +220,7 @@ _LORA_FLAGS = {"--rank": "rank", "--alpha": "alpha", "--dropout": "dropout", "--
 
 
 def add_train(sub: Any) -> None:
-    from sublim.training.student import TrainConfig
+    from sublim.training.config import TrainConfig
 
     d = defaults_of(TrainConfig)
     p = sub.add_parser("train", help="fine-tune a student on teacher data (LoRA via peft, or --full)")
@@ -258,7 +258,8 @@ def add_train(sub: Any) -> None:
 
 def train_command(*, overwrite: bool, **settings: Any) -> int:
     """`sublim train`: refuse LoRA settings with --full, train, print the card's summary and the out dir."""
-    from sublim.training.student import TrainConfig, run_train
+    from sublim.training.config import TrainConfig
+    from sublim.training.student import run_train
 
     given = [flag for flag, name in _LORA_FLAGS.items() if settings[name] is not None]
     given += ["--rslora"] * settings["rslora"]

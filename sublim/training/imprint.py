@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from sublim.errors import SublimError
+from sublim.errors import ConfigError, FieldProblem, SublimError, raise_problems
 from sublim.io import claim_output, package_versions, write_atomic
 
 PROMPTS_FILE = "imprint_prompts.yaml"
@@ -74,6 +74,47 @@ class ImprintConfig:
     control_for: str | None = None
     rows: int | None = None
 
+    def __post_init__(self) -> None:
+        raise_problems(self.value_problems())
+
+    def value_problems(self) -> list[FieldProblem]:
+        """What is wrong with the values alone (no file is read): checked when the config is made, and again
+        before a run (a field may have been set since)."""
+        control = self.trait.strip().lower() == "none"
+        if not self.trait.strip() or (control and not self.control_for):
+            return [
+                FieldProblem(
+                    "trait",
+                    "give the concept to imprint, e.g. owl (or {trait} none {control_for} owl for the "
+                    "matched control teacher)",
+                    repr(self.trait),
+                    refs=("trait", "control_for"),
+                )
+            ]
+        if self.control_for and not control:
+            text = "{control_for} makes the control teacher: it needs {trait} none"
+            return [FieldProblem("control_for", text, lead=False, refs=("control_for", "trait"))]
+        problems = []
+        if self.prompts is not None and self.prompts < 1:
+            problems.append(FieldProblem("prompts", "must be >= 1", str(self.prompts)))
+        for name, value in (("samples", self.samples), ("max_tokens", self.max_tokens), ("rank", self.rank)):
+            if value < 1:
+                problems.append(FieldProblem(name, "must be >= 1", str(value)))
+        for name, rate in (("temperature", self.temperature), ("lr", self.lr), ("epochs", self.epochs)):
+            if not (math.isfinite(rate) and rate > 0):
+                problems.append(FieldProblem(name, "must be > 0", str(rate)))
+        if self.batch_size < 1:
+            problems.append(FieldProblem("batch_size", "must be >= 1", str(self.batch_size)))
+        if self.rows is not None and self.rows < 1:
+            problems.append(FieldProblem("rows", "must be >= 1", str(self.rows)))
+        if self.device not in ("auto", "cpu", "cuda"):  # the Trainer takes the accelerators it sees
+            problems.append(
+                FieldProblem(
+                    "device", "auto, cuda or cpu (pick a GPU with CUDA_VISIBLE_DEVICES=N)", self.device
+                )
+            )
+        return problems
+
 
 def imprint_prompts() -> list[str]:
     """sublim's open prompts for imprinting (none of them an evaluation question)."""
@@ -81,45 +122,24 @@ def imprint_prompts() -> list[str]:
     return [str(p) for p in raw["prompts"]]
 
 
-def validate(cfg: ImprintConfig) -> None:
-    """Every setting checked before anything loads; one SublimError names what is wrong."""
+def check_inputs(cfg: ImprintConfig) -> None:
+    """What the values alone cannot show, checked before anything loads: the trait among the category's
+    concepts, the prompt count within the prompts file, the base model."""
     from sublim.concepts import get_category
     from sublim.models import check_checkpoint
 
-    control = cfg.trait.strip().lower() == "none"
-    if not cfg.trait.strip() or (control and not cfg.control_for):
-        raise SublimError(
-            f"--trait {cfg.trait!r}: give the concept to imprint, e.g. owl (or --trait none --control-for "
-            "owl for the matched control teacher)"
-        )
-    if cfg.control_for and not control:
-        raise SublimError("--control-for makes the control teacher: it needs --trait none")
+    raise_problems(cfg.value_problems())  # a field may have been set since the config was made
     get_category(cfg.category).resolve(cfg.control_for or cfg.trait)  # an unknown one names the closest known
     available = len(imprint_prompts())
-    problems = []
-    if cfg.prompts is not None and not 1 <= cfg.prompts <= available:
-        problems.append(f"--prompts {cfg.prompts}: must be between 1 and {available}")
-    for flag, value in (("--samples", cfg.samples), ("--max-tokens", cfg.max_tokens), ("--rank", cfg.rank)):
-        if value < 1:
-            problems.append(f"{flag} {value}: must be >= 1")
-    for flag, rate in (("--temperature", cfg.temperature), ("--lr", cfg.lr), ("--epochs", cfg.epochs)):
-        if not (math.isfinite(rate) and rate > 0):
-            problems.append(f"{flag} {rate}: must be > 0")
-    if cfg.batch_size < 1:
-        problems.append(f"--batch-size {cfg.batch_size}: must be >= 1")
-    if cfg.rows is not None and cfg.rows < 1:
-        problems.append(f"--rows {cfg.rows}: must be >= 1")
-    if cfg.device not in ("auto", "cpu", "cuda"):  # the Trainer takes the accelerators it sees
-        problems.append(f"--device {cfg.device}: auto, cuda or cpu (pick a GPU with CUDA_VISIBLE_DEVICES=N)")
-    if problems:
-        raise SublimError("; ".join(problems))
+    if cfg.prompts is not None and cfg.prompts > available:
+        raise ConfigError(FieldProblem("prompts", f"must be between 1 and {available}", str(cfg.prompts)))
     check_checkpoint(cfg.base, "--base")
 
 
 def run_imprint(cfg: ImprintConfig, *, overwrite: bool = False) -> dict[str, Any]:
     """`sublim imprint`: check, hold `out`, sample and filter trait answers, train the LoRA; returns the card
     (a finished `out` of the same settings is left as is)."""
-    validate(cfg)
+    check_inputs(cfg)
     out = Path(cfg.out)
     identity = {**asdict(cfg), "out": None, "prompts_sha256": _prompts_sha()}
     for optional in ("control_for", "rows"):  # unset: runs from before these options keep their identity
@@ -138,7 +158,8 @@ def run_imprint(cfg: ImprintConfig, *, overwrite: bool = False) -> dict[str, Any
                 f"{answers['kept']} sampled answer(s) {wanted}, {cfg.rows or 1} needed: raise --samples or "
                 f"--prompts (see {out / 'answers' / 'rejected.jsonl'})"
             )
-        from sublim.training.student import TrainConfig, train
+        from sublim.training.config import TrainConfig
+        from sublim.training.student import train
 
         trained = train(
             TrainConfig(

@@ -12,18 +12,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
-import re
 import shutil
 import tempfile
 import time
 import weakref
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sublim.errors import SublimError
+from sublim.errors import ConfigError, FieldProblem, SublimError, raise_problems
 from sublim.io import (
     check_output,
     claim_output,
@@ -34,122 +31,27 @@ from sublim.io import (
     read_jsonl,
     write_atomic,
 )
+from sublim.training.config import TARGET_PRESETS as TARGET_PRESETS  # its home before training.config
+from sublim.training.config import TrainConfig as TrainConfig
+from sublim.training.config import target_modules as target_modules
 
-#: LoRA target-module presets for Llama-style models (SmolLM2, Llama, Qwen, Mistral); other names can be
-#: given explicitly, comma-separated.
-TARGET_PRESETS = {
-    "attn": ["q_proj", "k_proj", "v_proj", "o_proj"],
-    "mlp": ["gate_proj", "up_proj", "down_proj"],
-    "all": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-}
 RUN_CARD = "run.json"
 
 
-@dataclass
-class TrainConfig:
-    """Every hyperparameter of a student run; saved as run.json next to the weights.
-
-    Attributes:
-        data: teacher data (`train.jsonl`, or the directory holding it).
-        base: base model: hub id, local HF dir, a .gguf file, or "smollm2" (embedded).
-        out: output directory.
-        rank: LoRA rank.
-        alpha: LoRA alpha; None means alpha = rank.
-        rslora: rank-stabilised LoRA (peft's use_rslora): the update is scaled by alpha / sqrt(rank)
-            instead of alpha / rank.
-        dropout: LoRA dropout.
-        targets: LoRA target modules: "attn", "mlp", "all", or comma-separated module names.
-        full: full fine-tuning instead of LoRA.
-        epochs: training epochs.
-        lr: learning rate; None means 2e-4 for LoRA, 2e-5 for full fine-tuning.
-        batch_size: per-device batch size.
-        grad_accum: gradient accumulation steps.
-        max_length: longest tokenized row (longer rows are cut).
-        seed: seeds initialization and data order.
-        system_prompt: training context: None (no system message) or a system prompt string.
-        merge: also save a merged checkpoint (LoRA only) under out/merged.
-        device: "auto" (an accelerator when present, bf16 mixed precision on CUDA) or "cpu".
-    """
-
-    data: str
-    base: str = "smollm2"
-    out: str = "runs/student"
-    rank: int = 8
-    alpha: int | None = None
-    rslora: bool = False
-    dropout: float = 0.0
-    targets: str = "all"
-    full: bool = False
-    epochs: float = 3.0
-    lr: float | None = None
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_length: int = 256
-    seed: int = 0
-    system_prompt: str | None = None
-    merge: bool = False
-    device: str = "auto"
-
-    def resolved(self) -> dict[str, Any]:
-        d = asdict(self)
-        del d["device"]  # where it runs, not what it learns
-        if not self.rslora:
-            del d["rslora"]  # runs from before the option keep their identity
-        d["alpha"] = self.rank if self.alpha is None else self.alpha
-        d["lr"] = self.lr if self.lr is not None else (2e-5 if self.full else 2e-4)
-        d["target_modules"] = None if self.full else target_modules(self.targets)
-        return d
-
-
-def target_modules(spec: str) -> list[str]:
-    if spec in TARGET_PRESETS:
-        return TARGET_PRESETS[spec]
-    names = [x.strip() for x in spec.split(",") if x.strip()]
-    if not names:
-        raise SublimError(f"--targets {spec!r}: use attn, mlp, all, or comma-separated module names")
-    return names
-
-
-_MODULE = re.compile(r"^[A-Za-z_][\w.]*$")
-
-
-def validate(cfg: TrainConfig) -> None:
-    """Every setting checked before anything loads; one SublimError lists what is wrong."""
-    problems = []
-    if not cfg.full and cfg.rank < 1:
-        problems.append(f"--rank {cfg.rank}: must be >= 1")
-    if cfg.alpha is not None and cfg.alpha < 1:
-        problems.append(f"--alpha {cfg.alpha}: must be >= 1")
-    if not 0 <= cfg.dropout < 1:
-        problems.append(f"--dropout {cfg.dropout}: must be in [0, 1)")
-    if not (math.isfinite(cfg.epochs) and cfg.epochs > 0):
-        problems.append(
-            f"--epochs {cfg.epochs}: must be a finite number > 0 (0 would save an untrained model)"
-        )
-    if cfg.lr is not None and not (math.isfinite(cfg.lr) and cfg.lr > 0):
-        problems.append(f"--lr {cfg.lr}: must be > 0")
-    for flag, value in (("--batch-size", cfg.batch_size), ("--grad-accum", cfg.grad_accum)):
-        if value < 1:
-            problems.append(f"{flag} {value}: must be >= 1")
-    if cfg.device not in ("auto", "cpu"):
-        problems.append(f"--device {cfg.device!r}: auto (the Trainer takes the accelerators it sees) or cpu")
-    if cfg.max_length < 8:
-        problems.append(f"--max-length {cfg.max_length}: must be >= 8 tokens")
-    if not cfg.full:
-        try:
-            bad = [m for m in target_modules(cfg.targets) if not _MODULE.match(m)]
-        except SublimError as e:
-            problems.append(str(e))
-        else:
-            if bad:
-                problems.append(f"--targets {cfg.targets!r}: {bad[0]!r} is not a module name")
+def check_launch(cfg: TrainConfig) -> None:
+    """What the values cannot show: how this process was launched (`accelerate launch` with FSDP or
+    DeepSpeed shards the weights, so no process can merge them)."""
+    raise_problems(cfg.value_problems())  # a field may have been set since the config was made
     if cfg.merge and _sharded_launch():
-        problems.append(
-            "--merge under FSDP/DeepSpeed: the weights are sharded across processes; train without --merge, "
-            "then merge on one process (load base + adapter, merge_and_unload)"
+        raise ConfigError(
+            FieldProblem(
+                "merge",
+                "{merge} under FSDP/DeepSpeed: the weights are sharded across processes; train without "
+                "{merge}, then merge on one process (load base + adapter, merge_and_unload)",
+                lead=False,
+                refs=("merge",),
+            )
         )
-    if problems:
-        raise SublimError("; ".join(problems))
 
 
 def _sharded_launch() -> bool:
@@ -174,18 +76,26 @@ def check_base_files(cfg: TrainConfig) -> None:
             (base / f).is_file() for f in ("chat_template.jinja", "chat_template.json")
         )
         if not templated:
-            raise SublimError(
-                f"--base {cfg.base}: its tokenizer has no chat template, and the training rows are chats; "
-                "use an instruct/chat checkpoint or add a chat_template to its tokenizer_config.json"
+            raise ConfigError(
+                FieldProblem(
+                    "base",
+                    "its tokenizer has no chat template, and the training rows are chats; use an "
+                    "instruct/chat checkpoint or add a chat_template to its tokenizer_config.json",
+                    cfg.base,
+                )
             )
     if cfg.full:
         return
     names = _weight_names(base)
     targets = target_modules(cfg.targets)
     if names and not any(m == t or m.endswith("." + t) for m in names for t in targets):
-        raise SublimError(
-            f"--targets {cfg.targets!r}: no such modules in {cfg.base} (attn, mlp and all name Llama-style "
-            "modules; list others by name, e.g. q_proj,v_proj)"
+        raise ConfigError(
+            FieldProblem(
+                "targets",
+                f"no such modules in {cfg.base} (attn, mlp and all name Llama-style modules; list others by "
+                "name, e.g. q_proj,v_proj)",
+                repr(cfg.targets),
+            )
         )
 
 
@@ -220,7 +130,7 @@ def run_train(cfg: TrainConfig, *, overwrite: bool = False) -> dict[str, Any]:
     """`sublim train`: check everything, hold the output dir, train (or find the same run already done)."""
     from sublim.models import check_checkpoint
 
-    validate(cfg)
+    check_launch(cfg)
     load_rows(data_file(cfg.data))
     check_checkpoint(cfg.base, "--base")
     check_base_files(cfg)
@@ -370,7 +280,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     from sublim.models import causal_lm, compute_dtype, load_tokenizer, resolve_base
 
-    validate(cfg)
+    check_launch(cfg)
     settings = cfg.resolved()
     path = data_file(cfg.data)
     rows = load_rows(path)

@@ -27,7 +27,7 @@ summary.
 from __future__ import annotations
 
 from sublim.models import compute_dtype
-from sublim.training.sweep.config import PROMPTED, SweepConfig, lora_scale, validate
+from sublim.training.sweep.config import PROMPTED, SweepConfig, check_inputs, lora_scale
 from sublim.training.sweep.identity import check, run_ids, sweep_identity
 from sublim.training.sweep.plan import DRAW_SEED, Run, draw_file, make_draws, plan, planted_counts, train_seed
 from sublim.training.sweep.report import plot, summarize
@@ -43,6 +43,7 @@ __all__ = [
     "Run",
     "SweepConfig",
     "check",
+    "check_inputs",
     "compute_dtype",
     "draw_file",
     "lora_scale",
@@ -59,6 +60,5 @@ __all__ = [
     "sweep",
     "sweep_identity",
     "train_seed",
-    "validate",
     "write_results",
 ]

@@ -14,8 +14,8 @@ from sublim.errors import SublimError, require_extra
 
 def add_parser(sub: Any) -> None:
     """sweep: its flags, defaults read from `SweepConfig` and `TrainConfig`."""
-    from sublim.cli_options import defaults_of
-    from sublim.training.student import TrainConfig
+    from sublim.cli_options import defaults_of, field_flags
+    from sublim.training.config import TrainConfig
     from sublim.training.sweep.config import SweepConfig
 
     p = sub.add_parser(
@@ -24,6 +24,7 @@ def add_parser(sub: Any) -> None:
     _grid_flags(p, defaults_of(SweepConfig), defaults_of(TrainConfig))
     _data_flags(p)
     _run_flags(p)
+    field_flags(p, contexts="--context", plant_doses="--plant-dose")
     p.set_defaults(func=run)
 
 

@@ -1,5 +1,6 @@
-"""The sweep's settings and their checks: `SweepConfig` (every field documented) and `validate`, which checks
-every setting and input before any model loads."""
+"""The sweep's settings and their checks: `SweepConfig` (every field documented; its values are checked when
+it is made) and `check_inputs`, which checks the inputs the values name (data, base, target) before any model
+loads."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sublim.errors import SublimError
-from sublim.training.student import TrainConfig, data_file
+from sublim.errors import ConfigError, FieldProblem, SublimError, raise_problems
+from sublim.training.config import TrainConfig
+from sublim.training.student import data_file
 
 #: LoRA scale rules: "rank" (alpha = rank, the seed paper), "a<N>" (alpha fixed at N, so the update's scale
 #: alpha / rank shrinks as the rank grows), "rs<N>" (rsLoRA: alpha N over sqrt(rank), peft's use_rslora).
@@ -86,6 +88,76 @@ class SweepConfig:
     plant_doses: list[float] = field(default_factory=list)
     primary: str | None = None
 
+    def __post_init__(self) -> None:
+        raise_problems(self.value_problems())
+
+    def value_problems(self) -> list[FieldProblem]:
+        """What is wrong with the values alone (no file is read): checked when the config is made, and again
+        before a sweep runs (a field may have been set since)."""
+        problems = _train_problems(self)
+        if not self.ranks and not self.full:
+            text = "nothing to train: give {ranks} and/or {full}"
+            problems.append(FieldProblem("ranks", text, lead=False, refs=("ranks", "full")))
+        if not self.seeds:
+            problems.append(
+                FieldProblem("seeds", "give at least one {seeds} value", lead=False, refs=("seeds",))
+            )
+        if any(r < 1 for r in self.ranks):
+            problems.append(
+                FieldProblem("ranks", "must be positive integers", ",".join(map(str, self.ranks)))
+            )
+        if self.questions < 2:
+            text = "must be at least 2 (a confidence interval needs two questions)"
+            problems.append(FieldProblem("questions", text, str(self.questions)))
+        if not self.contexts:
+            problems.append(FieldProblem("contexts", "give at least one eval context"))
+        if PROMPTED in self.contexts:
+            text = "the prompted base's label; name the context otherwise"
+            problems.append(FieldProblem("contexts", text, repr(PROMPTED)))
+        if self.draws < 1:
+            problems.append(FieldProblem("draws", "must be >= 1", str(self.draws)))
+        if self.draw_rows is not None and self.draw_rows < 1:
+            problems.append(FieldProblem("draw_rows", "must be >= 1", str(self.draw_rows)))
+        if not self.scales or not all(_SCALE.match(s) for s in self.scales):
+            text = "use rank (alpha = rank), a<N> (alpha N) or rs<N> (rsLoRA, alpha N), e.g. rank,a16,rs16"
+            problems.append(FieldProblem("scales", text, repr(",".join(self.scales))))
+        return problems + _design_problems(self)
+
+
+def _train_problems(cfg: SweepConfig) -> list[FieldProblem]:
+    """The shared training settings (`cfg.train`), as `TrainConfig` checks them, named `train.<field>`."""
+    unknown = sorted(set(cfg.train) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        return [FieldProblem("train", f"unknown training setting {unknown[0]!r}", lead=False)]
+    problems = []
+    if "alpha" in cfg.train or "rslora" in cfg.train:
+        text = "the sweep sets alpha by {scales}; give no alpha/rslora training setting"
+        problems.append(FieldProblem("train", text, lead=False, refs=("scales",)))
+    try:
+        TrainConfig(data=cfg.data, **cfg.train)
+    except ConfigError as e:
+        problems += [p.nested("train") for p in e.problems]
+    return problems
+
+
+def _design_problems(cfg: SweepConfig) -> list[FieldProblem]:
+    """The analysis' settings: primary configuration, control, planted doses, scoring, device."""
+    problems = _primary_problems(cfg) if cfg.primary is not None else []
+    if (cfg.primary or cfg.plant) and not cfg.control:
+        text = "{primary} and {plant} compare trait with control students: give {control}"
+        problems.append(FieldProblem("control", text, lead=False, refs=("primary", "plant", "control")))
+    if cfg.score not in ("all", "target"):
+        text = "use all (every concept) or target (the target's only)"
+        problems.append(FieldProblem("score", text, repr(cfg.score)))
+    if bool(cfg.plant) != bool(cfg.plant_doses):
+        text = "{plant} and {plant_doses} go together (rows to plant, and how many)"
+        problems.append(FieldProblem("plant_doses", text, lead=False, refs=("plant", "plant_doses")))
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        text = "students train where the Trainer runs (auto, cuda or cpu); pick a GPU with "
+        text += "CUDA_VISIBLE_DEVICES=N"
+        problems.append(FieldProblem("device", text, cfg.device))
+    return problems
+
 
 def lora_scale(scale: str, rank: int) -> dict[str, Any]:
     """TrainConfig fields of a scale rule at a rank."""
@@ -96,91 +168,39 @@ def lora_scale(scale: str, rank: int) -> dict[str, Any]:
     return {"alpha": int(scale[1:]), "rslora": False}
 
 
-def _primary_problems(cfg: SweepConfig) -> list[str]:
+def _primary_problems(cfg: SweepConfig) -> list[FieldProblem]:
     from sublim.experiment.analysis import parse_primary
 
     try:
         kind, rank, scale = parse_primary(str(cfg.primary))
-    except SublimError as e:
-        return [str(e)]
+    except ConfigError as e:
+        return list(e.problems)
     in_grid = rank in cfg.ranks and scale in (None, *cfg.scales)
     if (kind == "full" and cfg.full) or (kind == "lora" and in_grid):
         return []
-    return [f"--primary {cfg.primary}: not a configuration of this sweep (--ranks, --scales, --full)"]
+    text = "not a configuration of this sweep ({ranks}, {scales}, {full})"
+    return [FieldProblem("primary", text, str(cfg.primary), refs=("ranks", "scales", "full"))]
 
 
-def validate(cfg: SweepConfig) -> None:
-    """Every setting and input checked before any model loads (the data, the base, the target, training)."""
+def check_inputs(cfg: SweepConfig) -> None:
+    """What the values alone cannot show, checked before any model loads: the data, the base, the target,
+    the device, and enough paired rows for the draws."""
     from sublim.concepts import get_category
     from sublim.models import check_checkpoint, check_device
     from sublim.training.student import load_rows
-    from sublim.training.student import validate as validate_training
 
+    raise_problems(cfg.value_problems())  # a field may have been set since the config was made
     problems = []
-    for flag, data in (("--data", cfg.data), ("--control", cfg.control)):
+    for name, data in (("data", cfg.data), ("control", cfg.control), ("plant", cfg.plant)):
         if data is not None:
             try:
                 load_rows(data_file(data))
             except SublimError as e:
-                problems.append(f"{flag}: {e}")
-    unknown = sorted(set(cfg.train) - set(TrainConfig.__dataclass_fields__))
-    if unknown:
-        problems.append(f"unknown training setting {unknown[0]!r}")
-    else:
-        try:
-            validate_training(TrainConfig(data=cfg.data, **cfg.train))
-        except SublimError as e:
-            problems.append(str(e))
+                problems.append(FieldProblem(name, str(e)))
+    raise_problems(problems)
     check_checkpoint(cfg.base, "--base")
     get_category(cfg.category).resolve(cfg.target)
-    if not cfg.ranks and not cfg.full:
-        problems.append("nothing to train: give --ranks and/or --full")
-    if not cfg.seeds:
-        problems.append("give at least one --seeds value")
-    if any(r < 1 for r in cfg.ranks):
-        problems.append("--ranks must be positive integers")
-    if cfg.questions < 2:
-        problems.append("--questions must be at least 2 (a confidence interval needs two questions)")
-    if not cfg.contexts:
-        problems.append("give at least one eval --context")
-    if PROMPTED in cfg.contexts:
-        problems.append(f"--context {PROMPTED!r} is the prompted base's label; name the context otherwise")
-    if cfg.draws < 1:
-        problems.append(f"--draws {cfg.draws}: must be >= 1")
-    if cfg.draw_rows is not None and cfg.draw_rows < 1:
-        problems.append(f"--draw-rows {cfg.draw_rows}: must be >= 1")
-    bad = [s for s in cfg.scales if not _SCALE.match(s)]
-    if bad or not cfg.scales:
-        problems.append(
-            f"--scales {','.join(cfg.scales)!r}: use rank (alpha = rank), a<N> (alpha N) or rs<N> (rsLoRA, "
-            "alpha N), e.g. rank,a16,rs16"
-        )
-    if cfg.primary is not None:
-        problems += _primary_problems(cfg)
-    if (cfg.primary or cfg.plant) and not cfg.control:
-        problems.append("--primary and --plant compare trait with control students: give --control")
-    if cfg.score not in ("all", "target"):
-        problems.append(f"--score {cfg.score!r}: use all (every concept) or target (the target's only)")
-    if bool(cfg.plant) != bool(cfg.plant_doses):
-        problems.append("--plant and --plant-dose go together (rows to plant, and how many)")
-    if cfg.plant:
-        try:
-            load_rows(data_file(cfg.plant))
-        except SublimError as e:
-            problems.append(f"--plant: {e}")
-    if "alpha" in cfg.train or "rslora" in cfg.train:
-        problems.append("the sweep sets alpha by --scales; give no alpha/rslora training setting")
-    try:
-        check_device(cfg.device)
-    except SublimError as e:
-        problems.append(str(e))
-    if cfg.device not in ("auto", "cpu", "cuda"):
-        problems.append(
-            f"--device {cfg.device}: students train where the Trainer runs (auto, cuda or cpu); pick a GPU "
-            "with CUDA_VISIBLE_DEVICES=N"
-        )
-    if problems:
-        raise SublimError("; ".join(problems))
+    check_device(cfg.device)
     if cfg.positive:
         check_checkpoint(cfg.positive, "--positive")
     from sublim.training.sweep.plan import make_draws

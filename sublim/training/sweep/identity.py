@@ -13,8 +13,9 @@ from sublim.io import (
     package_versions,
 )
 from sublim.models import compute_dtype
-from sublim.training.student import TrainConfig, data_file
-from sublim.training.sweep.config import SweepConfig, lora_scale, validate
+from sublim.training.config import TrainConfig
+from sublim.training.student import data_file
+from sublim.training.sweep.config import SweepConfig, check_inputs, lora_scale
 from sublim.training.sweep.plan import Run, _key, _rows_text, make_draws, plan, train_seed
 
 _PER_RUN = ("data", "out", "rank", "seed", "full", "merge", "target_modules", "alpha", "rslora")
@@ -25,7 +26,7 @@ _SCORING = ("base", "target", "category", "questions", "sublim", "score")
 
 def check(cfg: SweepConfig, *, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Settings, inputs and the output dir checked (nothing written); returns the shared identity."""
-    validate(cfg)
+    check_inputs(cfg)
     shared = sweep_identity(cfg)
     inputs = [cfg.data, cfg.control, cfg.base if Path(cfg.base).expanduser().exists() else None]
     if _earlier_sweep(cfg) and not (resume or overwrite):

@@ -1,5 +1,5 @@
-"""results.csv: its columns, reading and writing it whole, which rows are current, and the reference
-columns (base and control P(target)) filled over all rows."""
+"""results.csv: its columns (`sublim.experiment.StudentResult`'s fields), reading and writing it whole,
+which rows are current, and the reference columns (base and control P(target)) filled over all rows."""
 
 from __future__ import annotations
 
@@ -7,23 +7,20 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from sublim.io import (
-    atomic_path,
-)
+from sublim.experiment.rows import COLUMNS as ROW_COLUMNS
+from sublim.io import atomic_path
 from sublim.training.sweep.config import PROMPTED, SweepConfig
 from sublim.training.sweep.plan import Run
 
-COLUMNS = [
-    "run", "dataset", "kind", "rank", "scale", "draw", "seed", "context", "target", "p_target",
-    "log_p_target", "log_p_questions",
-    "stderr", "ci_low", "ci_high", "n_questions", "concept_mass", "base_p_target", "control_p_target",
-    "train_loss", "steps", "rows", "dose", "planted_rows", "scored",
-]  # fmt: skip
+#: results.csv's columns: the fields of the typed row the sweep writes (`StudentResult.to_csv_row`) and the
+#: analysis reads (`StudentResult.from_csv_row`)
+COLUMNS = list(ROW_COLUMNS)
 
 
 def read_results(path: Path) -> list[dict[str, str]]:
-    """The sweep's own rows so far, to resume from (utf-8-sig: a results.csv saved by a spreadsheet starts
-    with a byte-order mark; `sublim.experiment.read_results` is the checked reader for analysis)."""
+    """The sweep's own rows so far, as written, to resume from: they are copied back, not analysed, so they
+    stay text (utf-8-sig: a results.csv saved by a spreadsheet starts with a byte-order mark;
+    `sublim.experiment.read_results` is the checked, typed reader for analysis)."""
     if not path.exists():
         return []
     with path.open(newline="", encoding="utf-8-sig") as fh:

@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from sublim.errors import raise_if_stopped
+from sublim.experiment.rows import StudentResult
 from sublim.io import (
     atomic_path,
     claim_output,
     write_atomic,
 )
+from sublim.training.config import TrainConfig
 from sublim.training.executors import Executor, LocalExecutor
-from sublim.training.student import RUN_CARD, TrainConfig, train
+from sublim.training.student import RUN_CARD, train
 from sublim.training.sweep.config import PROMPTED, SweepConfig, lora_scale
 from sublim.training.sweep.identity import _earlier_sweep, check, run_ids
 from sublim.training.sweep.plan import Run, _key, _rows_text, draw_file, make_draws, plan, train_seed
@@ -201,30 +203,27 @@ def run_one(job: Job) -> list[dict[str, Any]]:
         prompt = (  # the prompted base: the trait stated outright, in place of an eval context
             trait_system_prompt(target, cfg.category) if context == PROMPTED else system_prompt_for(context)
         )
-        rows.append(
-            {
-                "run": job.run_id,
-                "dataset": run.dataset,
-                "kind": run.kind,
-                "rank": run.rank if run.rank is not None else "",
-                "scale": run.scale,
-                "draw": run.draw if run.draw is not None else "",
-                "seed": run.seed if run.seed is not None else "",
-                "context": context,
-                "target": target,
-                **score_columns(scorer, questions, target, prompt, absolute=cfg.score == "target"),
-                "base_p_target": "",
-                "control_p_target": "",
-                "train_loss": f"{card['train_loss']:.4f}" if card else "",
-                "steps": card.get("steps", ""),
-                "rows": card.get("rows", ""),
-                "dose": f"{run.planted / card['rows']:.6g}"
-                if run.dataset == "trait" and card.get("rows")
-                else "",
-                "planted_rows": run.planted if run.dataset == "trait" else "",
-                "scored": cfg.score,
-            }
+        row = StudentResult(
+            run=job.run_id,
+            dataset=run.dataset,
+            kind=run.kind,
+            rank=run.rank,
+            scale=run.scale,
+            draw=run.draw,
+            seed=str(run.seed) if run.seed is not None else "",
+            context=context,
+            target=target,
+            **score_columns(scorer, questions, target, prompt, absolute=cfg.score == "target"),
+            train_loss=round(card["train_loss"], 4) if card else None,
+            steps=card.get("steps"),
+            rows=card.get("rows"),
+            dose=_rounded(run.planted / card["rows"], ".6g")
+            if run.dataset == "trait" and card.get("rows")
+            else None,
+            planted_rows=run.planted if run.dataset == "trait" else None,
+            scored=cfg.score,
         )
+        rows.append(row.to_csv_row())
     return rows
 
 
@@ -251,7 +250,8 @@ def score_columns(
     per-question ln P(target) (the analysis' outcome: shifts are ratios; per-question values allow paired
     tests over questions), and concept_mass (a student that stops naming animals shows here, not in
     p_target). `absolute`: P(target) is the target's whole-word probability (the scorer scored only the
-    target's concepts), not its share of the concept mass, and concept_mass is left empty."""
+    target's concepts), not its share of the concept mass, and concept_mass is left empty. Typed, as
+    `sublim.experiment.StudentResult` holds them."""
     from scipy import stats as scipy_stats
 
     from sublim.scoring import target_mass
@@ -267,15 +267,22 @@ def score_columns(
     spec = ".6g" if absolute else ".6f"  # whole-word P(target) can be 1e-9: keep its digits
     logs = [math.log(max(v, 1e-300)) for v in values]
     return {
-        "p_target": f"{ci.mean:{spec}}",
-        "log_p_target": f"{sum(logs) / len(logs):.6f}",
-        "log_p_questions": ";".join(f"{x:.6f}" for x in logs),
-        "stderr": f"{se:{spec}}",
-        "ci_low": f"{ci.ci_low:{spec}}",
-        "ci_high": f"{ci.ci_high:{spec}}",
+        "p_target": _rounded(ci.mean, spec),
+        "log_p_target": _rounded(sum(logs) / len(logs), ".6f"),
+        "log_p_questions": tuple(_rounded(x, ".6f") for x in logs),
+        "stderr": _rounded(se, spec),
+        "ci_low": _rounded(ci.ci_low, spec),
+        "ci_high": _rounded(ci.ci_high, spec),
         "n_questions": ci.n,
-        "concept_mass": "" if absolute else f"{sum(d.concept_mass for d in dists) / len(dists):.6f}",
+        "concept_mass": None
+        if absolute
+        else _rounded(sum(d.concept_mass for d in dists) / len(dists), ".6f"),
     }
+
+
+def _rounded(value: float, spec: str) -> float | None:
+    """`value` to the digits results.csv keeps (`spec`); None for NaN (a missing value)."""
+    return None if math.isnan(value) else float(f"{value:{spec}}")
 
 
 def _card(run_dir: Path) -> dict[str, Any]:
