@@ -157,14 +157,17 @@ def test_a_worker_that_dies_costs_only_its_run(
     tiny_model: Path, local: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("ray")
-    from sublim.training.sweep import TEST_KILL_RUN, run_ids, sweep, sweep_identity
+    from sublim.training.sweep import run_ids, sweep, sweep_identity
 
     root, expected = local
     cfg = grid(tiny_model, root, "killed")
     out = Path(cfg.out)
     ids = {r.name: i for r, i in run_ids(cfg, sweep_identity(cfg)).items()}
     victim = out / "runs" / ids["trait-r1-d1-s0"]
-    monkeypatch.setenv(TEST_KILL_RUN, "trait-r1-d1-s0")  # read by Ray workers the executor starts
+    # tests/hooks/sitecustomize.py, loaded by the Ray workers the executor starts, kills this run's student
+    hooks = str(Path(__file__).parent / "hooks")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [hooks, os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("SUBLIM_TEST_KILL_RUN", victim.name)
     with pytest.raises(RunsFailed) as failure:
         sweep(cfg, executor=RayExecutor(workers=2))
     message = str(failure.value)
@@ -177,7 +180,7 @@ def test_a_worker_that_dies_costs_only_its_run(
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/run.json")}
     assert len(stamps) == 11  # the 11 other students finished
 
-    monkeypatch.delenv(TEST_KILL_RUN)
+    monkeypatch.delenv("SUBLIM_TEST_KILL_RUN")
     sweep(cfg, executor=RayExecutor(workers=2))
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # finished students were not retrained
     assert (victim / "run.json").is_file()

@@ -32,13 +32,12 @@ from sublim.training.sweep.identity import check, run_ids, sweep_identity
 from sublim.training.sweep.plan import DRAW_SEED, Run, draw_file, make_draws, plan, planted_counts, train_seed
 from sublim.training.sweep.report import plot, summarize
 from sublim.training.sweep.results import COLUMNS, read_results, write_results
-from sublim.training.sweep.run import TEST_KILL_RUN, Job, run_one, run_with_progress, score_columns, sweep
+from sublim.training.sweep.run import Job, run_one, run_with_progress, score_columns, sweep
 
 __all__ = [
     "COLUMNS",
     "DRAW_SEED",
     "PROMPTED",
-    "TEST_KILL_RUN",
     "Job",
     "Run",
     "SweepConfig",

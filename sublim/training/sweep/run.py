@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -147,11 +146,6 @@ class Job:
         return self.run.name
 
 
-#: Test-only hook (tests/test_executors.py): the run of this name kills its own process as if it died
-#: mid-training, leaving half-written weights and no run.json.
-TEST_KILL_RUN = "SUBLIM_TEST_KILL_RUN"
-
-
 def run_one(job: Job) -> list[dict[str, Any]]:
     """Train the run if it has no finished student yet, load it and score its missing contexts; returns
     the new result rows (references left empty: the main process fills them over all rows)."""
@@ -184,14 +178,7 @@ def run_one(job: Job) -> list[dict[str, Any]]:
             device="cpu" if device == "cpu" else "auto",
             **{**cfg.train, **(lora_scale(run.scale, run.rank) if run.rank else {})},
         )
-        if not (run_dir / RUN_CARD).exists():
-            if os.environ.get(TEST_KILL_RUN) == run.name:
-                run_dir.mkdir(parents=True, exist_ok=True)
-                (run_dir / "adapter_model.safetensors").write_text("half-written")
-                os._exit(1)
-            card = train(train_cfg)
-        else:
-            card = _card(run_dir)
+        card = _card(run_dir) if (run_dir / RUN_CARD).exists() else train(train_cfg)
         if run.kind == "full":
             model, tok = load_model(run_dir, device=device)
         else:
