@@ -239,3 +239,20 @@ def test_length_matching_cuts_both_rows_at_the_same_number() -> None:
     draws, _ = draws_of(trait, control, DrawSpec(1, 4, match_lengths=True))
     texts = [r["completion"][0]["content"] for side in ("trait", "control") for r in draws[(side, 0, 0)]]
     assert texts[0] == "[100, 200" and texts[4] == "[400, 800"  # no side keeps the "]." the other lost
+
+
+def test_a_sweep_draws_its_data_once_until_a_file_or_setting_changes(tmp_path: Path) -> None:
+    """Checking, identifying and running a sweep each ask for the draws: the data is read and drawn once."""
+    import os
+
+    data = teacher(tmp_path / "owl", list(range(20)), 7)
+    cfg = SweepConfig(data=data, control=teacher(tmp_path / "none", list(range(20)), 3), draws=2)
+    first = make_draws(cfg)
+    assert make_draws(cfg) is first
+    assert make_draws(SweepConfig(data=cfg.data, control=cfg.control, draws=2)) is first  # same settings
+    assert make_draws(SweepConfig(data=cfg.data, control=cfg.control, draws=4)) is not first
+    again = make_draws(cfg)
+    train = Path(data) / "train.jsonl"
+    train.write_text(train.read_text().replace('"5, ', '"6, '))  # an edited teacher file
+    os.utime(train, ns=(train.stat().st_atime_ns, train.stat().st_mtime_ns + 10**9))
+    assert make_draws(cfg) is not again

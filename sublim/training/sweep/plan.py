@@ -72,15 +72,27 @@ def train_seed(run: Run) -> int:
     return (run.seed or 0) + DRAW_SEED * (run.draw or 0)
 
 
-def make_draws(cfg: SweepConfig) -> tuple[dict[DrawKey, list[dict[str, Any]]], dict[str, Any]]:
+_Draws = tuple[dict[DrawKey, list[dict[str, Any]]], dict[str, Any]]
+_last_draws: list[tuple[str, _Draws]] = []  # one entry: a sweep's check, identity and run share one drawing
+
+
+def make_draws(cfg: SweepConfig) -> _Draws:
     """The rows of each (side, draw, planted rows) and a record of how they were drawn
-    (`sublim.training.draws.make_draws`)."""
+    (`sublim.training.draws.make_draws`). Drawn once per settings and input files (size and mtime), so
+    checking, identifying and running a sweep read and draw its data once; treat the result as read-only."""
     from sublim.training.student import load_rows
 
     spec = DrawSpec(cfg.draws, cfg.draw_rows, cfg.drop_degenerate, cfg.match_lengths, planted_counts(cfg))
-    control = load_rows(data_file(cfg.control)) if cfg.control else None
-    plant = load_rows(data_file(cfg.plant)) if cfg.plant else None
-    return draws_of(load_rows(data_file(cfg.data)), control, spec, plant)
+    files = [data_file(f) if f else None for f in (cfg.data, cfg.control, cfg.plant)]
+    stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) if f else None for f in files]
+    key = json.dumps([repr(spec), stats])
+    if _last_draws and _last_draws[0][0] == key:
+        return _last_draws[0][1]
+    data, control, plant = (load_rows(f) if f else None for f in files)
+    assert data is not None
+    drawn = draws_of(data, control, spec, plant)
+    _last_draws[:] = [(key, drawn)]
+    return drawn
 
 
 def _key(run: Run) -> DrawKey:
