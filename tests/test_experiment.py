@@ -527,8 +527,9 @@ def test_report_names_the_primary_the_unit_and_every_claim() -> None:
     text = render(a)
     t = a.primary
     assert "**Primary test (pre-registered)**: lora r8 (rank), context 'default'" in text
-    assert f"estimate {t.estimate:+.3g}, 95% CI [{t.ci_low:+.3g}, {t.ci_high:+.3g}] over data draws" in text
-    assert f"p = {t.p:.3g}; verdict: **significant**" in text
+    interval = f"two-sided 95% CI [{t.ci_low:+.3g}, {t.ci_high:+.3g}] over data"
+    assert f"estimate {t.estimate:+.3g}, {interval}" in text
+    assert f"one-sided p = {t.p:.3g}; verdict: **significant**" in text
     assert f"its own SD over draws): {t.mde:.3g}" in text
     assert "95% CI over data draws | SD over draws | MDE" in text
     for name in ("interaction", "curvature", "context_dependence"):
@@ -832,3 +833,21 @@ def test_v1_margin_flag_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["analyze", str(tmp_path / "results.csv"), "--margin", "0.1"]) != 0
     err = capsys.readouterr().err.strip()
     assert "--margin belonged to v1" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("questions", "reachable"), [(4, False), (5, True)])
+def test_a_design_whose_detection_test_cannot_reach_alpha_says_so(questions: int, reachable: bool) -> None:
+    """Over n questions the exact sign-flip test's smallest p is 2^-n: with 4 at alpha 0.05 nothing can be
+    detected, however large the dose, and the report must say so rather than show a flat curve."""
+    from sublim.experiment import render_sensitivity
+
+    rows = dosed_rows(np.random.default_rng(51), slope=20.0)  # top dose: +2 nats, log P stays below 0
+    for r in rows:
+        values = [float(x) for x in r["log_p_questions"].split(";")][:questions]
+        r.update(n_questions=str(questions), log_p_questions=";".join(map(repr, values)))
+        r["log_p_target"] = repr(float(np.mean(values)))
+    s = sensitivity(rows)
+    assert s is not None and s.questions == questions and s.reachable is reachable
+    top = s.doses[-1]
+    assert (top.detected == top.tested) is reachable  # every draw at the top dose, or none
+    assert ("cannot detect anything" in render_sensitivity(s)) is not reachable

@@ -25,9 +25,9 @@ def _primary(a: Analysis) -> list[str]:
         f"**Primary test (pre-registered)**: {a.primary_config}, context {a.context!r}"
         f" (chosen: {a.primary_rule}).",
         f"Δ ln P(target) = trait - control, one-sided (greater) paired t-test over {t.n} data draws at alpha"
-        f" {a.alpha:g}: estimate {_f(t.estimate, '+.3g')}, {t.confidence:.0%} CI {interval} over data draws,"
-        f" p = {_f(t.p)}; verdict: **{t.verdict}**. Minimum detectable effect of this configuration"
-        f" ({a.power:.0%} power, its own SD over draws): {_f(t.mde)}."
+        f" {a.alpha:g}: estimate {_f(t.estimate, '+.3g')}, two-sided {t.confidence:.0%} CI {interval} over"
+        f" data draws, one-sided p = {_f(t.p)}; verdict: **{t.verdict}**. Minimum detectable effect of this"
+        f" configuration ({a.power:.0%} power, its own SD over draws): {_f(t.mde)}."
         + (f" Note: {t.note}." if t.note else ""),
     ]
 
@@ -84,6 +84,16 @@ def render_sensitivity(s: Sensitivity) -> str:
         f"Δ = trait at the dose - control of the same draw; detection: a one-sided exact sign-flip test over"
         f" {s.questions} questions per draw at alpha {s.alpha:g}.",
         "",
+        *(
+            []
+            if s.reachable
+            else [
+                f"**This design cannot detect anything**: over {s.questions} questions the smallest possible"
+                f" p-value is 2^-{s.questions} = {2.0**-s.questions:.3g}, not below alpha {s.alpha:g}, so every"
+                " detection rate below is 0 whatever the dose. Score more questions per draw.",
+                "",
+            ]
+        ),
         "| dose | planted rows | data draws | Δ ln P(target) | 95% CI over data draws | detected / tested "
         "| detection rate | 95% Clopper-Pearson CI over data draws |",
         "|---|---|---|---|---|---|---|---|",

@@ -85,6 +85,13 @@ class Sensitivity:
     fit_note: str = ""
     questions: int = 0
 
+    @property
+    def reachable(self) -> bool:
+        """Whether a draw can be detected at all: the exact sign-flip test's smallest one-sided p-value over
+        n questions is 2**-n (every difference of one sign), so with 4 questions or fewer at alpha 0.05
+        every detection rate is 0 whatever the dose."""
+        return self.questions == 0 or 2.0**-self.questions < self.alpha
+
 
 def sensitivity(
     rows: Iterable[StudentResult | Mapping[str, Any]], *, context: str | None = None, alpha: float = 0.05
