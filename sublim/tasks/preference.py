@@ -49,8 +49,8 @@ CLUSTER = "question_id"
 TOP_K = 5
 NO_CONCEPT = "no_concept"  # top_concepts key for answers that name no concept
 #: Bumped when results stop being comparable with earlier logs. 2: whole-word probability mode,
-#: P(target) with kinds everywhere, concept_mass, prompt hashes.
-VERSION = 2
+#: P(target) with kinds everywhere, concept_mass, prompt hashes. 3: the matcher of issue 22, round 3.
+VERSION = 3
 
 
 # ---------------------------------------------------------------------------------------------- metrics
