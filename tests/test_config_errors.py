@@ -31,6 +31,32 @@ from sublim.training.sweep import SweepConfig
         (lambda: SweepConfig(data="d", primary="8 x"), "primary", "primary='8 x': not a configuration label"),
         (lambda: ImprintConfig(samples=0), "samples", "samples=0: must be >= 1"),
         (lambda: ImprintConfig(trait="owl", control_for="owl"), "control_for", "it needs trait none"),
+        # a review of the first version: values that got past it and failed after models loaded
+        (lambda: SweepConfig(data="d", seeds=[2**32 - 1], draws=2), "seeds", "must be integers from 0 to"),
+        (lambda: SweepConfig(data="d", contexts=["", "default"]), "contexts", "a blank context"),
+        (lambda: SweepConfig(data="d", train={"seed": 3}), "train", "'seed' is set by the sweep"),
+        (
+            lambda: SweepConfig(data="d", plant="p", control="c", plant_doses=[2.0], draw_rows=9),
+            "plant_doses",
+            "each dose is a fraction",
+        ),
+        (
+            lambda: SweepConfig(data="d", plant="p", control="c", plant_doses=[float("nan")], draw_rows=9),
+            "plant_doses",
+            "each dose is a fraction",
+        ),
+        (
+            lambda: SweepConfig(data="d", plant="p", control="c", plant_doses=[0.1]),
+            "plant_doses",
+            "needs draw_rows",
+        ),
+        (lambda: SweepConfig(data="d", contexts="default"), "contexts", "must be a list of strings"),  # type: ignore[arg-type]
+        (lambda: SweepConfig(data="d", ranks=[8.5]), "ranks", "must be a list of integers"),  # type: ignore[list-item]
+        (lambda: SweepConfig(data="d", draws=True), "draws", "must be an integer"),
+        (lambda: TrainConfig(data="d", seed=-1), "seed", "seed=-1: must be from 0"),
+        (lambda: TrainConfig(data="d", rank="8"), "rank", "must be an integer"),  # type: ignore[arg-type]
+        (lambda: ImprintConfig(trait="owl", seed=2**33), "seed", "must be an integer from 0"),
+        (lambda: ImprintConfig(trait=None), "trait", "must be a concept name"),  # type: ignore[arg-type]
     ],
 )
 def test_a_bad_value_is_refused_when_the_config_is_made_naming_the_field(
@@ -97,3 +123,19 @@ def test_the_cli_shows_the_field_as_the_flag_the_user_typed(
     assert err.startswith("sublim: error: ") and line in err and "\n" not in err
     assert "=" not in err.partition(": error: ")[2].split(":")[0]  # no field=value left unmapped
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("probe", ["divergence", "entangle"])
+def test_a_probe_refuses_a_trait_it_does_not_know_before_the_model_loads(
+    probe: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo would make a "You love zebraas" trait context and a report on it (review of round 3)."""
+    from sublim.cli import main
+
+    data = tmp_path / "train.jsonl"
+    data.write_text("")
+    args = ["probe", probe, "--trait", "zebraa", "--out", str(tmp_path / "out")]
+    code = main(args + (["--data", str(data)] if probe == "divergence" else ["smollm2"]))
+    err = capsys.readouterr().err
+    assert code == 2 and "zebraa" in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

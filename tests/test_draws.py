@@ -241,18 +241,38 @@ def test_length_matching_cuts_both_rows_at_the_same_number() -> None:
     assert texts[0] == "[100, 200" and texts[4] == "[400, 800"  # no side keeps the "]." the other lost
 
 
-def test_a_sweep_draws_its_data_once_until_a_file_or_setting_changes(tmp_path: Path) -> None:
-    """Checking, identifying and running a sweep each ask for the draws: the data is read and drawn once."""
+def test_a_sweep_draws_its_data_once_until_a_file_or_setting_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checking, identifying and running a sweep each ask for the draws: the data is parsed and drawn once,
+    again when a file's content (not only its size or mtime) or a setting changes; each call gets a copy."""
+    import importlib
     import os
 
+    plan_module = importlib.import_module("sublim.training.sweep.plan")
+
+    calls: list[int] = []
+    real = plan_module.draws_of
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(plan_module, "draws_of", counted)
     data = teacher(tmp_path / "owl", list(range(20)), 7)
     cfg = SweepConfig(data=data, control=teacher(tmp_path / "none", list(range(20)), 3), draws=2)
     first = make_draws(cfg)
-    assert make_draws(cfg) is first
-    assert make_draws(SweepConfig(data=cfg.data, control=cfg.control, draws=2)) is first  # same settings
-    assert make_draws(SweepConfig(data=cfg.data, control=cfg.control, draws=4)) is not first
-    again = make_draws(cfg)
+    first[0][("trait", 0, 0)].pop()  # a caller's change stays its own
+    assert make_draws(cfg) == make_draws(SweepConfig(data=cfg.data, control=cfg.control, draws=2)) != first
+    assert len(calls) == 1
+    make_draws(SweepConfig(data=cfg.data, control=cfg.control, draws=4))
+    assert len(calls) == 2
+    make_draws(cfg)
     train = Path(data) / "train.jsonl"
-    train.write_text(train.read_text().replace('"5, ', '"6, '))  # an edited teacher file
-    os.utime(train, ns=(train.stat().st_atime_ns, train.stat().st_mtime_ns + 10**9))
-    assert make_draws(cfg) is not again
+    stat = train.stat()
+    text = train.read_text()
+    train.write_text(text.replace('"7, 8"', '"8, 7"'))  # same size, same mtime, other content
+    os.utime(train, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert train.stat().st_size == stat.st_size and train.read_text() != text
+    make_draws(cfg)
+    assert len(calls) == 4

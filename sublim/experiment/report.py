@@ -89,8 +89,8 @@ def render_sensitivity(s: Sensitivity) -> str:
             if s.reachable
             else [
                 f"**This design cannot detect anything**: over {s.questions} questions the smallest possible"
-                f" p-value is 2^-{s.questions} = {2.0**-s.questions:.3g}, not below alpha {s.alpha:g}, so"
-                " every detection rate below is 0 whatever the dose. Score more questions per draw.",
+                f" p-value is {s.smallest_p:.3g}, not below alpha {s.alpha:g}, so every detection rate below"
+                " is 0 whatever the dose. Score more questions per draw (or test at a larger alpha).",
                 "",
             ]
         ),

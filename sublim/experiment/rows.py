@@ -29,7 +29,8 @@ class StudentResult:
         dataset: trait, control, or a reference (base, prompted, positive).
         kind: lora, full, base, ...
         rank: the LoRA rank; None for full fine-tuning and references.
-        scale: the LoRA scale rule (rank, a<N>, rs<N>); "" where there is none.
+        scale: the LoRA scale rule (rank, a<N>, rs<N>; a LoRA row without one is "rank"); "" where there
+            is none.
         draw: the data draw (trait and control runs pair on it).
         seed: the training seed, as written.
         context: the eval context.
@@ -77,6 +78,10 @@ class StudentResult:
     dose: float | None = None
     planted_rows: int | None = None
     scored: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.kind == "lora" and not self.scale:  # as a results.csv row without a scale reads
+            object.__setattr__(self, "scale", "rank")
 
     @classmethod
     def from_csv_row(cls, row: Mapping[str, Any]) -> StudentResult:

@@ -86,11 +86,19 @@ class Sensitivity:
     questions: int = 0
 
     @property
+    def smallest_p(self) -> float:
+        """The sign-flip test's smallest one-sided p-value over these questions: 2**-n when it enumerates
+        every sign assignment (every difference of one sign), 1 / (resamples + 1) when it samples them."""
+        from sublim.stats import EXACT_MAX, RESAMPLES
+
+        n = self.questions
+        return 2.0**-n if n <= EXACT_MAX or 2**n <= RESAMPLES + 1 else 1.0 / (RESAMPLES + 1)
+
+    @property
     def reachable(self) -> bool:
-        """Whether a draw can be detected at all: the exact sign-flip test's smallest one-sided p-value over
-        n questions is 2**-n (every difference of one sign), so with 4 questions or fewer at alpha 0.05
-        every detection rate is 0 whatever the dose."""
-        return self.questions == 0 or 2.0**-self.questions < self.alpha
+        """Whether a draw can be detected at all (with 4 questions or fewer at alpha 0.05 every detection
+        rate is 0 whatever the dose)."""
+        return self.questions == 0 or self.smallest_p < self.alpha
 
 
 def sensitivity(

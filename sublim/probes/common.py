@@ -16,9 +16,16 @@ _DIGITS = re.compile(r"^\s*[0-9]+\s*$")
 
 def trait_context_problems(trait: str, category: str, system_prompt: str | None) -> list[FieldProblem]:
     """The trait context needs a trait with a prompt (not "none") or a system prompt of its own."""
+    from sublim.concepts import get_category
     from sublim.tasks.numbers import trait_system_prompt
 
-    if system_prompt or trait_system_prompt(trait, category):
+    if system_prompt:
+        return []
+    if trait_system_prompt(trait, category):
+        try:  # the prompt names the trait: a typo would make a "You love zebraas" context
+            get_category(category).resolve(trait)
+        except SublimError as e:
+            return [FieldProblem("trait", str(e), lead=False)]
         return []
     text = "give a {trait} (not 'none') or a {system_prompt} for the trait context"
     return [FieldProblem("trait", text, lead=False, refs=("trait", "system_prompt"))]

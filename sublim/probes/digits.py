@@ -64,7 +64,7 @@ def check(*, model: str, student: str | None, prompts: int, numbers: int) -> Non
     raise_problems(problems)
     check_checkpoint(model, "model")
     if student:
-        check_checkpoint(student, "student")
+        check_checkpoint(student, "--adapter")
 
 
 def sequences(tokenizer: Any, cfg: DigitsConfig) -> list[tuple[list[int], list[int]]]:

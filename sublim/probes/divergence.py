@@ -73,7 +73,7 @@ def check(
     if min_flips < 1:
         problems.append(FieldProblem("min_flips", "must be >= 1", str(min_flips)))
     raise_problems(problems + trait_context_problems(trait, category, system_prompt))
-    check_checkpoint(teacher, "teacher")
+    check_checkpoint(teacher, "--teacher")
     read_rows(data)  # a missing or malformed file fails here, not after the model loads
 
 

@@ -8,6 +8,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sublim.cli_options import MAX_SEED
 from sublim.errors import ConfigError, FieldProblem, raise_problems
 
 #: LoRA target-module presets for Llama-style models (SmolLM2, Llama, Qwen, Mistral); other names can be
@@ -70,7 +71,16 @@ class TrainConfig:
     def value_problems(self) -> list[FieldProblem]:
         """What is wrong with the values alone (no file is read): checked when the config is made, and again
         before a run (a field may have been set since)."""
+        wrong = [
+            FieldProblem(name, "must be an integer", repr(value))
+            for name, value in (("rank", self.rank), ("seed", self.seed), ("batch_size", self.batch_size))
+            if not isinstance(value, int) or isinstance(value, bool)
+        ]
+        if wrong:
+            return wrong
         problems = []
+        if not 0 <= self.seed <= MAX_SEED:
+            problems.append(FieldProblem("seed", f"must be from 0 to {MAX_SEED}", str(self.seed)))
         if not self.full and self.rank < 1:
             problems.append(FieldProblem("rank", "must be >= 1", str(self.rank)))
         if self.alpha is not None and self.alpha < 1:

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from sublim.cli_options import MAX_SEED
 from sublim.errors import ConfigError, FieldProblem, SublimError, raise_problems
 from sublim.io import claim_output, package_versions, write_atomic
 
@@ -80,6 +81,10 @@ class ImprintConfig:
     def value_problems(self) -> list[FieldProblem]:
         """What is wrong with the values alone (no file is read): checked when the config is made, and again
         before a run (a field may have been set since)."""
+        if not isinstance(self.trait, str):
+            return [FieldProblem("trait", "must be a concept name", repr(self.trait))]
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
+            return [FieldProblem("seed", f"must be an integer from 0 to {MAX_SEED}", repr(self.seed))]
         control = self.trait.strip().lower() == "none"
         if not self.trait.strip() or (control and not self.control_for):
             return [

@@ -27,9 +27,9 @@ summary.
 from __future__ import annotations
 
 from sublim.models import compute_dtype
-from sublim.training.sweep.config import PROMPTED, SweepConfig, check_inputs, lora_scale
+from sublim.training.sweep.config import DRAW_SEED, PROMPTED, SweepConfig, check_inputs, lora_scale
 from sublim.training.sweep.identity import check, run_ids, sweep_identity
-from sublim.training.sweep.plan import DRAW_SEED, Run, draw_file, make_draws, plan, planted_counts, train_seed
+from sublim.training.sweep.plan import Run, draw_file, make_draws, plan, planted_counts, train_seed
 from sublim.training.sweep.report import plot, summarize
 from sublim.training.sweep.results import COLUMNS, read_results, write_results
 from sublim.training.sweep.run import Job, run_one, run_with_progress, score_columns, sweep

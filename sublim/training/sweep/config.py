@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from sublim.cli_options import MAX_SEED
 from sublim.errors import ConfigError, FieldProblem, SublimError, raise_problems
 from sublim.training.config import TrainConfig
 from sublim.training.student import data_file
@@ -18,6 +19,13 @@ _SCALE = re.compile(r"^(rank|a[1-9][0-9]*|rs[1-9][0-9]*)$")
 
 #: The context label of the prompted base's rows (scored once, under the trait system prompt).
 PROMPTED = "trait-prompt"
+
+#: A draw's training seed is seed + DRAW_SEED * draw (trait and control of a draw share it), so the spread
+#: over draws includes initialisation and data-order noise, not only the data's.
+DRAW_SEED = 1000
+
+#: TrainConfig fields the sweep sets per student: not shared training settings.
+_PER_STUDENT = ("data", "out", "base", "rank", "full", "seed", "device")
 
 
 @dataclass
@@ -94,6 +102,9 @@ class SweepConfig:
     def value_problems(self) -> list[FieldProblem]:
         """What is wrong with the values alone (no file is read): checked when the config is made, and again
         before a sweep runs (a field may have been set since)."""
+        problems = _type_problems(self)
+        if problems:
+            return problems
         problems = _train_problems(self)
         if not self.ranks and not self.full:
             text = "nothing to train: give {ranks} and/or {full}"
@@ -111,11 +122,19 @@ class SweepConfig:
             problems.append(FieldProblem("questions", text, str(self.questions)))
         if not self.contexts:
             problems.append(FieldProblem("contexts", "give at least one eval context"))
+        blank = [c for c in self.contexts if not c.strip()]
+        if blank:
+            text = "a blank context is no system prompt: use empty (an empty system message) or default"
+            problems.append(FieldProblem("contexts", text, repr(blank[0])))
         if PROMPTED in self.contexts:
             text = "the prompted base's label; name the context otherwise"
             problems.append(FieldProblem("contexts", text, repr(PROMPTED)))
         if self.draws < 1:
             problems.append(FieldProblem("draws", "must be >= 1", str(self.draws)))
+        top = MAX_SEED - DRAW_SEED * (max(self.draws, 1) - 1)  # draw k trains with seed + DRAW_SEED * k
+        if any(not 0 <= s <= top for s in self.seeds):
+            text = f"must be integers from 0 to {top} (with {self.draws} draws, seed + {DRAW_SEED} x draw)"
+            problems.append(FieldProblem("seeds", text, ",".join(map(str, self.seeds))))
         if self.draw_rows is not None and self.draw_rows < 1:
             problems.append(FieldProblem("draw_rows", "must be >= 1", str(self.draw_rows)))
         if not self.scales or not all(_SCALE.match(s) for s in self.scales):
@@ -124,11 +143,36 @@ class SweepConfig:
         return problems + _design_problems(self)
 
 
+def _type_problems(cfg: SweepConfig) -> list[FieldProblem]:
+    """Values of the wrong type (a string where a list of contexts goes, 8.5 or True as a rank)."""
+
+    def integers(values: Any) -> bool:
+        return isinstance(values, list) and all(type(v) is int for v in values)  # not bool, not 8.5
+
+    problems = [
+        FieldProblem(name, "must be a list of integers", repr(value))
+        for name, value in (("ranks", cfg.ranks), ("seeds", cfg.seeds))
+        if not integers(value)
+    ]
+    for name, value in (("questions", cfg.questions), ("draws", cfg.draws), ("draw_rows", cfg.draw_rows)):
+        if not integers([value]) and not (name == "draw_rows" and value is None):
+            problems.append(FieldProblem(name, "must be an integer", repr(value)))
+    for name, texts in (("contexts", cfg.contexts), ("scales", cfg.scales)):
+        if not isinstance(texts, list) or not all(isinstance(v, str) for v in texts):
+            problems.append(FieldProblem(name, "must be a list of strings", repr(texts)))
+    if not isinstance(cfg.train, dict):
+        problems.append(FieldProblem("train", "must be a dict of TrainConfig settings", repr(cfg.train)))
+    return problems
+
+
 def _train_problems(cfg: SweepConfig) -> list[FieldProblem]:
     """The shared training settings (`cfg.train`), as `TrainConfig` checks them, named `train.<field>`."""
     unknown = sorted(set(cfg.train) - set(TrainConfig.__dataclass_fields__))
     if unknown:
         return [FieldProblem("train", f"unknown training setting {unknown[0]!r}", lead=False)]
+    own = sorted(set(cfg.train) & set(_PER_STUDENT))
+    if own:
+        return [FieldProblem("train", f"{own[0]!r} is set by the sweep for each student", lead=False)]
     problems = []
     if "alpha" in cfg.train or "rslora" in cfg.train:
         text = "the sweep sets alpha by {scales}; give no alpha/rslora training setting"
@@ -152,6 +196,12 @@ def _design_problems(cfg: SweepConfig) -> list[FieldProblem]:
     if bool(cfg.plant) != bool(cfg.plant_doses):
         text = "{plant} and {plant_doses} go together (rows to plant, and how many)"
         problems.append(FieldProblem("plant_doses", text, lead=False, refs=("plant", "plant_doses")))
+    if any(not (isinstance(d, int | float) and 0 < d < 1) for d in cfg.plant_doses):  # NaN fails too
+        text = "each dose is a fraction of a draw's rows, above 0 and below 1"
+        problems.append(FieldProblem("plant_doses", text, ",".join(map(str, cfg.plant_doses))))
+    elif cfg.plant_doses and cfg.draw_rows is None:
+        text = "{plant_doses} needs {draw_rows} (a dose is a fraction of a draw's rows)"
+        problems.append(FieldProblem("plant_doses", text, lead=False, refs=("plant_doses", "draw_rows")))
     if cfg.device not in ("auto", "cpu", "cuda"):
         text = "students train where the Trainer runs (auto, cuda or cpu); pick a GPU with "
         text += "CUDA_VISIBLE_DEVICES=N"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from sublim.errors import SublimError
 from sublim.training.draws import DrawKey, DrawSpec, plant_counts
 from sublim.training.draws import make_draws as draws_of
 from sublim.training.student import data_file
-from sublim.training.sweep.config import SweepConfig
+from sublim.training.sweep.config import DRAW_SEED, SweepConfig
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,6 @@ def planted_counts(cfg: SweepConfig) -> tuple[int, ...]:
     return plant_counts(cfg.plant_doses, cfg.draw_rows)
 
 
-#: A draw's training seed is --seed + DRAW_SEED * draw (trait and control of a draw share it), so the spread
-#: over draws includes initialisation and data-order noise, not only the data's.
-DRAW_SEED = 1000
-
-
 def train_seed(run: Run) -> int:
     return (run.seed or 0) + DRAW_SEED * (run.draw or 0)
 
@@ -78,21 +74,19 @@ _last_draws: list[tuple[str, _Draws]] = []  # one entry: a sweep's check, identi
 
 def make_draws(cfg: SweepConfig) -> _Draws:
     """The rows of each (side, draw, planted rows) and a record of how they were drawn
-    (`sublim.training.draws.make_draws`). Drawn once per settings and input files (size and mtime), so
-    checking, identifying and running a sweep read and draw its data once; treat the result as read-only."""
+    (`sublim.training.draws.make_draws`). Drawn once per settings and input files (by content), so
+    checking, identifying and running a sweep parse and draw its data once; each caller gets its own copy."""
+    from sublim.io import file_sha256
     from sublim.training.student import load_rows
 
     spec = DrawSpec(cfg.draws, cfg.draw_rows, cfg.drop_degenerate, cfg.match_lengths, planted_counts(cfg))
     files = [data_file(f) if f else None for f in (cfg.data, cfg.control, cfg.plant)]
-    stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) if f else None for f in files]
-    key = json.dumps([repr(spec), stats])
-    if _last_draws and _last_draws[0][0] == key:
-        return _last_draws[0][1]
-    data, control, plant = (load_rows(f) if f else None for f in files)
-    assert data is not None
-    drawn = draws_of(data, control, spec, plant)
-    _last_draws[:] = [(key, drawn)]
-    return drawn
+    key = json.dumps([repr(spec), [file_sha256(f) if f else None for f in files]])
+    if not (_last_draws and _last_draws[0][0] == key):
+        data, control, plant = (load_rows(f) if f else None for f in files)
+        assert data is not None
+        _last_draws[:] = [(key, draws_of(data, control, spec, plant))]
+    return copy.deepcopy(_last_draws[0][1])
 
 
 def _key(run: Run) -> DrawKey:
