@@ -133,6 +133,7 @@ def test_a_shift_the_design_cannot_bound_is_inconclusive(base_log: Path, tmp_pat
     assert code == 0 and out["shifts"][0]["upper"] <= 0.3
 
 
+@pytest.mark.slow  # a whole CLI run (make test-slow, in CI); kinds: test_scoring in make test
 def test_target_counts_its_kinds_like_the_scorer(tmp_path: Path) -> None:
     """--target bear counts answers naming a polar bear, as the Inspect scorer's target_rate does."""
     base = log_from({i: ["cat"] * 5 + ["dog"] * 5 for i in range(N_Q)}, tmp_path / "b")

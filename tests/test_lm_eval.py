@@ -121,6 +121,7 @@ def test_smollm2_with_and_without_a_peft_adapter(smollm2: Path, tmp_path: Path) 
     assert p0 != pytest.approx(p1, rel=1e-3)  # the adapter was loaded and used
 
 
+@pytest.mark.slow  # a whole CLI run (make test-slow, in CI); the in-process discovery test stays in make test
 def test_cli_passes_through_with_the_include_path() -> None:
     out = subprocess.run(
         [str(Path(sys.executable).with_name("sublim")), "lm-eval", "validate", "--tasks", ",".join(TASKS)],

@@ -104,6 +104,7 @@ def test_every_command_refuses_and_the_code_never_runs(evil: tuple[Path, Path], 
         assert not marker.exists(), argv
 
 
+@pytest.mark.slow  # a whole CLI run (make test-slow, in CI); every command: the test above
 def test_inspect_hf_provider_keeps_remote_code_off(evil: tuple[Path, Path], tmp_path: Path) -> None:
     """Inspect's own hf/ loader (trust_remote_code defaults to False there): refused, no prompt, no code."""
     ckpt, marker = evil

@@ -159,6 +159,7 @@ def pets(tmp_path: Path, **task: Any) -> Any:
     return preference(category="pet", concepts=str(tmp_path / "pets.yaml"), mode="probability", **task)
 
 
+@pytest.mark.slow  # a whole CLI run (make test-slow, in CI); the server's other tests stay in make test
 def test_inspect_eval_through_an_openai_compatible_server(tiny_model: Path, tmp_path: Path) -> None:
     """End to end on the tiny model: inspect eval -> openai-api-completions -> the test server -> the
     scorer's P(target) and distribution, within the bound of the local engine's numbers."""
@@ -192,6 +193,7 @@ def test_a_server_without_prompt_logprobs_fails_with_one_line(tiny_model: Path, 
     assert "returned no prompt log-probabilities" in str(log.error)
 
 
+@pytest.mark.slow  # a whole CLI run (make test-slow, in CI); other refusals stay in make test
 def test_inspect_cli_refuses_a_bad_tokenizer_in_one_line(tmp_path: Path) -> None:
     """Before any request: the served model's tokenizer is loaded when the task is built."""
     inspect = str(Path(sys.executable).with_name("inspect"))
