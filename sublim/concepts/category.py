@@ -440,12 +440,12 @@ class Category:
                 share = n / shorter
                 if (whole_stem or not inside) and n >= min_stem and share >= min_share and share > best:
                     best, via = share, sx[:n]
-        for y in (target,):  # the target's own name: an alias may be a misnomer ("koala bear" is no bear)
-            for whole, other in ((x, y), (y, x)):
-                # a shared head word ("sea lion"/"lion") or a compound of the other ("seahorse"/"horse")
-                shared = " " in whole and whole.split(" ")[-1] in {other, *plural_forms(other)}  # sea lions
-                if best < 1.0 and len(other) >= min_stem and (shared or is_compound_of(whole, other)):
-                    best, via = 1.0, other
+        # a shared head word ("sea lion(s)"/"lion") or a compound of the other ("seahorse"/"horse"), read from
+        # the target's own name: an alias may be a misnomer ("koala bear" is no bear)
+        for whole, other in ((x, target), (target, x)):
+            shared = " " in whole and whole.split(" ")[-1] in {other, *plural_forms(other)}
+            if best < 1.0 and len(other) >= min_stem and (shared or is_compound_of(whole, other)):
+                best, via = 1.0, other
         return best, via
 
     def plural_stems(self, name: str) -> tuple[str, ...]:
