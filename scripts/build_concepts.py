@@ -18,6 +18,8 @@ What is derived, per category (seed names in scripts/seeds/<category>.txt):
   it ("kitten" -> cat: semantic) and kinds of a concept that are not concepts ("spaniel" -> dog: taxonomic);
 - one shared English lexicon (every single-word WordNet lemma, irregular inflections and closed-class
   words): the guard that keeps fuzzy matching from turning real words ("bowl") into concepts ("owl");
+- the one-word foods (`food_words.txt`) and each category's edible concepts (`edible`): "cherry pie" names a
+  dish, not the cherry tree;
 - the open vocabulary (`<category>.vocab.json.gz`): every WordNet noun under the category's root (animal.n.01;
   woody_plant.n.01) with its common names, plurals, Latin binomials and genus names; its place in the
   hypernym graph; its genus and family (member holonyms, or "genus X" in its gloss); for young and sex names
@@ -370,7 +372,7 @@ def build_food_words(wn: Any, irregular: dict[str, set[str]]) -> list[str]:
             if nouns[0].lexname() == "noun.body":
                 continue  # a body part first: "the giraffe's tongue", "the chicken's legs"
             out.add(name)
-            # "juices" is also a verb's form ("the chicken juices"?); "pies" is not
+            # a plural that is also a verb form ("juices") is left out; "pies" is kept
             out.update(p for p in plural_forms(name, irregular) if wn.morphy(p, "v") is None)
     return sorted(out)
 
